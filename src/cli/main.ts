@@ -1,0 +1,118 @@
+/**
+ * The `parley` command.
+ *
+ *   parley start [--config FILE]
+ *   parley user add|del|passwd|list|bulk ... [--config FILE]
+ *   parley config check FILE | parley config docs
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.js';
+import { configSchema } from '../config/schema.js';
+import { describeSchema } from '../config/schema-dsl.js';
+import type { Config } from '../config/schema.js';
+import { ParleyError } from '../xmpp/errors.js';
+import { PARLEY_VERSION } from '../core/version.js';
+import { startServer } from '../main.js';
+import { userCommand } from './user.js';
+
+const USAGE = `Parley ${PARLEY_VERSION}: an XMPP server for web portals
+
+Usage:
+  parley start [--config FILE]                 run the server (built-in defaults without --config)
+  parley user add JID PASSWORD                 create an account
+  parley user del JID                          delete an account and its data
+  parley user passwd JID PASSWORD              change a password
+  parley user list                             list accounts
+  parley user bulk --prefix P --count N --password PW [--start K]
+                                               create P1..PN (load tests)
+  parley config check FILE                     validate a configuration file
+  parley config docs                           print the configuration reference
+  parley version
+
+Every command takes --config FILE. A JID may be given as "name" for the configured domain.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      prefix: { type: 'string' },
+      count: { type: 'string' },
+      start: { type: 'string' },
+      password: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [cmd, ...rest] = positionals;
+  if (values.help || cmd === undefined || cmd === 'help') {
+    console.log(USAGE);
+    return cmd === undefined && !values.help ? 1 : 0;
+  }
+  try {
+    switch (cmd) {
+      case 'version':
+        console.log(PARLEY_VERSION);
+        return 0;
+      case 'start':
+        return await start(loadConfig(values.config).config);
+      case 'user':
+        return await userCommand(loadConfig(values.config).config, rest, values);
+      case 'config':
+        return configCommand(rest);
+      default:
+        console.error(`unknown command "${cmd}"\n\n${USAGE}`);
+        return 1;
+    }
+  } catch (e) {
+    if (e instanceof ParleyError) {
+      console.error(`parley: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+async function start(config: Config): Promise<number> {
+  const server = await startServer(config);
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (++signals > 1) {
+        console.error(`parley: second ${sig}, exiting now`);
+        process.exit(1);
+      }
+      server.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          console.error('parley: shutdown failed:', err);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+function configCommand(args: string[]): number {
+  const [sub, file] = args;
+  if (sub === 'check') {
+    if (!file) {
+      console.error('usage: parley config check FILE');
+      return 1;
+    }
+    const { config } = loadConfig(file);
+    console.log(`${file}: OK (domain ${config.domain}, storage ${config.storage.driver})`);
+    return 0;
+  }
+  if (sub === 'docs') {
+    console.log('# Parley configuration reference\n');
+    console.log('Generated from the schema by `parley config docs`. Durations are written like "30s", sizes like "64KiB".\n');
+    console.log(describeSchema(configSchema).join('\n'));
+    return 0;
+  }
+  console.error('usage: parley config check FILE | parley config docs');
+  return 1;
+}

@@ -1,0 +1,53 @@
+/**
+ * Loading the configuration: a YAML file (or nothing: built-in defaults), validated
+ * against the schema. A bad file stops startup with the key's path and the reason.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve, dirname, isAbsolute } from 'node:path';
+import { parseDocument } from 'yaml';
+import { ConfigError } from '../xmpp/errors.js';
+import { configSchema, type Config } from './schema.js';
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file it came from, if any. */
+  file?: string;
+}
+
+/** Validates an already-parsed object (tests build configs this way). */
+export function parseConfig(input: unknown): Config {
+  return configSchema.parse(input ?? {}, '');
+}
+
+/** Reads and validates a YAML file; relative paths in it are relative to the file. */
+export function loadConfigFile(file: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError('', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0]!;
+    const pos = err.linePos?.[0];
+    throw new ConfigError('', `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: YAML syntax: ${err.message.split('\n')[0]}`);
+  }
+  const config = parseConfig(doc.toJS());
+  config.dataDir = resolveFrom(dirname(resolve(file)), config.dataDir);
+  if (config.tls.cert) config.tls.cert = resolveFrom(dirname(resolve(file)), config.tls.cert);
+  if (config.tls.key) config.tls.key = resolveFrom(dirname(resolve(file)), config.tls.key);
+  return { config, file: resolve(file) };
+}
+
+/** Loads `file`, or the built-in defaults when no file is given. */
+export function loadConfig(file?: string): LoadedConfig {
+  if (file) return loadConfigFile(file);
+  const config = parseConfig({});
+  config.dataDir = resolve(config.dataDir);
+  return { config };
+}
+
+function resolveFrom(base: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(base, p);
+}

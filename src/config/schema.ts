@@ -1,0 +1,104 @@
+/**
+ * The configuration schema: every key Parley reads, with its validator, default and doc
+ * line. `docs/config.md` is generated from it (`parley config docs`).
+ */
+import { bool, duration, int, obj, oneOf, optionalStr, size, str, type InferShape } from './schema-dsl.js';
+
+const host = (def: string) => str({ doc: 'address to listen on', default: def, minLength: 1 });
+const port = (def: number) => int({ doc: 'port (0 picks a free one)', default: def, min: 0, max: 65535 });
+
+const DOMAIN_PATTERN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+export const configSchema = obj({
+  domain: str({
+    doc: 'XMPP domain served (the part after @ in JIDs)',
+    default: 'localhost',
+    pattern: DOMAIN_PATTERN,
+    patternDoc: 'a lower-case DNS name such as example.com',
+  }),
+  dataDir: str({ doc: 'directory for the SQLite file, the generated TLS certificate and other state', default: './data' }),
+  storage: obj(
+    {
+      driver: oneOf(['sqlite'] as const, { doc: 'storage backend: sqlite (embedded)', default: 'sqlite' }),
+      sqlite: obj(
+        {
+          file: str({ doc: 'database file, relative to dataDir (":memory:" for a throw-away database)', default: 'parley.db' }),
+          busyTimeout: duration({ doc: 'how long a write waits for a lock held by another process', default: '5s' }),
+        },
+        'SQLite settings',
+      ),
+    },
+    'where users, rosters and offline messages are kept',
+  ),
+  listen: obj(
+    {
+      c2s: obj(
+        {
+          enabled: bool({ doc: 'accept client connections with STARTTLS', default: true }),
+          host: host('127.0.0.1'),
+          port: port(5222),
+          requireTls: bool({
+            doc: 'require STARTTLS before authentication; false allows plaintext streams and PLAIN without TLS (loopback benchmarks)',
+            default: true,
+          }),
+        },
+        'client-to-server listener (RFC 6120, STARTTLS)',
+      ),
+      c2sTls: obj(
+        {
+          enabled: bool({ doc: 'accept client connections with direct TLS', default: true }),
+          host: host('127.0.0.1'),
+          port: port(5223),
+        },
+        'client-to-server listener with direct TLS (XEP-0368)',
+      ),
+      http: obj(
+        {
+          enabled: bool({ doc: 'serve HTTP (BOSH, WebSocket, API, metrics, web)', default: true }),
+          host: host('127.0.0.1'),
+          port: port(5280),
+          secure: bool({ doc: 'TLS is terminated in front (haproxy): treat HTTP sessions as secure, allowing PLAIN', default: false }),
+        },
+        'HTTP listener',
+      ),
+    },
+    'network listeners',
+  ),
+  tls: obj(
+    {
+      cert: optionalStr({ doc: 'PEM certificate chain; when unset a self-signed one for the domain is made in dataDir' }),
+      key: optionalStr({ doc: 'PEM private key for tls.cert' }),
+    },
+    'TLS certificate',
+  ),
+  limits: obj(
+    {
+      maxStanzaSize: size({ doc: 'largest stanza accepted, in bytes', default: '64KiB', min: 1024, max: 16 * 1024 * 1024 }),
+      maxStanzaDepth: int({ doc: 'deepest element nesting inside a stanza', default: 48, min: 4, max: 1024 }),
+      maxAttributes: int({ doc: 'most attributes on one element', default: 64, min: 4, max: 4096 }),
+      authTimeout: duration({ doc: 'time a new connection has to authenticate and bind', default: '60s', min: '1s' }),
+      closeTimeout: duration({ doc: 'time the peer has to close its stream after ours is closed', default: '5s' }),
+      maxSaslFailures: int({ doc: 'failed authentication attempts on one connection before it is closed', default: 3, min: 1 }),
+      maxSendBuffer: size({ doc: 'bytes waiting for a client that does not read before it is disconnected', default: '4MiB', min: 65536 }),
+      maxResourcesPerUser: int({ doc: 'simultaneous sessions of one account', default: 10, min: 1 }),
+    },
+    'limits that protect the server',
+  ),
+  offline: obj(
+    {
+      maxPerUser: int({ doc: 'most messages stored for one offline user; beyond it senders get resource-constraint', default: 1000, min: 0 }),
+    },
+    'offline message storage (XEP-0160)',
+  ),
+  log: obj(
+    {
+      level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, {
+        doc: 'log level',
+        default: 'info',
+      }),
+    },
+    'logging',
+  ),
+});
+
+export type Config = InferShape<typeof configSchema.shape>;

@@ -1,0 +1,181 @@
+/**
+ * Modules: the unit of features (after Prosody). A module's `setup` only registers
+ * things on its context: IQ handlers, hooks, disco features, services, timers. The host
+ * records every registration, so stopping a module needs no code in the module.
+ *
+ * @example
+ * export default defineModule({
+ *   name: 'ping',
+ *   setup(ctx) {
+ *     ctx.addFeature(NS.PING);
+ *     ctx.handleIq('get', NS.PING, 'ping', () => null); // null → empty result
+ *   },
+ * });
+ */
+import type { Logger } from 'pino';
+import type { XmlElement } from '../xml/element.js';
+import type { Jid } from '../xmpp/jid.js';
+import type { HandlerHooks, NotifyHooks } from './hooks.js';
+import type { Services } from './services.js';
+import type { LocalSession } from './session.js';
+import type { ServerCore } from './server.js';
+
+export type IqType = 'get' | 'set';
+/** `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no `to`). */
+export type IqScope = 'host' | 'account';
+
+export interface IqRequest {
+  stanza: XmlElement;
+  type: IqType;
+  /** The one child element of the IQ. */
+  payload: XmlElement;
+  from: Jid;
+  /** The addressed entity: the domain (host scope) or a bare JID (account scope). */
+  to: Jid;
+  /** The sender addressed its own account. */
+  isSelf: boolean;
+  /** The local session the IQ came from, when it came from one. */
+  session: LocalSession | null;
+}
+
+/** Returns the result payload, null for an empty result, or throws StanzaError. */
+export type IqHandler = (req: IqRequest) => XmlElement | null | Promise<XmlElement | null>;
+
+export interface Identity {
+  category: string;
+  type: string;
+  name?: string;
+}
+
+/** A stream feature offered by a module, per session (RFC 6120 §4.3.2). */
+export type StreamFeatureProvider = (session: LocalSession | null, stage: 'pre-bind' | 'post-bind') => XmlElement | null;
+
+export interface ModuleContext {
+  readonly name: string;
+  readonly server: ServerCore;
+  readonly log: Logger;
+  /** Announces a disco#info feature (RFC XEP-0030) on the server or on accounts. */
+  addFeature(ns: string, scope?: IqScope): void;
+  addIdentity(identity: Identity, scope?: IqScope): void;
+  handleIq(type: IqType, ns: string, name: string, handler: IqHandler, opts?: { scope?: IqScope | 'both' }): void;
+  hook<K extends keyof NotifyHooks>(name: K, fn: NotifyHooks[K], priority?: number): void;
+  hook<K extends keyof HandlerHooks>(name: K, fn: HandlerHooks[K], priority?: number): void;
+  provide<K extends keyof Services>(name: K, impl: Services[K]): void;
+  /** A service another module provides; throws if none does (at call time, not setup). */
+  service<K extends keyof Services>(name: K): Services[K];
+  addStreamFeature(provider: StreamFeatureProvider): void;
+  /** Runs `fn` every `ms` until the module stops. */
+  every(ms: number, fn: () => void | Promise<void>): void;
+  /** Runs when the module stops (after the core removed its registrations). */
+  onStop(fn: () => void | Promise<void>): void;
+}
+
+export interface ModuleDefinition {
+  name: string;
+  setup(ctx: ModuleContext): void | Promise<void>;
+}
+
+export function defineModule(def: ModuleDefinition): ModuleDefinition {
+  return def;
+}
+
+interface Loaded {
+  def: ModuleDefinition;
+  undo: Array<() => void>;
+  stops: Array<() => void | Promise<void>>;
+}
+
+/** Loads modules and tears them down. Owned by the server core. */
+export class ModuleHost {
+  readonly #core: ServerCore;
+  readonly #loaded: Loaded[] = [];
+
+  constructor(core: ServerCore) {
+    this.#core = core;
+  }
+
+  get names(): string[] {
+    return this.#loaded.map((l) => l.def.name);
+  }
+
+  async load(def: ModuleDefinition, timeoutMs = 10_000): Promise<void> {
+    if (this.#loaded.some((l) => l.def.name === def.name)) throw new Error(`module ${def.name} is already loaded`);
+    const core = this.#core;
+    const loaded: Loaded = { def, undo: [], stops: [] };
+    const log = core.log.child({ module: def.name });
+    const ctx: ModuleContext = {
+      name: def.name,
+      server: core,
+      log,
+      addFeature(ns, scope = 'host') {
+        loaded.undo.push(core.disco.addFeature(ns, scope));
+      },
+      addIdentity(identity, scope = 'host') {
+        loaded.undo.push(core.disco.addIdentity(identity, scope));
+      },
+      handleIq(type, ns, name, handler, opts) {
+        const scope = opts?.scope ?? 'host';
+        const scopes: IqScope[] = scope === 'both' ? ['host', 'account'] : [scope];
+        for (const s of scopes) loaded.undo.push(core.iq.register(type, s, ns, name, handler, def.name));
+      },
+      hook(name: string, fn: (...args: any[]) => any, priority?: number) {
+        loaded.undo.push(core.hooks.on(name as keyof NotifyHooks, fn, { priority: priority ?? 0, owner: def.name }));
+      },
+      provide(name, impl) {
+        loaded.undo.push(core.provideService(name, impl));
+      },
+      service(name) {
+        return core.service(name);
+      },
+      addStreamFeature(provider) {
+        core.streamFeatures.push(provider);
+        loaded.undo.push(() => {
+          const i = core.streamFeatures.indexOf(provider);
+          if (i >= 0) core.streamFeatures.splice(i, 1);
+        });
+      },
+      every(ms, fn) {
+        const t = setInterval(() => {
+          Promise.resolve()
+            .then(fn)
+            .catch((err: unknown) => log.error({ err }, 'timer failed'));
+        }, ms);
+        t.unref();
+        loaded.undo.push(() => clearInterval(t));
+      },
+      onStop(fn) {
+        loaded.stops.push(fn);
+      },
+    };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.resolve(def.setup(ctx)),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`module ${def.name} did not finish loading within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (e) {
+      for (const u of loaded.undo.reverse()) u();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.#loaded.push(loaded);
+  }
+
+  /** Stops every module, last loaded first. */
+  async stopAll(): Promise<void> {
+    while (this.#loaded.length > 0) {
+      const l = this.#loaded.pop()!;
+      for (const u of l.undo.reverse()) u();
+      for (const s of l.stops) {
+        try {
+          await s();
+        } catch (err) {
+          this.#core.log.error({ err, module: l.def.name }, 'module stop failed');
+        }
+      }
+    }
+  }
+}

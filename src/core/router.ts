@@ -1,0 +1,263 @@
+/**
+ * The router: gives every stanza exactly one fate — delivered to a session, stored
+ * (offline), or bounced to its sender with a stanza error (or, for presence and errors,
+ * ignored where the RFC says so).
+ * References: RFC 6120 §8.1.1 and §10 (server rules for processing XML stanzas),
+ * RFC 6121 §8 (delivery rules for messages, presence and IQs).
+ */
+import type { Logger } from 'pino';
+import { XmlElement } from '../xml/element.js';
+import { StanzaError, StorageError } from '../xmpp/errors.js';
+import { Jid } from '../xmpp/jid.js';
+import type { HookBus } from './hooks.js';
+import { iqError, type IqDispatcher } from './iq.js';
+import type { SessionRegistry } from './registry.js';
+import type { LocalSession } from './session.js';
+
+export interface RouterDeps {
+  domain: string;
+  log: Logger;
+  hooks: HookBus;
+  iq: IqDispatcher;
+  sessions: SessionRegistry;
+  /** Does this local account exist? */
+  userExists(username: string): Promise<boolean>;
+  /** Registers async work so shutdown can wait for it. */
+  track<T>(p: Promise<T>): Promise<T>;
+}
+
+export class Router {
+  readonly #d: RouterDeps;
+  readonly domainJid: Jid;
+
+  constructor(deps: RouterDeps) {
+    this.#d = deps;
+    this.domainJid = Jid.parse(deps.domain);
+  }
+
+  get domain(): string {
+    return this.#d.domain;
+  }
+
+  isLocal(jid: Jid): boolean {
+    return jid.domain === this.#d.domain;
+  }
+
+  /**
+   * A stanza from a local client, already checked and stamped with its full JID.
+   * `to` is null when the stanza had no `to` attribute.
+   */
+  fromClient(session: LocalSession, stanza: XmlElement, to: Jid | null): void {
+    const from = session.jid;
+    switch (stanza.name) {
+      case 'presence':
+        // Broadcast, directed presence and subscriptions: the presence module.
+        this.#run(stanza, from, to ?? from.toBare(), this.#d.hooks.handle('presence-from-client', session, stanza, to).then((handled) => {
+          if (!handled && to) this.route(stanza, from, to);
+        }));
+        return;
+      case 'iq':
+        if (to === null || (to.isBare && to.bare === from.bare)) {
+          // RFC 6120 §10.3.3: no `to` means the account itself.
+          this.#iqToAccount(stanza, from, from.toBare(), session);
+          return;
+        }
+        this.route(stanza, from, to, session);
+        return;
+      default:
+        // RFC 6120 §10.3.1: a message with no `to` is for the sender's own bare JID.
+        this.route(stanza, from, to ?? from.toBare(), session);
+    }
+  }
+
+  /** Routes a stanza with known sender and recipient (from clients, modules or the server). */
+  route(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null = null): void {
+    if (to.domain !== this.#d.domain) {
+      // No server-to-server yet: remote domains are unreachable.
+      this.bounce(stanza, from, to, new StanzaError('remote-server-not-found'));
+      return;
+    }
+    if (to.local === '') {
+      if (to.resource === '') this.#toHost(stanza, from, to, session);
+      else this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
+      return;
+    }
+    if (to.resource === '') this.#toBare(stanza, from, to, session);
+    else this.#toFull(stanza, from, to);
+  }
+
+  // -------------------------------------------------------------- addressed to the server
+
+  #toHost(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): void {
+    const type = stanza.attrs.type;
+    if (stanza.name === 'iq') {
+      if (type === 'get' || type === 'set') this.#reply(this.#d.iq.dispatch(stanza, from, to, 'host', session), from);
+      // Results and errors for the server have no pending request here: dropped.
+      return;
+    }
+    if (stanza.name === 'message' && type !== 'error' && type !== 'groupchat' && type !== 'headline') {
+      // Nothing handles messages to the server itself.
+      this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
+    }
+    // Presence to the server carries no meaning here (RFC 6121 §4.3 probes go to users).
+  }
+
+  // -------------------------------------------------------------- addressed to a bare JID
+
+  #toBare(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): void {
+    switch (stanza.name) {
+      case 'message':
+        this.#messageToBare(stanza, from, to);
+        return;
+      case 'presence':
+        this.#presenceToBare(stanza, from, to);
+        return;
+      case 'iq': {
+        const type = stanza.attrs.type;
+        if (type === 'get' || type === 'set') this.#iqToAccount(stanza, from, to, session);
+        // RFC 6121 §8.5.2.1.3: results and errors to a bare JID are for the server: dropped.
+        return;
+      }
+    }
+  }
+
+  /** RFC 6121 §8.5.2.1.1: the highest-priority available resources, else offline storage. */
+  #messageToBare(stanza: XmlElement, from: Jid, to: Jid): void {
+    const type = stanza.attrs.type ?? 'normal';
+    const available = this.#d.sessions.available(to.bare);
+    if (type === 'headline') {
+      // Every available resource with non-negative priority; none → silently dropped.
+      for (const s of available) if (s.priority >= 0) s.deliver(stanza);
+      return;
+    }
+    if (type === 'groupchat') {
+      this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
+      return;
+    }
+    let best = -1;
+    for (const s of available) if (s.priority > best) best = s.priority;
+    if (best >= 0) {
+      for (const s of available) if (s.priority === best) s.deliver(stanza);
+      return;
+    }
+    if (type === 'error') return; // RFC 6121 §8.5.2.1.1: errors are never stored or bounced
+    this.toOffline(stanza, from, to);
+  }
+
+  /**
+   * Hands a message for an account with no available resource to offline storage.
+   * Unknown accounts and refusals bounce to the sender.
+   */
+  toOffline(stanza: XmlElement, from: Jid, to: Jid): void {
+    const bare = to.toBare();
+    const work = (async () => {
+      if (!(await this.#d.userExists(bare.local))) throw new StanzaError('service-unavailable');
+      const stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
+      if (!stored) throw new StanzaError('service-unavailable');
+    })();
+    this.#run(stanza, from, to, work);
+  }
+
+  #presenceToBare(stanza: XmlElement, from: Jid, to: Jid): void {
+    const type = stanza.attrs.type;
+    if (type === undefined || type === 'unavailable') {
+      // Directed presence to a bare JID: every available resource (RFC 6121 §8.5.2.1.1).
+      for (const s of this.#d.sessions.available(to.bare)) s.deliver(stanza);
+      return;
+    }
+    if (type === 'error') {
+      for (const s of this.#d.sessions.available(to.bare)) s.deliver(stanza);
+      return;
+    }
+    // subscribe, subscribed, unsubscribe, unsubscribed, probe: the presence module.
+    // Unhandled ones are ignored: presence never reveals whether an account exists.
+    this.#run(stanza, from, to, this.#d.hooks.handle('presence-to-user', from, to, stanza).then(() => undefined));
+  }
+
+  #iqToAccount(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): void {
+    const type = stanza.attrs.type;
+    if (type !== 'get' && type !== 'set') return;
+    const self = from.bare === to.bare;
+    const work = (async () => {
+      if (!self && !(await this.#d.userExists(to.local))) {
+        // RFC 6121 §8.5.1: an IQ to an account that does not exist.
+        return iqError(stanza, to, from, new StanzaError('service-unavailable'));
+      }
+      return this.#d.iq.dispatch(stanza, from, to, 'account', session);
+    })();
+    this.#reply(work, from);
+  }
+
+  // -------------------------------------------------------------- addressed to a full JID
+
+  #toFull(stanza: XmlElement, from: Jid, to: Jid): void {
+    const target = this.#d.sessions.get(to);
+    const type = stanza.attrs.type;
+    if (target) {
+      target.deliver(stanza);
+      return;
+    }
+    // RFC 6121 §8.5.3.2: no such resource.
+    switch (stanza.name) {
+      case 'message':
+        if (type === 'groupchat') this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
+        else if (type !== 'error') this.#messageToBare(stanza, from, to.toBare());
+        return;
+      case 'presence':
+        if (type === 'subscribe' || type === 'subscribed' || type === 'unsubscribe' || type === 'unsubscribed' || type === 'probe') {
+          this.#presenceToBare(stanza, from, to.toBare());
+        }
+        return; // available, unavailable and error presence to a gone resource: ignored
+      case 'iq':
+        if (type === 'get' || type === 'set') this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
+        return;
+    }
+  }
+
+  // -------------------------------------------------------------- errors and delivery
+
+  /**
+   * Sends `error` back to the sender of `stanza`, unless it is an error itself
+   * (RFC 6120 §8.3.1: never answer an error with an error).
+   */
+  bounce(stanza: XmlElement, from: Jid, to: Jid, error: StanzaError): void {
+    if (stanza.attrs.type === 'error') return;
+    const reply = new XmlElement(stanza.name, { type: 'error', id: stanza.attrs.id, from: to.full, to: from.full });
+    if (reply.attrs.id === undefined) delete reply.attrs.id;
+    for (const c of stanza.children) if (typeof c !== 'string') reply.append(c);
+    reply.append(error.toElement());
+    this.route(reply, to, from);
+  }
+
+  /** Delivers a server-made stanza, from `from` to a JID (routed like any other). */
+  send(stanza: XmlElement): void {
+    const to = Jid.tryParse(stanza.attrs.to);
+    const from = Jid.tryParse(stanza.attrs.from) ?? this.domainJid;
+    if (!to) return;
+    this.route(stanza, from, to);
+  }
+
+  #reply(work: Promise<XmlElement>, to: Jid): void {
+    this.#d.track(work).then(
+      (reply) => this.route(reply, Jid.tryParse(reply.attrs.from) ?? this.domainJid, to),
+      (err: unknown) => this.#d.log.error({ err }, 'IQ dispatch failed'),
+    );
+  }
+
+  /** Waits for async work on a stanza; a failure becomes the sender's error. */
+  #run(stanza: XmlElement, from: Jid, to: Jid, work: Promise<unknown>): void {
+    this.#d.track(work).catch((err: unknown) => {
+      if (err instanceof StanzaError) {
+        this.bounce(stanza, from, to, err);
+        return;
+      }
+      if (err instanceof StorageError) {
+        this.#d.log.warn({ err, stanza: stanza.name }, 'storage failed while routing');
+        this.bounce(stanza, from, to, new StanzaError('internal-server-error', undefined, 'wait'));
+        return;
+      }
+      this.#d.log.error({ err, stanza: stanza.name }, 'routing failed');
+      this.bounce(stanza, from, to, new StanzaError('internal-server-error'));
+    });
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The server core: configuration, hooks, IQ dispatch, the router, the session registry,
+ * services and modules. Listeners and transports are attached by the composition root
+ * (`src/main.ts`), since they depend on the core and not the other way round.
+ */
+import type { Logger } from 'pino';
+import type { UserStore } from '../auth/user-store.js';
+import type { Config } from '../config/schema.js';
+import type { StreamError } from '../xmpp/errors.js';
+import type { Storage } from '../storage/storage.js';
+import { DiscoRegistry } from './disco.js';
+import { HookBus } from './hooks.js';
+import { IqDispatcher } from './iq.js';
+import { ModuleHost, type ModuleDefinition, type StreamFeatureProvider } from './module.js';
+import { SessionRegistry } from './registry.js';
+import { Router } from './router.js';
+import type { Services } from './services.js';
+import type { TlsIdentity } from './tls.js';
+
+export interface ServerCoreDeps {
+  config: Config;
+  log: Logger;
+  storage: Storage;
+  users: UserStore;
+  tls: TlsIdentity;
+}
+
+export class ServerCore {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly storage: Storage;
+  readonly users: UserStore;
+  readonly tls: TlsIdentity;
+  readonly hooks: HookBus;
+  readonly iq: IqDispatcher;
+  readonly disco = new DiscoRegistry();
+  readonly sessions = new SessionRegistry();
+  /** Every client connection, bound or not, until its connection is gone (shutdown waits on it). */
+  readonly connections = new Set<{ close(error?: StreamError): void }>();
+  readonly router: Router;
+  readonly modules: ModuleHost;
+  readonly streamFeatures: StreamFeatureProvider[] = [];
+  readonly startedAt = new Date();
+  /** Work started for stanzas and sessions that shutdown must wait for (offline hand-off). */
+  readonly #inflight = new Set<Promise<unknown>>();
+  readonly #services = new Map<string, unknown>();
+
+  constructor(deps: ServerCoreDeps) {
+    this.config = deps.config;
+    this.log = deps.log;
+    this.storage = deps.storage;
+    this.users = deps.users;
+    this.tls = deps.tls;
+    this.hooks = new HookBus(deps.log);
+    this.iq = new IqDispatcher(deps.log);
+    this.router = new Router({
+      domain: deps.config.domain,
+      log: deps.log,
+      hooks: this.hooks,
+      iq: this.iq,
+      sessions: this.sessions,
+      userExists: (username) => this.users.exists(this.domain, username),
+      track: (p) => this.track(p),
+    });
+    this.modules = new ModuleHost(this);
+  }
+
+  get domain(): string {
+    return this.config.domain;
+  }
+
+  async loadModules(defs: ModuleDefinition[]): Promise<void> {
+    for (const def of defs) await this.modules.load(def);
+  }
+
+  provideService<K extends keyof Services>(name: K, impl: Services[K]): () => void {
+    if (this.#services.has(name)) throw new Error(`service ${name} is already provided`);
+    this.#services.set(name, impl);
+    return () => {
+      if (this.#services.get(name) === impl) this.#services.delete(name);
+    };
+  }
+
+  service<K extends keyof Services>(name: K): Services[K] {
+    const s = this.#services.get(name);
+    if (!s) throw new Error(`no module provides the ${name} service`);
+    return s as Services[K];
+  }
+
+  /** Keeps track of background work until it settles. */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p);
+    const done = () => this.#inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Waits for tracked work, including work it starts, up to `timeoutMs`. */
+  async settle(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#inflight.size > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await Promise.race([Promise.allSettled([...this.#inflight]), new Promise((r) => setTimeout(r, left).unref())]);
+    }
+    return true;
+  }
+
+  hasService(name: keyof Services): boolean {
+    return this.#services.has(name);
+  }
+}

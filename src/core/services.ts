@@ -1,0 +1,42 @@
+/**
+ * Services that modules offer each other. A module never imports another module: it
+ * asks the core for a service by name, typed here.
+ */
+import type { Jid } from '../xmpp/jid.js';
+
+export type Subscription = 'none' | 'to' | 'from' | 'both';
+
+/** One roster item (RFC 6121 §2.1.2), plus the pending-request state the server keeps. */
+export interface RosterItem {
+  /** Bare JID of the contact. */
+  jid: string;
+  name: string | null;
+  subscription: Subscription;
+  groups: string[];
+  /** The user asked to subscribe to the contact and has no answer yet. */
+  askOut: boolean;
+  /** The contact asked to subscribe to the user and has no answer yet. */
+  askIn: boolean;
+  /** The stored inbound subscribe request (XML), re-delivered at login. */
+  askInStanza: string | null;
+  /** The user pre-approved a subscription from the contact (RFC 6121 §3.4). */
+  approved: boolean;
+  /** Shown in the roster (false: only a stored inbound request). */
+  inRoster: boolean;
+}
+
+export interface RosterService {
+  /** All items of a user, including stored inbound requests not in the roster. */
+  getItems(user: Jid): Promise<RosterItem[]>;
+  getItem(user: Jid, contact: string): Promise<RosterItem | null>;
+  /**
+   * Changes one item atomically and pushes the result to the user's interested
+   * resources when the visible item changed. `change` gets the current item (or null)
+   * and returns the new one (null removes it).
+   */
+  update(user: Jid, contact: string, change: (item: RosterItem | null) => RosterItem | null): Promise<RosterItem | null>;
+}
+
+export interface Services {
+  roster: RosterService;
+}

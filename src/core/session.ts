@@ -1,0 +1,39 @@
+/**
+ * What the core and the modules see of a client session. The c2s state machine
+ * implements it; modules never see sockets or transports.
+ */
+import type { XmlElement } from '../xml/element.js';
+import type { Jid } from '../xmpp/jid.js';
+import type { StreamError } from '../xmpp/errors.js';
+
+export type TransportKind = 'tcp' | 'bosh' | 'websocket';
+export type StanzaKind = 'message' | 'presence' | 'iq';
+
+export interface LocalSession {
+  /** Stream id: unique per session. */
+  readonly id: string;
+  /** Full JID (valid once bound). */
+  readonly jid: Jid;
+  readonly transport: TransportKind;
+  readonly isSecure: boolean;
+  /** The client's address (for logs and limits). */
+  readonly remoteAddress: string;
+  /** Priority of the last available presence (RFC 6121 §4.7.2.3). */
+  priority: number;
+  /** The last available presence the client broadcast, or null when unavailable. */
+  presence: XmlElement | null;
+  /** The client asked for its roster: it gets roster pushes (RFC 6121 §2.1.6). */
+  rosterRequested: boolean;
+  readonly isAvailable: boolean;
+  readonly isClosed: boolean;
+  /** Sends one stanza to the client. */
+  deliver(stanza: XmlElement): void;
+  /**
+   * Sends a stanza already serialized (fan-out: serialize once, send many). `el` is the
+   * element behind it, kept when it is a message so it can be handed to offline storage
+   * if the session ends before it is written.
+   */
+  deliverSerialized(xml: string, kind: StanzaKind, el?: XmlElement): void;
+  /** Ends the session, with a stream error if given. */
+  close(error?: StreamError): void;
+}

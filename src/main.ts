@@ -1,0 +1,87 @@
+/**
+ * The composition root: config → storage → TLS → core → modules → listeners.
+ * Shutdown runs the other way: listeners → sessions (hooks run, offline hand-off) →
+ * modules → storage (STYLE.md trap 7).
+ */
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.js';
+import { createLogger } from './core/logger.js';
+import { ServerCore } from './core/server.js';
+import { loadTlsIdentity } from './core/tls.js';
+import type { ModuleDefinition } from './core/module.js';
+import { openStorage } from './storage/open.js';
+import { SqlUserStore } from './auth/user-store-sql.js';
+import { StreamError } from './xmpp/errors.js';
+import { startC2sListener, startC2sTlsListener, type TcpListener } from './transports/tcp/tcp-listener.js';
+import roster from './modules/roster/index.js';
+import presence from './modules/presence/index.js';
+import offline from './modules/offline/index.js';
+import disco from './modules/disco/index.js';
+import ping from './modules/ping/index.js';
+import version from './modules/version/index.js';
+import time from './modules/time/index.js';
+
+/** The modules every server loads, in order. */
+export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, offline, disco, ping, version, time];
+
+export interface RunningServer {
+  readonly core: ServerCore;
+  readonly listeners: Record<string, TcpListener>;
+  /** The port a listener is bound to (tests start listeners on port 0). */
+  port(name: 'c2s' | 'c2sTls'): number;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  modules?: ModuleDefinition[];
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger(config.log.level);
+  const storage = await openStorage(config);
+  let core: ServerCore | undefined;
+  const listeners: Record<string, TcpListener> = {};
+  try {
+    const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
+    core = new ServerCore({ config, log, storage, users: new SqlUserStore(storage), tls });
+    await core.loadModules(opts.modules ?? DEFAULT_MODULES);
+    if (config.listen.c2s.enabled) listeners.c2s = await startC2sListener(core);
+    if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(core);
+  } catch (e) {
+    for (const l of Object.values(listeners)) await l.close();
+    await core?.modules.stopAll();
+    await storage.close();
+    throw e;
+  }
+  const c = core;
+  for (const l of Object.values(listeners)) log.info({ listener: l.name, address: `${l.address.address}:${l.address.port}` }, 'listening');
+  log.info({ domain: config.domain, tls: c.tls.source, modules: c.modules.names }, 'Parley started');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    core: c,
+    listeners,
+    port(name) {
+      const l = listeners[name];
+      if (!l) throw new Error(`listener ${name} is not running`);
+      return l.address.port;
+    },
+    stop() {
+      stopping ??= (async () => {
+        log.info('shutting down');
+        await Promise.all(Object.values(listeners).map((l) => l.close()));
+        for (const s of [...c.connections]) s.close(new StreamError('system-shutdown', 'the server is shutting down'));
+        // Each connection gets closeTimeout to close its side; then hooks finish their work.
+        const deadline = Date.now() + config.limits.closeTimeout + 1000;
+        while (c.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        if (!(await c.settle(10_000))) log.warn('shutdown: some background work did not finish in time');
+        await c.modules.stopAll();
+        await storage.close();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}

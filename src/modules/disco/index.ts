@@ -1,0 +1,57 @@
+/**
+ * XEP-0030: Service Discovery, for the server and for accounts.
+ * References: https://xmpp.org/extensions/xep-0030.html §3 (info), §4 (items), §8 (errors)
+ */
+import { x, type XmlElement } from '../../xml/element.js';
+import { NS } from '../../xmpp/ns.js';
+import { StanzaError } from '../../xmpp/errors.js';
+import { defineModule, type IqScope } from '../../core/module.js';
+import type { ServerCore } from '../../core/server.js';
+
+export default defineModule({
+  name: 'disco',
+  setup(ctx) {
+    const server = ctx.server;
+    ctx.addFeature(NS.DISCO_INFO, 'host');
+    ctx.addFeature(NS.DISCO_ITEMS, 'host');
+    ctx.addIdentity({ category: 'server', type: 'im', name: 'Parley' }, 'host');
+    ctx.addIdentity({ category: 'account', type: 'registered' }, 'account');
+    ctx.addFeature(NS.DISCO_INFO, 'account');
+    ctx.addFeature(NS.DISCO_ITEMS, 'account');
+
+    ctx.handleIq(
+      'get',
+      NS.DISCO_INFO,
+      'query',
+      (req) => {
+        if (req.payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
+        if (req.to.local !== '' && !req.isSelf) {
+          // SECURITY: another account's features are only for the account itself; others
+          // learn nothing beyond what presence already tells them.
+          throw new StanzaError('service-unavailable');
+        }
+        return info(server, req.to.local === '' ? 'host' : 'account');
+      },
+      { scope: 'both' },
+    );
+
+    ctx.handleIq(
+      'get',
+      NS.DISCO_ITEMS,
+      'query',
+      (req) => {
+        if (req.payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
+        if (req.to.local !== '' && !req.isSelf) throw new StanzaError('service-unavailable');
+        return x('query', { xmlns: NS.DISCO_ITEMS });
+      },
+      { scope: 'both' },
+    );
+  },
+});
+
+function info(server: ServerCore, scope: IqScope): XmlElement {
+  const q = x('query', { xmlns: NS.DISCO_INFO });
+  for (const id of server.disco.identities(scope)) q.append(x('identity', { category: id.category, type: id.type, name: id.name }));
+  for (const f of server.disco.features(scope)) q.append(x('feature', { var: f }));
+  return q;
+}

@@ -1,0 +1,67 @@
+/** OfflineStore on the SQL query layer (SQLite and MySQL alike). */
+import { storageOp, type Storage } from '../../storage/storage.js';
+import type { OfflineMessage, OfflineStore } from './store.js';
+
+export class SqlOfflineStore implements OfflineStore {
+  constructor(private readonly storage: Storage) {}
+
+  push(host: string, username: string, stanza: string, max: number): Promise<'stored' | 'full'> {
+    return storageOp('store offline message', () =>
+      this.storage
+        .forUser(host, username)
+        .transaction()
+        .execute(async (tx) => {
+          const r = await tx
+            .selectFrom('offline')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .where('host', '=', host)
+            .where('username', '=', username)
+            .executeTakeFirst();
+          if (Number(r?.n ?? 0) >= max) return 'full' as const;
+          await tx.insertInto('offline').values({ host, username, stanza, created_at: Date.now() }).execute();
+          return 'stored' as const;
+        }),
+    );
+  }
+
+  fetch(host: string, username: string, limit: number): Promise<OfflineMessage[]> {
+    return storageOp('read offline messages', async () => {
+      const rows = await this.storage
+        .forUser(host, username)
+        .selectFrom('offline')
+        .select(['id', 'stanza', 'created_at'])
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .orderBy('id')
+        .limit(limit)
+        .execute();
+      return rows.map((r) => ({ id: Number(r.id), stanza: r.stanza, createdAt: Number(r.created_at) }));
+    });
+  }
+
+  remove(host: string, username: string, ids: number[]): Promise<void> {
+    if (ids.length === 0) return Promise.resolve();
+    return storageOp('remove offline messages', async () => {
+      await this.storage
+        .forUser(host, username)
+        .deleteFrom('offline')
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .where('id', 'in', ids)
+        .execute();
+    });
+  }
+
+  count(host: string, username: string): Promise<number> {
+    return storageOp('count offline messages', async () => {
+      const r = await this.storage
+        .forUser(host, username)
+        .selectFrom('offline')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .executeTakeFirst();
+      return Number(r?.n ?? 0);
+    });
+  }
+}

@@ -1,0 +1,17 @@
+/** The offline module's storage interface (XEP-0160). */
+export interface OfflineMessage {
+  id: number;
+  /** The stanza as XML. */
+  stanza: string;
+  /** Milliseconds since the epoch when it was stored. */
+  createdAt: number;
+}
+
+export interface OfflineStore {
+  /** Stores a message unless the user already has `max` of them. */
+  push(host: string, username: string, stanza: string, max: number): Promise<'stored' | 'full'>;
+  /** The oldest messages first. */
+  fetch(host: string, username: string, limit: number): Promise<OfflineMessage[]>;
+  remove(host: string, username: string, ids: number[]): Promise<void>;
+  count(host: string, username: string): Promise<number>;
+}

@@ -1,0 +1,19 @@
+/** The roster module's storage interface. */
+import type { RosterItem } from '../../core/services.js';
+
+export interface RosterStore {
+  /** All items of a user, including stored inbound requests. */
+  list(host: string, username: string): Promise<RosterItem[]>;
+  get(host: string, username: string, contact: string): Promise<RosterItem | null>;
+  /**
+   * Reads the item, applies `change`, writes the result (null deletes) in one
+   * transaction, and bumps the roster version. Returns the new item and version.
+   */
+  update(
+    host: string,
+    username: string,
+    contact: string,
+    change: (item: RosterItem | null) => RosterItem | null,
+  ): Promise<{ before: RosterItem | null; after: RosterItem | null; version: number }>;
+  version(host: string, username: string): Promise<number>;
+}

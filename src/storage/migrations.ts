@@ -1,0 +1,85 @@
+/**
+ * Schema migrations, written once for every SQL dialect. Each runs once (Kysely records
+ * them in `kysely_migration`, under a lock so two nodes starting together do not race),
+ * and each is safe to run again (`ifNotExists`), so a half-applied run can be repeated.
+ */
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { StorageError } from '../xmpp/errors.js';
+
+export type Dialect = 'sqlite' | 'mysql';
+
+/** Column type for identifiers that are part of an index (utf8mb4-safe length on MySQL). */
+const KEY = 'varchar(191)';
+
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const autoId = (db: Kysely<any>, table: string) =>
+    dialect === 'mysql'
+      ? db.schema.createTable(table).ifNotExists().addColumn('id', 'bigint', (c) => c.autoIncrement().primaryKey())
+      : db.schema.createTable(table).ifNotExists().addColumn('id', 'integer', (c) => c.autoIncrement().primaryKey());
+  const longText = dialect === 'mysql' ? sql`mediumtext` : sql`text`;
+  return {
+    '0001_users': {
+      async up(db) {
+        await db.schema
+          .createTable('users')
+          .ifNotExists()
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('scram_sha1', 'text', (c) => c.notNull())
+          .addColumn('scram_sha256', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('users_pk', ['host', 'username'])
+          .execute();
+      },
+    },
+    '0002_roster': {
+      async up(db) {
+        await db.schema
+          .createTable('roster')
+          .ifNotExists()
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('contact', KEY, (c) => c.notNull())
+          .addColumn('name', 'text')
+          .addColumn('subscription', 'varchar(8)', (c) => c.notNull().defaultTo('none'))
+          .addColumn('ask_out', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('ask_in', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('ask_in_stanza', 'text')
+          .addColumn('approved', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('in_roster', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('groups', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('roster_pk', ['host', 'username', 'contact'])
+          .execute();
+        await db.schema
+          .createTable('roster_version')
+          .ifNotExists()
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('version', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('roster_version_pk', ['host', 'username'])
+          .execute();
+      },
+    },
+    '0003_offline': {
+      async up(db) {
+        await autoId(db, 'offline')
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('stanza', longText, (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('offline_user').ifNotExists().on('offline').columns(['host', 'username', 'id']).execute();
+      },
+    },
+  };
+}
+
+/** Brings a database to the latest schema. Safe to call on every start, and twice. */
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
+  const all = migrations(dialect);
+  const provider: MigrationProvider = { getMigrations: async () => all };
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw new StorageError(`migration failed: ${error instanceof Error ? error.message : String(error)}`, false, { cause: error });
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

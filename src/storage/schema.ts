@@ -1,0 +1,56 @@
+/**
+ * Table types for the query layer (Kysely). One definition serves SQLite and MySQL.
+ * Every table is keyed by the virtual host first (STYLE.md trap 5).
+ */
+import type { Generated } from 'kysely';
+
+export interface UsersTable {
+  host: string;
+  username: string;
+  /** "iterations$salt$storedKey$serverKey", base64 parts (RFC 5802 credentials). */
+  scram_sha1: string;
+  scram_sha256: string;
+  created_at: number;
+}
+
+export interface RosterTable {
+  host: string;
+  username: string;
+  contact: string;
+  name: string | null;
+  /** none | to | from | both (RFC 6121 §2.1.2.5) */
+  subscription: string;
+  /** 1 when the user asked to subscribe to the contact (pending out). */
+  ask_out: number;
+  /** 1 when the contact asked to subscribe to the user (pending in). */
+  ask_in: number;
+  /** The pending inbound subscribe request, re-delivered at login (RFC 6121 §3.1.3). */
+  ask_in_stanza: string | null;
+  /** 1 when the user pre-approved the contact's subscription (RFC 6121 §3.4). */
+  approved: number;
+  /** 1 when the item is in the user's roster (not only a stored inbound request). */
+  in_roster: number;
+  /** JSON array of group names. */
+  groups: string;
+}
+
+export interface RosterVersionTable {
+  host: string;
+  username: string;
+  version: number;
+}
+
+export interface OfflineTable {
+  id: Generated<number>;
+  host: string;
+  username: string;
+  stanza: string;
+  created_at: number;
+}
+
+export interface Database {
+  users: UsersTable;
+  roster: RosterTable;
+  roster_version: RosterVersionTable;
+  offline: OfflineTable;
+}
