@@ -2,18 +2,9 @@
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../xmpp/errors.js';
 import { Jid, JidError } from '../xmpp/jid.js';
-import { deriveScramCredentials } from '../xmpp/sasl/scram.js';
-import { preparePassword } from '../xmpp/sasl/prep.js';
 import { openStorage } from '../storage/open.js';
 import { SqlUserStore } from '../auth/user-store-sql.js';
-import type { AccountCredentials } from '../auth/user-store.js';
-
-/** SCRAM credentials for both hashes, each with its own random salt. */
-export async function makeCredentials(password: string): Promise<AccountCredentials> {
-  preparePassword(password); // throws on a password OpaqueString refuses (empty, controls)
-  const [sha1, sha256] = await Promise.all([deriveScramCredentials(password, 'SHA-1'), deriveScramCredentials(password, 'SHA-256')]);
-  return { sha1, sha256 };
-}
+import { makeCredentials } from '../auth/credentials.js';
 
 /** "name" or "name@domain" → the localpart, checked against the served domain. */
 export function accountName(arg: string | undefined, domain: string): string {

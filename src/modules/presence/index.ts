@@ -71,6 +71,10 @@ export default defineModule({
       const items = await roster().getItems(user);
       fanOut(server, stanza, session, subscribers(items), directed.get(session));
       if (initial) {
+        // The user's other available resources (a probe of one's own account).
+        for (const s of server.sessions.available(user.bare)) {
+          if (s !== session) session.deliverSerialized(withTo(s.presence!, s.jid.full, session.jid.full), 'presence');
+        }
         // Probes, answered locally: the current presence of every contact the user is subscribed to.
         for (const item of items) {
           if (item.subscription !== 'to' && item.subscription !== 'both') continue;

@@ -58,7 +58,7 @@ export function startC2sListener(core: ServerCore): Promise<TcpListener> {
 export function startC2sTlsListener(core: ServerCore): Promise<TcpListener> {
   const cfg = core.config.listen.c2sTls;
   const opts = transportOptions(core, true);
-  const server = createTlsServer({ secureContext: core.tls.context, ALPNProtocols: ['xmpp-client'] }, (socket: TLSSocket) =>
+  const server = createTlsServer({ cert: core.tls.cert, key: core.tls.key, minVersion: 'TLSv1.2', ALPNProtocols: ['xmpp-client'] }, (socket: TLSSocket) =>
     accept(core, socket, opts),
   );
   server.on('tlsClientError', () => {

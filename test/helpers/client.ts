@@ -1,0 +1,217 @@
+/**
+ * Test clients: a real XMPP client library (@xmpp/client) with a few conveniences, and
+ * a raw socket for sending bytes no library would send.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+// @ts-expect-error @xmpp/client ships no type declarations
+import { client as xmppClient, xml as xmppXml } from '@xmpp/client';
+import { DOMAIN } from './server.js';
+
+/** The subset of @xmpp/xml's Element the tests use. */
+export interface Element {
+  name: string;
+  attrs: Record<string, string>;
+  children: Array<Element | string>;
+  is(name: string, ns?: string): boolean;
+  getChild(name: string, ns?: string): Element | undefined;
+  getChildren(name: string, ns?: string): Element[];
+  getChildText(name: string, ns?: string): string | null;
+  text(): string;
+  toString(): string;
+}
+
+export const xml = xmppXml as (name: string, attrs?: Record<string, string | undefined> | null, ...children: unknown[]) => Element;
+
+export interface ClientOptions {
+  port: number;
+  username: string;
+  password?: string;
+  resource?: string;
+  /** 'starttls' (default, service xmpp://), 'direct' (xmpps://). */
+  tls?: 'starttls' | 'direct';
+  /** Force a SASL mechanism, e.g. 'PLAIN'. */
+  mechanism?: string;
+  /** Send initial presence once online (default true). */
+  presence?: boolean;
+}
+
+export class TestClient {
+  readonly received: Element[] = [];
+  readonly errors: Error[] = [];
+  #waiters: Array<{ pred: (el: Element) => boolean; resolve: (el: Element) => void }> = [];
+  #consumed = new Set<Element>();
+  jid = '';
+
+  constructor(readonly xmpp: any) {
+    xmpp.on('stanza', (el: Element) => {
+      this.received.push(el);
+      for (const w of [...this.#waiters]) {
+        if (!this.#consumed.has(el) && w.pred(el)) {
+          this.#consumed.add(el);
+          this.#waiters.splice(this.#waiters.indexOf(w), 1);
+          w.resolve(el);
+        }
+      }
+    });
+    xmpp.on('error', (e: Error) => this.errors.push(e));
+  }
+
+  /** The first stanza (received before or after this call, not yet taken) that matches. */
+  waitFor(pred: (el: Element) => boolean, timeoutMs = 5000, what = 'stanza'): Promise<Element> {
+    for (const el of this.received) {
+      if (!this.#consumed.has(el) && pred(el)) {
+        this.#consumed.add(el);
+        return Promise.resolve(el);
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const w = {
+        pred,
+        resolve: (el: Element) => {
+          clearTimeout(timer);
+          resolve(el);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        reject(new Error(`${this.jid}: timed out waiting for ${what}; received: ${this.received.map(String).join('\n')}`));
+      }, timeoutMs);
+      this.#waiters.push(w);
+    });
+  }
+
+  /** Resolves with nothing if no matching stanza arrives within `ms`; rejects if one does. */
+  async expectNone(pred: (el: Element) => boolean, ms = 300, what = 'stanza'): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms));
+    const hit = this.received.find((el) => !this.#consumed.has(el) && pred(el));
+    if (hit) throw new Error(`${this.jid}: unexpected ${what}: ${hit.toString()}`);
+  }
+
+  message(from?: string): Promise<Element> {
+    return this.waitFor((el) => el.name === 'message' && (from === undefined || el.attrs.from?.startsWith(from)), 5000, `message from ${from}`);
+  }
+
+  presence(pred: (el: Element) => boolean = () => true, what = 'presence'): Promise<Element> {
+    return this.waitFor((el) => el.name === 'presence' && pred(el), 5000, what);
+  }
+
+  send(el: Element): Promise<void> {
+    return this.xmpp.send(el);
+  }
+
+  /** Sends an IQ and resolves with the reply, result or error (does not throw on error). */
+  async iq(el: Element): Promise<Element> {
+    const id = `t${Math.random().toString(36).slice(2)}`;
+    el.attrs.id = id;
+    const reply = this.waitFor((r) => r.name === 'iq' && r.attrs.id === id && (r.attrs.type === 'result' || r.attrs.type === 'error'), 5000, `reply to IQ ${id}`);
+    await this.send(el);
+    return reply;
+  }
+
+  async stop(): Promise<void> {
+    this.xmpp.reconnect.stop();
+    try {
+      await this.xmpp.stop();
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export function makeClient(opts: ClientOptions): any {
+  const service = opts.tls === 'direct' ? `xmpps://localhost:${opts.port}` : `xmpp://127.0.0.1:${opts.port}`;
+  const password = opts.password ?? 'secret';
+  const xmpp = xmppClient({
+    service,
+    domain: DOMAIN,
+    resource: opts.resource ?? 'test',
+    credentials: async (authenticate: (c: unknown, m: string) => Promise<void>, mechanisms: string[]) => {
+      const mech = opts.mechanism ?? mechanisms[0]!;
+      await authenticate({ username: opts.username, password }, mech);
+    },
+  });
+  xmpp.reconnect.stop();
+  return xmpp;
+}
+
+/** Connects, authenticates, binds and (by default) sends initial presence. */
+export async function connectClient(opts: ClientOptions): Promise<TestClient> {
+  const xmpp = makeClient(opts);
+  const c = new TestClient(xmpp);
+  const address = await xmpp.start();
+  c.jid = String(address);
+  if (opts.presence !== false) await xmpp.send(xml('presence'));
+  return c;
+}
+
+/** A raw TCP connection: bytes in, text out. */
+export class RawClient {
+  #buf = '';
+  #closed = false;
+  readonly socket: Socket;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (this.#buf += d));
+    socket.on('close', () => (this.#closed = true));
+    socket.on('error', () => undefined);
+  }
+
+  static connect(port: number): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const s = netConnect({ port, host: '127.0.0.1' }, () => resolve(new RawClient(s)));
+      s.once('error', reject);
+    });
+  }
+
+  get text(): string {
+    return this.#buf;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Waits until the received text matches. */
+  async until(re: RegExp, timeoutMs = 3000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (!re.test(this.#buf)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; got: ${this.#buf}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return this.#buf;
+  }
+
+  async untilClosed(timeoutMs = 3000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#closed) {
+      if (Date.now() > deadline) throw new Error('connection did not close');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+export const STREAM_HEADER = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${DOMAIN}' version='1.0'>`;
+
+/** Plain-text PLAIN login on a raw socket (for servers with requireTls: false). */
+export async function rawLogin(port: number, user: string, password = 'secret', resource = 'raw'): Promise<RawClient> {
+  const c = await RawClient.connect(port);
+  c.write(STREAM_HEADER);
+  await c.until(/<\/stream:features>/);
+  c.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
+  await c.until(/<success/);
+  c.write(STREAM_HEADER);
+  await c.until(/<bind/);
+  c.write(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
+  await c.until(/id='b1'/);
+  return c;
+}

@@ -1,0 +1,87 @@
+/**
+ * A Parley server for one test file: its own temporary data directory, free ports, the
+ * test certificate (trusted by the test processes through NODE_EXTRA_CA_CERTS, set by
+ * scripts/run-tests.js), a silent logger, and helpers to create accounts.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { startServer, type RunningServer } from '../../src/main.js';
+import { makeCredentials } from '../../src/auth/credentials.js';
+import { makeSelfSignedCertificate } from '../../src/core/x509.js';
+
+export const DOMAIN = 'example.test';
+
+export interface TestServer {
+  server: RunningServer;
+  config: Config;
+  dataDir: string;
+  /** STARTTLS port. */
+  port: number;
+  /** Direct TLS port. */
+  tlsPort: number;
+  addUser(name: string, password?: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/** The test certificate: the one the runner made (trusted), or a fresh one (then TLS checks are off). */
+function testCertificate(dir: string): { cert: string; key: string } {
+  const cert = process.env.PARLEY_TEST_CERT;
+  const key = process.env.PARLEY_TEST_KEY;
+  if (cert && key) return { cert, key };
+  // Run outside scripts/run-tests.js: nothing trusts a fresh certificate, so clients in
+  // this process must not check it.
+  process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+  const made = makeSelfSignedCertificate([DOMAIN, 'localhost']);
+  writeFileSync(join(dir, 'cert.pem'), made.cert);
+  writeFileSync(join(dir, 'key.pem'), made.key);
+  return { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+}
+
+export async function startTestServer(overrides: DeepPartial<Record<string, unknown>> = {}): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'parley-test-'));
+  const { cert, key } = testCertificate(dataDir);
+  const raw = merge(
+    {
+      domain: DOMAIN,
+      dataDir,
+      listen: { c2s: { port: 0 }, c2sTls: { port: 0 }, http: { enabled: false } },
+      tls: { cert, key },
+      log: { level: 'silent' },
+    },
+    overrides,
+  );
+  const config = parseConfig(raw);
+  const log = pino({ level: process.env.PARLEY_TEST_LOG ?? 'silent' });
+  const server = await startServer(config, { log });
+  return {
+    server,
+    config,
+    dataDir,
+    port: server.port('c2s'),
+    tlsPort: config.listen.c2sTls.enabled ? server.port('c2sTls') : 0,
+    async addUser(name, password = 'secret') {
+      await server.core.users.create(DOMAIN, name, await makeCredentials(password));
+    },
+    async stop() {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    if (v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)) {
+      out[k] = merge(b as Record<string, unknown>, v as Record<string, unknown>);
+    } else out[k] = v;
+  }
+  return out;
+}
