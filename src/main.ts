@@ -71,11 +71,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     stop() {
       stopping ??= (async () => {
         log.info('shutting down');
-        await Promise.all(Object.values(listeners).map((l) => l.close()));
+        // Stop accepting first; the listeners' promises settle once their connections are gone.
+        const closed = Promise.all(Object.values(listeners).map((l) => l.close()));
         for (const s of [...c.connections]) s.close(new StreamError('system-shutdown', 'the server is shutting down'));
         // Each connection gets closeTimeout to close its side; then hooks finish their work.
         const deadline = Date.now() + config.limits.closeTimeout + 1000;
         while (c.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
         if (!(await c.settle(10_000))) log.warn('shutdown: some background work did not finish in time');
         await c.modules.stopAll();
         await storage.close();

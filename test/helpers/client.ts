@@ -215,3 +215,18 @@ export async function rawLogin(port: number, user: string, password = 'secret', 
   await c.until(/id='b1'/);
   return c;
 }
+
+/**
+ * Tries to log in and resolves with the failure condition. (Drives connect/open by hand:
+ * `start()` of @xmpp/client leaves a promise unhandled when authentication fails.)
+ */
+export async function authFailure(opts: ClientOptions): Promise<string> {
+  const xmpp = makeClient(opts);
+  const failed = new Promise<{ condition?: string; message?: string }>((resolve) => xmpp.on('error', resolve));
+  const online = new Promise<void>((resolve) => xmpp.on('online', () => resolve()));
+  await xmpp.connect(xmpp.options.service);
+  xmpp.open({ domain: xmpp.options.domain }).catch(() => undefined);
+  const result: { condition?: string; message?: string } = await Promise.race([failed, online.then(() => ({ condition: 'online' }))]);
+  await xmpp.disconnect().catch(() => undefined);
+  return result.condition ?? result.message ?? 'unknown';
+}

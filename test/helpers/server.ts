@@ -24,7 +24,8 @@ export interface TestServer {
   /** Direct TLS port. */
   tlsPort: number;
   addUser(name: string, password?: string): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops the server; the data directory is removed unless `keepData`. */
+  stop(opts?: { keepData?: boolean }): Promise<void>;
 }
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
@@ -44,7 +45,7 @@ function testCertificate(dir: string): { cert: string; key: string } {
 }
 
 export async function startTestServer(overrides: DeepPartial<Record<string, unknown>> = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'parley-test-'));
+  const dataDir = typeof overrides.dataDir === 'string' ? overrides.dataDir : mkdtempSync(join(tmpdir(), 'parley-test-'));
   const { cert, key } = testCertificate(dataDir);
   const raw = merge(
     {
@@ -68,9 +69,9 @@ export async function startTestServer(overrides: DeepPartial<Record<string, unkn
     async addUser(name, password = 'secret') {
       await server.core.users.create(DOMAIN, name, await makeCredentials(password));
     },
-    async stop() {
+    async stop(opts) {
       await server.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!opts?.keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -10,7 +10,7 @@ import { TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
 export interface TcpListener {
   readonly name: string;
   readonly address: AddressInfo;
-  /** Stops accepting connections (existing ones stay). */
+  /** Stops accepting connections at once; resolves when the existing ones are gone too. */
   close(): Promise<void>;
 }
 
