@@ -17,6 +17,8 @@ export interface Field<T> {
   parse(value: unknown, path: string): T;
   /** A short type name for the generated reference. */
   readonly typeName: string;
+  /** The default as written in YAML, when that differs from the parsed value ("30s"). */
+  readonly defaultText?: string;
 }
 
 export type Infer<F> = F extends Field<infer T> ? T : never;
@@ -91,6 +93,7 @@ export function duration(opts: Common<string> & { min?: string; max?: string }):
     kind: 'field',
     doc: opts.doc,
     default: parseDuration(opts.default, 'schema'),
+    defaultText: opts.default,
     typeName: 'duration',
     parse(v, path) {
       const ms = parseDuration(v, path);
@@ -117,6 +120,7 @@ export function size(opts: Common<string | number> & { min?: number; max?: numbe
     kind: 'field',
     doc: opts.doc,
     default: parseSize(opts.default, 'schema'),
+    defaultText: String(opts.default),
     typeName: 'size',
     parse(v, path) {
       const n = parseSize(v, path);
@@ -198,6 +202,6 @@ export function describeSchema(f: Field<unknown>, path = ''): string[] {
     for (const k of Object.keys(o.shape)) lines.push(...describeSchema(o.shape[k]!, join(path, k)));
     return lines;
   }
-  const def = f.default === undefined ? 'unset' : JSON.stringify(f.default);
+  const def = f.defaultText !== undefined ? JSON.stringify(f.defaultText) : f.default === undefined ? 'unset' : JSON.stringify(f.default);
   return [`- \`${path}\` (${f.typeName}, default ${def}): ${f.doc}`];
 }

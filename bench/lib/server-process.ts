@@ -1,0 +1,30 @@
+/**
+ * Runs a Parley server as a child process for benchmarks, controlled over IPC:
+ *   → { cmd: 'mem' }   ← { mem: process.memoryUsage() after a full GC, cpu: cpuUsage }
+ *   → { cmd: 'stop' }  ← { stopped: true }
+ * Started with --expose-gc so memory figures are taken after collection.
+ */
+import { pino } from 'pino';
+import { parseConfig } from '../../src/config/load.js';
+import { startServer } from '../../src/main.js';
+
+const config = parseConfig(JSON.parse(process.argv[2]!));
+const server = await startServer(config, { log: pino({ level: 'warn' }) });
+process.send!({ ready: true, port: server.port('c2s') });
+
+process.on('message', async (msg: { cmd: string }) => {
+  if (msg.cmd === 'mem') {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    for (let i = 0; i < 3; i++) {
+      gc?.();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.send!({ mem: process.memoryUsage(), cpu: process.cpuUsage(), sessions: server.core.sessions.size });
+  } else if (msg.cmd === 'cpu') {
+    process.send!({ cpu: process.cpuUsage() });
+  } else if (msg.cmd === 'stop') {
+    await server.stop();
+    process.send!({ stopped: true });
+    process.exit(0);
+  }
+});
