@@ -14,10 +14,11 @@ if (!jid || !password || !peer) {
 }
 const [username, domain] = jid.split('@');
 
-// Node reads extra CA certificates only at start-up: re-run with them set.
+// Node reads extra CA certificates only at start-up: re-run with Parley's one set.
 const ca = process.env.PARLEY_CA ?? `data/tls/${domain}.crt`;
-if (!process.env.NODE_EXTRA_CA_CERTS && existsSync(ca)) {
-  const child = spawn(process.execPath, process.argv.slice(1), { stdio: 'inherit', env: { ...process.env, NODE_EXTRA_CA_CERTS: ca } });
+if (!process.env.PARLEY_CHAT_CHILD && existsSync(ca)) {
+  const env = { ...process.env, NODE_EXTRA_CA_CERTS: ca, PARLEY_CHAT_CHILD: '1' };
+  const child = spawn(process.execPath, process.argv.slice(1), { stdio: 'inherit', env });
   child.on('exit', (code) => process.exit(code ?? 0));
 } else {
   const { client, xml } = await import('@xmpp/client');
@@ -25,10 +26,20 @@ if (!process.env.NODE_EXTRA_CA_CERTS && existsSync(ca)) {
   xmpp.reconnect.stop();
   xmpp.on('error', (e) => console.error('error:', e.condition ?? e.message));
   xmpp.on('stanza', (s) => {
-    if (s.is('message') && s.getChildText('body')) console.log(`${s.attrs.from}: ${s.getChildText('body')}`);
+    if (s.is('message') && s.getChildText('body')) {
+      const delay = s.getChild('delay', 'urn:xmpp:delay');
+      console.log(`${s.attrs.from}: ${s.getChildText('body')}${delay ? ` (sent ${delay.attrs.stamp}, while you were offline)` : ''}`);
+    }
     else if (s.is('presence')) console.log(`* ${s.attrs.from} is ${s.attrs.type ?? s.getChildText('show') ?? 'available'}`);
   });
-  const address = await xmpp.start();
+  let address;
+  try {
+    address = await xmpp.start();
+  } catch (e) {
+    console.error(`cannot log in: ${e.condition ?? e.message}`);
+    if (e.code === 'DEPTH_ZERO_SELF_SIGNED_CERT') console.error(`(run it from Parley's directory, or set PARLEY_CA to the certificate in data/tls)`);
+    process.exit(1);
+  }
   console.log(`online as ${address}; type messages for ${peer}`);
   await xmpp.send(xml('presence'));
   const rl = createInterface({ input: process.stdin });
