@@ -29,6 +29,8 @@ export interface RouterDeps {
 export class Router {
   readonly #d: RouterDeps;
   readonly domainJid: Jid;
+  /** The last offline write per recipient (bare JID), to chain the next one on. */
+  readonly #offlineQueue = new Map<string, Promise<void>>();
 
   constructor(deps: RouterDeps) {
     this.#d = deps;
@@ -150,11 +152,18 @@ export class Router {
    */
   toOffline(stanza: XmlElement, from: Jid, to: Jid): void {
     const bare = to.toBare();
-    const work = (async () => {
+    // One recipient's messages are stored one after the other, so they keep their order.
+    const prev = this.#offlineQueue.get(bare.bare) ?? Promise.resolve();
+    const work = prev.then(async () => {
       if (!(await this.#d.userExists(bare.local))) throw new StanzaError('service-unavailable');
       const stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
       if (!stored) throw new StanzaError('service-unavailable');
-    })();
+    });
+    const tail = work.catch(() => undefined);
+    this.#offlineQueue.set(bare.bare, tail);
+    void tail.then(() => {
+      if (this.#offlineQueue.get(bare.bare) === tail) this.#offlineQueue.delete(bare.bare);
+    });
     this.#run(stanza, from, to, work);
   }
 
