@@ -3,6 +3,7 @@
  * Shutdown runs the other way: listeners → sessions (hooks run, offline hand-off) →
  * modules → storage (STYLE.md trap 7).
  */
+import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
@@ -13,7 +14,9 @@ import type { ModuleDefinition } from './core/module.js';
 import { openStorage } from './storage/open.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
 import { StreamError } from './xmpp/errors.js';
-import { startC2sListener, startC2sTlsListener, type TcpListener } from './transports/tcp/tcp-listener.js';
+import { startC2sListener, startC2sTlsListener } from './transports/tcp/tcp-listener.js';
+import { startHttpListener } from './transports/http/http-listener.js';
+import { BoshManager } from './transports/bosh/bosh-manager.js';
 import roster from './modules/roster/index.js';
 import presence from './modules/presence/index.js';
 import offline from './modules/offline/index.js';
@@ -25,11 +28,19 @@ import time from './modules/time/index.js';
 /** The modules every server loads, in order. */
 export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, offline, disco, ping, version, time];
 
+export interface Listener {
+  readonly name: string;
+  readonly address: AddressInfo;
+  close(): Promise<void>;
+}
+
 export interface RunningServer {
   readonly core: ServerCore;
-  readonly listeners: Record<string, TcpListener>;
+  readonly listeners: Record<string, Listener>;
+  /** The BOSH connection manager, when BOSH is on. */
+  readonly bosh: BoshManager | null;
   /** The port a listener is bound to (tests start listeners on port 0). */
-  port(name: 'c2s' | 'c2sTls'): number;
+  port(name: 'c2s' | 'c2sTls' | 'http'): number;
   stop(): Promise<void>;
 }
 
@@ -42,14 +53,20 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const log = opts.log ?? createLogger(config.log.level);
   const storage = await openStorage(config);
   let core: ServerCore | undefined;
-  const listeners: Record<string, TcpListener> = {};
+  let bosh: BoshManager | null = null;
+  const listeners: Record<string, Listener> = {};
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
     core = new ServerCore({ config, log, storage, users: new SqlUserStore(storage), tls });
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
     if (config.listen.c2s.enabled) listeners.c2s = await startC2sListener(core);
     if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(core);
+    if (config.listen.http.enabled) {
+      bosh = config.bosh.enabled ? new BoshManager(core) : null;
+      listeners.http = await startHttpListener(core, { bosh });
+    }
   } catch (e) {
+    bosh?.stop();
     for (const l of Object.values(listeners)) await l.close();
     await core?.modules.stopAll();
     await storage.close();
@@ -63,6 +80,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   return {
     core: c,
     listeners,
+    bosh,
     port(name) {
       const l = listeners[name];
       if (!l) throw new Error(`listener ${name} is not running`);
@@ -73,6 +91,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         log.info('shutting down');
         // Stop accepting first; the listeners' promises settle once their connections are gone.
         const closed = Promise.all(Object.values(listeners).map((l) => l.close()));
+        bosh?.stop();
         for (const s of [...c.connections]) s.close(new StreamError('system-shutdown', 'the server is shutting down'));
         // Each connection gets closeTimeout to close its side; then hooks finish their work.
         const deadline = Date.now() + config.limits.closeTimeout + 1000;

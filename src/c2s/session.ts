@@ -97,7 +97,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       this.#lateMessage(stanza);
       return;
     }
-    this.#t.send(serialize(stanza), stanza.name === 'message' ? stanza : undefined);
+    this.#t.send(serialize(stanza), kindOf(stanza), stanza);
   }
 
   deliverSerialized(xml: string, kind: StanzaKind, el?: XmlElement): void {
@@ -105,7 +105,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       if (el) this.#lateMessage(el);
       return;
     }
-    this.#t.send(xml, kind === 'message' ? el : undefined);
+    this.#t.send(xml, kind, el);
   }
 
   /** A message that reached this session after it closed goes back through routing. */
@@ -480,6 +480,11 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
 
   #send(el: XmlElement): void {
     if (this.#state >= State.Closing) return;
-    this.#t.send(serialize(el));
+    this.#t.send(serialize(el), kindOf(el), el);
   }
+}
+
+function kindOf(el: XmlElement): StanzaKind | 'nonza' {
+  const n = el.name;
+  return n === 'message' || n === 'presence' || n === 'iq' ? n : 'nonza';
 }

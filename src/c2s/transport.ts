@@ -6,7 +6,10 @@
 import type { XmlElement } from '../xml/element.js';
 import type { StreamError } from '../xmpp/errors.js';
 import type { ChannelBindingType } from '../xmpp/sasl/scram.js';
-import type { TransportKind } from '../core/session.js';
+import type { StanzaKind, TransportKind } from '../core/session.js';
+
+/** Stanzas, or stream-level elements (features, SASL, stream management). */
+export type OutboundKind = StanzaKind | 'nonza';
 
 export interface StreamHeader {
   id: string;
@@ -27,8 +30,12 @@ export interface C2sTransport {
   channelBinding(type: ChannelBindingType): Buffer | null;
   /** Opens the server side of a stream with its features. */
   open(header: StreamHeader, features: XmlElement): void;
-  /** Sends serialized stanzas; `message` is the element when it is a message (for offline hand-off). */
-  send(xml: string, message?: XmlElement): void;
+  /**
+   * Sends one serialized element. `kind` says what it is (BOSH delays presence, not
+   * messages); `el` is the element behind it when known: a message is kept until it is
+   * known to be delivered, so it can go to offline storage if the session ends first.
+   */
+  send(xml: string, kind: OutboundKind, el?: XmlElement): void;
   /** After SASL success: the next header from the client starts a new stream. */
   restart(): void;
   /** Ends the stream (with an error if given) and then the connection. */

@@ -2,7 +2,7 @@
  * The configuration schema: every key Parley reads, with its validator, default and doc
  * line. `docs/config.md` is generated from it (`parley config docs`).
  */
-import { bool, duration, int, obj, oneOf, optionalStr, size, str, type InferShape } from './schema-dsl.js';
+import { bool, duration, int, list, obj, oneOf, optionalStr, size, str, type InferShape } from './schema-dsl.js';
 
 const host = (def: string) => str({ doc: 'address to listen on', default: def, minLength: 1 });
 const port = (def: number) => int({ doc: 'port (0 picks a free one)', default: def, min: 0, max: 65535 });
@@ -58,11 +58,39 @@ export const configSchema = obj({
           host: host('127.0.0.1'),
           port: port(5280),
           secure: bool({ doc: 'TLS is terminated in front (haproxy): treat HTTP sessions as secure, allowing PLAIN', default: false }),
+          corsOrigins: list(str({ doc: 'an origin such as https://portal.example.com, or *', default: '*' }), {
+            doc: 'origins whose pages may use BOSH and the API from a browser (CORS); ["*"] allows any',
+            default: ['*'],
+          }),
+          maxBodySize: size({ doc: 'largest HTTP request body accepted (BOSH)', default: '1MiB', min: 4096 }),
+          keepAliveTimeout: duration({ doc: 'how long an idle HTTP keep-alive connection stays open', default: '75s' }),
         },
         'HTTP listener',
       ),
     },
     'network listeners',
+  ),
+  bosh: obj(
+    {
+      enabled: bool({ doc: 'serve BOSH (XEP-0124, XEP-0206) at /http-bind and /bosh', default: true }),
+      maxWait: duration({ doc: 'longest time a request is held (the client may ask for less)', default: '60s', min: '1s', max: '300s' }),
+      maxHold: int({ doc: 'most requests held at once per session (the client may ask for fewer)', default: 2, min: 1, max: 5 }),
+      inactivity: duration({ doc: 'a session with no request for this long ends (its messages go to offline storage)', default: '60s', min: '5s' }),
+      maxPause: duration({ doc: 'longest pause a client may ask for (XEP-0124 §10), e.g. while a page changes', default: '120s' }),
+      polling: duration({ doc: 'shortest allowed interval between empty requests of polling clients', default: '2s' }),
+      presenceDelay: duration({ doc: 'presence for a client waits this long to go out with others in one response; messages never wait', default: '250ms' }),
+      hibernateAfter: duration({ doc: 'an idle session drops its caches after this long', default: '30s' }),
+      minWait: duration({ doc: 'the adaptive wait never goes below this', default: '5s' }),
+      maxQueue: int({ doc: 'stanzas queued for a client with no request open before the session is ended (they go offline)', default: 2000, min: 10 }),
+    },
+    'BOSH connection manager',
+  ),
+  websocket: obj(
+    {
+      enabled: bool({ doc: 'serve XMPP over WebSocket (RFC 7395) at /xmpp-websocket', default: true }),
+      pingInterval: duration({ doc: 'ping idle connections this often; one that does not answer by the next ping is closed', default: '30s', min: '1s' }),
+    },
+    'WebSocket transport',
   ),
   tls: obj(
     {

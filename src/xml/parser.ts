@@ -120,6 +120,11 @@ export class XmlStreamParser {
     return this.#failed;
   }
 
+  /** No element is open and nothing is half-read (framed mode: one message was whole). */
+  get isBetweenElements(): boolean {
+    return this.#depth === 0 && this.#pending === '' && this.#carryBytes === null;
+  }
+
   get limits(): Readonly<XmlParserLimits> {
     return this.#limits;
   }
@@ -556,8 +561,14 @@ export class XmlStreamParser {
       this.#rootSeen = true;
       this.#rootName = name;
       this.#stanzaBytes = 0;
-      if (selfClosing) throw new ParseFailure('not-well-formed', 'empty stream root');
       this.#handler.onStreamStart(name, attrs, ns);
+      if (selfClosing) {
+        // An empty root (a BOSH <body/> without payloads): opened and closed at once.
+        this.#depth = 0;
+        this.#scopes.pop();
+        this.#ended = true;
+        this.#handler.onStreamEnd();
+      }
       return;
     }
 

@@ -112,6 +112,11 @@ export class StreamError extends ParleyError {
   constructor(
     readonly condition: StreamErrorCondition,
     readonly text?: string,
+    /**
+     * For see-other-host: where to reconnect. TCP sends it as the condition's content
+     * ("host:port"); WebSocket as `see-other-uri` on `<close/>` (RFC 7395 §3.6.1).
+     */
+    readonly target?: string,
   ) {
     super(text ? `${condition}: ${text}` : condition);
     this.name = 'StreamError';
@@ -123,7 +128,7 @@ export class StreamError extends ParleyError {
     return x(
       'stream:error',
       null,
-      x(this.condition, { xmlns: NS.STREAMS }),
+      x(this.condition, { xmlns: NS.STREAMS }, this.target ?? null),
       this.text ? x('text', { xmlns: NS.STREAMS, 'xml:lang': 'en' }, this.text) : null,
     );
   }

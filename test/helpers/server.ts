@@ -23,6 +23,10 @@ export interface TestServer {
   port: number;
   /** Direct TLS port. */
   tlsPort: number;
+  /** HTTP port (BOSH, WebSocket). */
+  httpPort: number;
+  /** http://127.0.0.1:port */
+  httpUrl: string;
   addUser(name: string, password?: string): Promise<void>;
   /** Stops the server; the data directory is removed unless `keepData`. */
   stop(opts?: { keepData?: boolean }): Promise<void>;
@@ -51,7 +55,7 @@ export async function startTestServer(overrides: DeepPartial<Record<string, unkn
     {
       domain: DOMAIN,
       dataDir,
-      listen: { c2s: { port: 0 }, c2sTls: { port: 0 }, http: { enabled: false } },
+      listen: { c2s: { port: 0 }, c2sTls: { port: 0 }, http: { port: 0 } },
       tls: { cert, key },
       log: { level: 'silent' },
     },
@@ -66,6 +70,8 @@ export async function startTestServer(overrides: DeepPartial<Record<string, unkn
     dataDir,
     port: server.port('c2s'),
     tlsPort: config.listen.c2sTls.enabled ? server.port('c2sTls') : 0,
+    httpPort: config.listen.http.enabled ? server.port('http') : 0,
+    httpUrl: config.listen.http.enabled ? `http://127.0.0.1:${server.port('http')}` : '',
     async addUser(name, password = 'secret') {
       await server.core.users.create(DOMAIN, name, await makeCredentials(password));
     },

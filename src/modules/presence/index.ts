@@ -73,13 +73,13 @@ export default defineModule({
       if (initial) {
         // The user's other available resources (a probe of one's own account).
         for (const s of server.sessions.available(user.bare)) {
-          if (s !== session) session.deliverSerialized(withTo(s.presence!, s.jid.full, session.jid.full), 'presence');
+          if (s !== session) session.deliverSerialized(withTo(s.presence!, s.jid.full, session.jid.full), 'presence', s.presence!);
         }
         // Probes, answered locally: the current presence of every contact the user is subscribed to.
         for (const item of items) {
           if (item.subscription !== 'to' && item.subscription !== 'both') continue;
           for (const s of server.sessions.available(item.jid)) {
-            session.deliverSerialized(withTo(s.presence!, s.jid.full, session.jid.full), 'presence');
+            session.deliverSerialized(withTo(s.presence!, s.jid.full, session.jid.full), 'presence', s.presence!);
           }
         }
         // Subscription requests that came while the user was away (RFC 6121 §3.1.3).
@@ -240,7 +240,7 @@ export default defineModule({
           deliverToUser(user, stanza, contact);
           // The contact's current presence, now that the user may see it.
           for (const cs of server.sessions.available(contact.bare)) {
-            for (const us of server.sessions.available(user.bare)) us.deliverSerialized(withTo(cs.presence!, cs.jid.full, us.jid.full), 'presence');
+            for (const us of server.sessions.available(user.bare)) us.deliverSerialized(withTo(cs.presence!, cs.jid.full, us.jid.full), 'presence', cs.presence!);
           }
           return true;
         }
@@ -373,7 +373,7 @@ function fanOut(server: ServerCore, presence: XmlElement, session: LocalSession,
   const sendTo = (s: LocalSession) => {
     if (sent.has(s.jid.full)) return;
     sent.add(s.jid.full);
-    s.deliverSerialized(split.render(s.jid.full), 'presence');
+    s.deliverSerialized(split.render(s.jid.full), 'presence', presence);
   };
   for (const bare of subscriberJids) {
     const jid = Jid.tryParse(bare);

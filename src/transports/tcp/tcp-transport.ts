@@ -14,7 +14,7 @@ import { openTag, serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { StreamError } from '../../xmpp/errors.js';
 import type { ChannelBindingType } from '../../xmpp/sasl/scram.js';
-import type { C2sStreamEvents, C2sTransport, StreamHeader } from '../../c2s/transport.js';
+import type { C2sStreamEvents, C2sTransport, OutboundKind, StreamHeader } from '../../c2s/transport.js';
 
 export interface TcpTransportOptions {
   limits: XmlParserLimits;
@@ -159,7 +159,7 @@ export class TcpTransport implements C2sTransport {
 
   open(header: StreamHeader, features: XmlElement): void {
     this.#sendHeader(header);
-    this.send(serialize(features));
+    this.#write(serialize(features));
   }
 
   #sendHeader(header: StreamHeader): void {
@@ -178,7 +178,8 @@ export class TcpTransport implements C2sTransport {
     );
   }
 
-  send(xml: string, message?: XmlElement): void {
+  send(xml: string, kind: OutboundKind, el?: XmlElement): void {
+    const message = kind === 'message' ? el : undefined;
     if (this.#closing || this.#closed) {
       if (message) (this.#outMessages ??= []).push(message);
       return;

@@ -1,0 +1,204 @@
+/**
+ * The BOSH connection manager: turns HTTP requests into BoshSession calls, creates
+ * sessions (each with a c2s session behind it), ends them on inactivity, and keeps the
+ * statistics.
+ * References: XEP-0124 §5 (HTTP), §7 (creation), §17 (errors and HTTP status codes for
+ * legacy clients); XEP-0206.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerCore } from '../../core/server.js';
+import { C2sSession } from '../../c2s/session.js';
+import type { XmlParserLimits } from '../../xml/parser.js';
+import { BodyError, parseBody, responseBody, type ParsedBody } from './body.js';
+import { BoshSession, type BoshRequest, type BoshSettings } from './bosh-session.js';
+import { BoshStats, type BoshStatsSnapshot, type BoshTermination } from './bosh-stats.js';
+
+/** How long the end of a session is remembered, so the client's next request learns why. */
+const TOMBSTONE_MS = 120_000;
+const MAX_TOMBSTONES = 100_000;
+const MAX_RID = Number.MAX_SAFE_INTEGER;
+
+/** HTTP status for a terminate condition, for legacy clients (XEP-0124 §17.1). */
+const LEGACY_STATUS: Record<string, number> = { 'bad-request': 400, 'policy-violation': 403, 'item-not-found': 404 };
+
+export class BoshManager {
+  readonly stats = new BoshStats();
+  readonly #core: ServerCore;
+  readonly #sessions = new Map<string, BoshSession>();
+  readonly #tombstones = new Map<string, { body: string; until: number }>();
+  readonly #settings: BoshSettings;
+  readonly #limits: XmlParserLimits;
+  readonly #sweeper: NodeJS.Timeout;
+  #accepting = true;
+
+  constructor(core: ServerCore) {
+    this.#core = core;
+    const b = core.config.bosh;
+    const l = core.config.limits;
+    this.#settings = {
+      domain: core.domain,
+      isSecure: core.config.listen.http.secure,
+      maxWaitMs: b.maxWait,
+      minWaitMs: b.minWait,
+      maxHold: b.maxHold,
+      inactivityMs: b.inactivity,
+      maxPauseMs: b.maxPause,
+      pollingMs: b.polling,
+      presenceDelayMs: b.presenceDelay,
+      hibernateAfterMs: b.hibernateAfter,
+      maxQueue: b.maxQueue,
+      stats: this.stats,
+      now: Date.now,
+    };
+    this.#limits = { maxStanzaBytes: l.maxStanzaSize, maxDepth: l.maxStanzaDepth, maxAttributes: l.maxAttributes, maxNameLength: 256 };
+    this.#sweeper = setInterval(() => this.#sweep(), 1000);
+    this.#sweeper.unref();
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Stops creating sessions (shutdown); existing ones end through their c2s sessions. */
+  stop(): void {
+    this.#accepting = false;
+    clearInterval(this.#sweeper);
+  }
+
+  snapshot(): BoshStatsSnapshot {
+    let held = 0;
+    let paused = 0;
+    let hibernated = 0;
+    let adapted = 0;
+    let waitSum = 0;
+    for (const s of this.#sessions.values()) {
+      held += s.heldCount;
+      if (s.isPaused) paused++;
+      if (s.isHibernated) hibernated++;
+      if (s.isAdapted) adapted++;
+      waitSum += s.effectiveWaitMs;
+    }
+    return {
+      ...this.stats,
+      terminations: { ...this.stats.terminations },
+      sessions: this.#sessions.size,
+      heldRequests: held,
+      pausedSessions: paused,
+      hibernatedSessions: hibernated,
+      adaptedSessions: adapted,
+      meanEffectiveWaitMs: this.#sessions.size ? Math.round(waitSum / this.#sessions.size) : 0,
+    };
+  }
+
+  /** Handles one POST to the BOSH endpoint whose body has been read. */
+  handle(req: IncomingMessage, res: ServerResponse, data: Buffer, headers: Record<string, string>): void {
+    let parsed: ParsedBody;
+    try {
+      parsed = parseBody(data, this.#limits);
+    } catch (e) {
+      if (!(e instanceof BodyError)) throw e;
+      this.stats.terminations['bad-request']++;
+      // The wrapper could not be read: no session can be trusted with it.
+      send(res, 400, headers, responseBody({ type: 'terminate', condition: e.condition }, '', false));
+      return;
+    }
+    const a = parsed.attrs;
+    const ridText = a.rid;
+    const rid = ridText !== undefined && /^\d{1,16}$/.test(ridText) ? Number(ridText) : NaN;
+    const sid = a.sid;
+    if (sid === undefined) {
+      this.#create(req, res, parsed, rid, headers);
+      return;
+    }
+    const session = this.#sessions.get(sid);
+    if (!session) {
+      const tomb = this.#tombstones.get(sid);
+      send(res, 200, headers, tomb?.body ?? responseBody({ type: 'terminate', condition: 'item-not-found' }, '', false));
+      return;
+    }
+    const contentHeaders = { ...headers, 'Content-Type': session.contentType };
+    const request = httpRequest(rid, parsed, res, contentHeaders, session.isLegacy);
+    if (!Number.isSafeInteger(rid) || rid > MAX_RID) {
+      session.failBadRequest(request);
+      return;
+    }
+    session.handle(request);
+  }
+
+  #create(req: IncomingMessage, res: ServerResponse, parsed: ParsedBody, rid: number, headers: Record<string, string>): void {
+    const a = parsed.attrs;
+    const refuse = (condition: string) => {
+      send(res, a.ver === undefined ? (LEGACY_STATUS[condition] ?? 200) : 200, headers, responseBody({ type: 'terminate', condition }, '', false));
+    };
+    if (!this.#accepting) return refuse('system-shutdown');
+    if (!Number.isSafeInteger(rid)) return refuse('bad-request');
+    if (a.to !== undefined && a.to.toLowerCase() !== this.#core.domain) return refuse('host-unknown');
+    const sid = randomBytes(16).toString('base64url'); // 128 bits (DESIGN.md)
+    const contentType = a.content && /^[\w.+-]+\/[\w.+-]+(;\s*charset=[\w-]+)?$/i.test(a.content) ? a.content : 'text/xml; charset=utf-8';
+    const create = httpRequest(rid, parsed, res, { ...headers, 'Content-Type': contentType }, a.ver === undefined);
+    const remote = req.socket.remoteAddress ?? '';
+    const session = new BoshSession(sid, create, remote, this.#settings, (s, why, body) => this.#ended(s, why, body));
+    this.#sessions.set(sid, session);
+    this.stats.sessionsCreated++;
+    this.stats.requests++;
+    const c2s = new C2sSession(this.#core, session);
+    session.start(c2s, create);
+  }
+
+  #ended(session: BoshSession, why: BoshTermination, body: string | null): void {
+    this.#sessions.delete(session.sid);
+    this.stats.terminations[why]++;
+    if (body && this.#tombstones.size < MAX_TOMBSTONES) this.#tombstones.set(session.sid, { body, until: Date.now() + TOMBSTONE_MS });
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const s of this.#sessions.values()) s.tick(now);
+    for (const [sid, t] of this.#tombstones) {
+      if (t.until > now) break; // inserted in time order
+      this.#tombstones.delete(sid);
+    }
+  }
+}
+
+function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
+  if (res.writableEnded || res.destroyed) return;
+  res.writeHead(status, { 'Content-Type': 'text/xml; charset=utf-8', ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
+  res.end(body);
+}
+
+/** A BoshRequest on an HTTP exchange. */
+function httpRequest(rid: number, parsed: ParsedBody, res: ServerResponse, headers: Record<string, string>, legacy: boolean): BoshRequest {
+  let done = false;
+  const r: BoshRequest = {
+    rid,
+    attrs: parsed.attrs,
+    payload: parsed.payload,
+    onAbort: null,
+    reply(body) {
+      if (done) return;
+      done = true;
+      let status = 200;
+      if (legacy) {
+        const m = /^<body [^>]*type='terminate'[^>]*condition='([a-z-]+)'/.exec(body);
+        if (m && LEGACY_STATUS[m[1]!]) status = LEGACY_STATUS[m[1]!]!;
+      }
+      send(res, status, headers, body);
+    },
+    isOpen() {
+      return !done && !res.destroyed;
+    },
+    discard() {
+      done = true;
+      res.destroy();
+    },
+  };
+  res.once('close', () => {
+    if (!done) {
+      done = true;
+      r.onAbort?.();
+    }
+  });
+  return r;
+}
