@@ -285,6 +285,9 @@ export class BoshSession implements C2sTransport {
       held.req = req;
       held.since = this.#s.now();
       held.dead = false;
+      // The new connection waits the (possibly learned) wait from now.
+      if (held.timer) clearTimeout(held.timer);
+      held.timer = null;
       this.#watch(held);
       this.#pump();
       return;

@@ -1,0 +1,396 @@
+/**
+ * BOSH (XEP-0124, XEP-0206) over real HTTP: every rule of the connection manager,
+ * written request by request, and Strophe.js as a real client.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
+import { connectClient, xml, type TestClient } from './helpers/client.js';
+import { RawBosh, post, HTTPBIND } from './helpers/bosh.js';
+import { installXhr } from './helpers/xhr.js';
+
+installXhr();
+const { Strophe, $msg, $pres } = await import('strophe.js');
+Strophe.setLogLevel(Strophe.LogLevel.FATAL);
+
+let ts: TestServer;
+let url: string;
+const clients: TestClient[] = [];
+
+before(async () => {
+  ts = await startTestServer({
+    bosh: { inactivity: '5s', minWait: '100ms', hibernateAfter: '1s', presenceDelay: '250ms' },
+    listen: { http: { corsOrigins: ['https://portal.example.test'] } },
+  });
+  url = `${ts.httpUrl}/http-bind`;
+  for (const u of ['ann', 'bea', 'cid', 'dan', 'eve', 'fay', 'gus', 'hal', 'ida', 'jon', 'kim', 'lee', 'max', 'ned', 'oli', 'pam', 'quin', 'ray', 'sue', 'tom']) {
+    await ts.addUser(u);
+  }
+});
+
+after(async () => {
+  for (const c of clients) await c.stop();
+  await ts.stop();
+});
+
+async function tcp(user: string, resource = 'tcp'): Promise<TestClient> {
+  const c = await connectClient({ port: ts.port, username: user, resource });
+  clients.push(c);
+  return c;
+}
+
+describe('session creation', () => {
+  test('the creation response carries every session attribute and the stream features', async () => {
+    const b = new RawBosh(url);
+    const r = await b.create({ wait: '30', hold: '1', ack: '1', content: 'text/xml; charset=utf-8' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), 'text/xml; charset=utf-8');
+    const a = r.body.attrs;
+    assert.match(a.sid!, /^[A-Za-z0-9_-]{22}$/, '128-bit sid');
+    assert.equal(a.wait, '30');
+    assert.equal(a.hold, '1');
+    assert.equal(a.requests, '2');
+    assert.equal(a.ver, '1.6');
+    assert.equal(a.from, DOMAIN);
+    assert.equal(a['xmpp:version'], '1.0');
+    assert.equal(a['xmpp:restartlogic'], 'true');
+    assert.ok(a.inactivity && a.polling && a.maxpause && a.authid);
+    assert.equal(a.ack, String(b.rid - 1));
+    const mechs = r.body.getChild('features')!.getChild('mechanisms')!.getChildren('mechanism').map((m) => m.text());
+    assert.ok(mechs.includes('SCRAM-SHA-256'));
+    assert.ok(!mechs.includes('PLAIN'), 'no PLAIN over plain HTTP');
+  });
+
+  test('a wait above the maximum is lowered and hold is capped', async () => {
+    const b = new RawBosh(url);
+    const r = await b.create({ wait: '3600', hold: '9' });
+    assert.equal(r.body.attrs.wait, '60');
+    assert.equal(r.body.attrs.hold, '2');
+    assert.equal(r.body.attrs.requests, '3');
+  });
+
+  test('a session for another domain is refused with host-unknown', async () => {
+    const b = new RawBosh(url);
+    const r = await b.create({ to: 'elsewhere.test' });
+    assert.equal(r.body.attrs.type, 'terminate');
+    assert.equal(r.body.attrs.condition, 'host-unknown');
+  });
+
+  test('the content attribute sets the response Content-Type', async () => {
+    const b = new RawBosh(url);
+    const r = await b.create({ content: 'text/plain; charset=utf-8' });
+    assert.equal(r.headers.get('content-type'), 'text/plain; charset=utf-8');
+  });
+
+  test('a full login with restart and bind works, and messages flow to a TCP user and back', async () => {
+    const tc = await tcp('bea');
+    const b = new RawBosh(url);
+    await b.login('ann', 'secret', { create: { wait: '2' } });
+    assert.equal(b.jid, `ann@${DOMAIN}/bosh`);
+    await b.send({}, `<message xmlns='jabber:client' to='bea@${DOMAIN}' type='chat' id='b1'><body>from BOSH</body></message>`);
+    const m = await tc.waitFor((el) => el.attrs.id === 'b1');
+    assert.equal(m.getChildText('body'), 'from BOSH');
+    await tc.send(xml('message', { to: b.jid, type: 'chat', id: 't1' }, xml('body', null, 'from TCP')));
+    const got = await b.until(await b.send(), 'message', (el) => el.attrs.id === 't1');
+    assert.equal(got.getChildText('body'), 'from TCP');
+    await b.send({ type: 'terminate' }, "<presence xmlns='jabber:client' type='unavailable'/>");
+  });
+});
+
+describe('request ids', () => {
+  test('a repeated rid gets the very same response again', async () => {
+    const b = new RawBosh(url);
+    await b.login('tom', 'secret', { create: { wait: '1' }, presence: false });
+    const { xml: body } = b.next({}, `<iq xmlns='jabber:client' type='get' id='x' to='${DOMAIN}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    const before = ts.server.bosh!.stats.retransmissions;
+    const first = await post(url, body);
+    assert.match(first.text, /id='x'/);
+    const second = await post(url, body);
+    assert.equal(second.text, first.text);
+    assert.equal(ts.server.bosh!.stats.retransmissions, before + 1);
+  });
+
+  test('a request that arrives before its predecessor waits, and payloads go out in rid order', async () => {
+    const tc = await tcp('dan');
+    const b = new RawBosh(url);
+    await b.login('cid', 'secret', { create: { wait: '2', hold: '2' } });
+    const first = b.next({}, `<message xmlns='jabber:client' to='dan@${DOMAIN}' type='chat' id='o1'><body>one</body></message>`);
+    const second = b.next({}, `<message xmlns='jabber:client' to='dan@${DOMAIN}' type='chat' id='o2'><body>two</body></message>`);
+    const early = post(url, second.xml);
+    await new Promise((r) => setTimeout(r, 200));
+    await tc.expectNone((el) => el.attrs.id === 'o2', 100, 'message of the early request');
+    const late = post(url, first.xml);
+    await tc.waitFor((el) => el.attrs.id === 'o1');
+    await tc.waitFor((el) => el.attrs.id === 'o2');
+    const order = tc.received.filter((el) => el.attrs.id === 'o1' || el.attrs.id === 'o2').map((el) => el.attrs.id);
+    assert.deepEqual(order, ['o1', 'o2']);
+    await Promise.all([early, late]);
+    assert.ok(ts.server.bosh!.stats.outOfOrder >= 1);
+  });
+
+  test('a rid outside the window ends the session with item-not-found', async () => {
+    const b = new RawBosh(url);
+    await b.create({ wait: '2' });
+    const r = await post(url, b.body(b.rid + 50));
+    assert.equal(r.body.attrs.type, 'terminate');
+    assert.equal(r.body.attrs.condition, 'item-not-found');
+    // The session is gone: its next request learns why.
+    const after = await b.send();
+    assert.equal(after.body.attrs.type, 'terminate');
+  });
+
+  test('an unknown sid gets item-not-found', async () => {
+    const r = await post(url, `<body xmlns='${HTTPBIND}' rid='5' sid='nosuchsession'/>`);
+    assert.equal(r.body.attrs.condition, 'item-not-found');
+  });
+
+  test('a missing or malformed rid ends the session with bad-request', async () => {
+    const b = new RawBosh(url);
+    await b.create({ wait: '2' });
+    const r = await post(url, `<body xmlns='${HTTPBIND}' sid='${b.sid}' rid='abc'/>`);
+    assert.equal(r.body.attrs.condition, 'bad-request');
+  });
+
+  test('too many simultaneous requests end the session with policy-violation', async () => {
+    const b = new RawBosh(url);
+    await b.create({ wait: '2', hold: '1' });
+    // requests = 2: the third new request, sent before any answer, is one too many.
+    const r = await post(url, b.body(b.rid + 2));
+    assert.equal(r.body.attrs.condition, 'policy-violation');
+  });
+});
+
+describe('hold and wait', () => {
+  test('with hold=1 a new request answers the held one with an empty body', async () => {
+    const b = new RawBosh(url);
+    await b.create({ wait: '10', hold: '1' });
+    const held = b.send();
+    await new Promise((r) => setTimeout(r, 100));
+    const next = b.send();
+    const r = await held;
+    assert.equal(r.text, `<body xmlns='${HTTPBIND}'/>`);
+    void next;
+  });
+
+  test('a held request is answered after wait seconds', async () => {
+    const b = new RawBosh(url);
+    await b.create({ wait: '1' });
+    const t0 = Date.now();
+    const r = await b.send();
+    const took = Date.now() - t0;
+    assert.equal(r.text, `<body xmlns='${HTTPBIND}'/>`);
+    assert.ok(took >= 900 && took < 3000, `answered after ${took} ms`);
+  });
+
+  test('data for the client goes out at once on a held request', async () => {
+    const b = new RawBosh(url);
+    await b.login('eve', 'secret', { create: { wait: '10' } });
+    const tc = await tcp('fay');
+    const t0 = Date.now();
+    const held = b.send();
+    await new Promise((r) => setTimeout(r, 100));
+    await tc.send(xml('message', { to: b.jid, type: 'chat', id: 'fast' }, xml('body', null, 'now')));
+    const r = await held;
+    assert.ok(Date.now() - t0 < 5000);
+    assert.ok(r.body.elements().some((e) => e.attrs.id === 'fast'));
+  });
+});
+
+describe('acknowledgements, pause, termination', () => {
+  test('a client that reports a missed response is told which, and gets it again', async () => {
+    const b = new RawBosh(url);
+    await b.create({ wait: '1', ack: '1' });
+    const base = b.rid - 1; // the creation request
+    const first = b.next({ ack: String(base) });
+    const r1 = await post(url, first.xml);
+    // Pretend r1 never arrived: the next request still acknowledges only the creation.
+    const r2 = await b.send({ ack: String(base) });
+    assert.equal(r2.body.attrs.report, String(first.rid));
+    assert.match(r2.body.attrs.time ?? '', /^\d+$/);
+    const again = await post(url, first.xml);
+    assert.equal(again.text, r1.text);
+  });
+
+  test('pause and resume keep the session without presence flapping for contacts', async () => {
+    const b = new RawBosh(url);
+    await b.login('gus', 'secret', { create: { wait: '2' } });
+    const contact = await tcp('hal');
+    // Make them see each other.
+    await contact.send(xml('presence', { to: `gus@${DOMAIN}`, type: 'subscribe' }));
+    await b.until(await b.send(), 'presence', (p) => p.attrs.type === 'subscribe');
+    await b.send({}, `<presence xmlns='jabber:client' to='hal@${DOMAIN}' type='subscribed'/>`);
+    await contact.presence((p) => p.attrs.from === b.jid && p.attrs.type === undefined, 'gus available');
+
+    // The page goes away: pause.
+    const paused = await b.send({ pause: '30' });
+    assert.equal(paused.body.elements().length, 0, 'a pause response carries no payloads');
+    await contact.send(xml('message', { to: `gus@${DOMAIN}`, type: 'chat', id: 'while-paused' }, xml('body', null, 'hello?')));
+    await new Promise((r) => setTimeout(r, 300));
+    // The next page resumes with the same sid and the next rid, without logging in.
+    const got = await b.until(await b.send(), 'message', (m) => m.attrs.id === 'while-paused');
+    assert.equal(got.getChildText('body'), 'hello?');
+    await contact.expectNone((p) => p.name === 'presence' && p.attrs.type === 'unavailable' && p.attrs.from === b.jid, 100, 'unavailable during the pause');
+  });
+
+  test('a terminate request logs out: contacts see unavailable once, and the session is gone', async () => {
+    const b = new RawBosh(url);
+    await b.login('ida', 'secret', { create: { wait: '2' } });
+    const contact = await tcp('jon');
+    await contact.send(xml('presence', { to: `ida@${DOMAIN}`, type: 'subscribe' }));
+    await b.until(await b.send(), 'presence', (p) => p.attrs.type === 'subscribe');
+    await b.send({}, `<presence xmlns='jabber:client' to='jon@${DOMAIN}' type='subscribed'/>`);
+    await contact.presence((p) => p.attrs.from === b.jid && p.attrs.type === undefined);
+    const r = await b.send({ type: 'terminate' }, "<presence xmlns='jabber:client' type='unavailable'/>");
+    assert.equal(r.body.attrs.type, 'terminate');
+    await contact.presence((p) => p.attrs.from === b.jid && p.attrs.type === 'unavailable');
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(contact.received.filter((p) => p.name === 'presence' && p.attrs.from === b.jid && p.attrs.type === 'unavailable').length, 1, 'once');
+    const after = await b.send();
+    assert.equal(after.body.attrs.type, 'terminate');
+  });
+});
+
+describe('nothing is lost', () => {
+  test('messages for a session that dies of inactivity go to offline storage; contacts see it go once', async () => {
+    const b = new RawBosh(url);
+    await b.login('kim', 'secret', { create: { wait: '1' } });
+    const contact = await tcp('lee');
+    await contact.send(xml('presence', { to: `kim@${DOMAIN}`, type: 'subscribe' }));
+    await b.until(await b.send(), 'presence', (p) => p.attrs.type === 'subscribe');
+    await b.send({}, `<presence xmlns='jabber:client' to='lee@${DOMAIN}' type='subscribed'/>`);
+    await contact.presence((p) => p.attrs.from === b.jid && p.attrs.type === undefined);
+    // The page is gone: no more requests. The last held one times out after 1 s.
+    await b.send();
+    await contact.send(xml('message', { to: `kim@${DOMAIN}`, type: 'chat', id: 'late' }, xml('body', null, 'are you there?')));
+    // Inactivity is 5 s after the last response; the sweep runs every second.
+    await contact.waitFor((p) => p.name === 'presence' && p.attrs.from === b.jid && p.attrs.type === 'unavailable', 12_000, 'kim unavailable after inactivity');
+    // Logging in again (over TCP this time) brings the message.
+    const again = await tcp('kim', 'back');
+    const m = await again.waitFor((el) => el.attrs.id === 'late', 8000);
+    assert.equal(m.getChildText('body'), 'are you there?');
+    assert.ok(ts.server.bosh!.stats.terminations.inactivity >= 1);
+  });
+});
+
+describe('grouped presence, adaptive wait, statistics', () => {
+  test('presence from several contacts goes out together in one response', async () => {
+    const b = new RawBosh(url);
+    await b.login('max', 'secret', { create: { wait: '10' } });
+    const contacts = [await tcp('ned'), await tcp('oli'), await tcp('pam')];
+    const held = b.send();
+    await new Promise((res) => setTimeout(res, 50));
+    // Three presence updates at about the same time (directed, so no subscription is needed).
+    for (const c of contacts) await c.send(xml('presence', { to: b.jid }, xml('show', null, 'away')));
+    const resp = await held;
+    const aways = resp.body.elements().filter((e) => e.name === 'presence' && e.getChildText('show') === 'away');
+    assert.equal(aways.length, 3, `one response with all three: ${resp.text}`);
+    assert.ok(ts.server.bosh!.stats.groupedPresences >= 3);
+  });
+
+  test('requests cut before the wait make the session answer earlier', async () => {
+    const b = new RawBosh(url);
+    await b.create({ wait: '60' });
+    // Something in front cuts requests after about 600 ms.
+    const { rid, xml: body } = b.next();
+    const ctl = new AbortController();
+    const pending = post(url, body, { signal: ctl.signal }).catch(() => null);
+    await new Promise((res) => setTimeout(res, 600));
+    ctl.abort();
+    await pending;
+    await new Promise((res) => setTimeout(res, 50));
+    // The client retries the same rid on a new connection, as clients do.
+    const retry = post(url, b.body(rid));
+    const snap = ts.server.bosh!.snapshot();
+    assert.ok(snap.cutRequests >= 1);
+    assert.ok(snap.adaptedSessions >= 1);
+    assert.ok(snap.meanEffectiveWaitMs < 60_000);
+    // The next held request comes back before the cut.
+    const t0 = Date.now();
+    await retry;
+    await b.send();
+    assert.ok(Date.now() - t0 < 1500, `answered after ${Date.now() - t0} ms`);
+  });
+
+  test('the statistics count sessions, requests and terminations', async () => {
+    await new Promise((res) => setTimeout(res, 1500)); // long enough for idle sessions to hibernate
+    const s = ts.server.bosh!.snapshot();
+    assert.ok(s.sessionsCreated > 5);
+    assert.ok(s.requests > s.sessionsCreated);
+    assert.ok(s.terminations.client >= 1);
+    assert.ok(s.terminations['item-not-found'] >= 1);
+    assert.ok(s.terminations['policy-violation'] >= 1);
+    assert.ok(s.hibernations >= 1);
+    assert.equal(typeof s.heldRequests, 'number');
+  });
+});
+
+describe('HTTP', () => {
+  test('malformed XML, a wrong content type and an oversized body are refused without touching other sessions', async () => {
+    const b = new RawBosh(url);
+    await b.create({ wait: '2' });
+    const bad = await post(url, '<body xmlns="http://jabber.org/protocol/httpbind" rid="1"><unclosed></body>');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.attrs.condition, 'bad-request');
+    const notBody = await post(url, "<iq xmlns='jabber:client'/>");
+    assert.equal(notBody.status, 400);
+    const json = await post(url, '{"rid":1}', { headers: { 'Content-Type': 'application/json' } });
+    assert.equal(json.status, 400);
+    const big = await post(url, `<body xmlns='${HTTPBIND}' rid='1'>${'x'.repeat(2 * 1024 * 1024)}</body>`);
+    assert.equal(big.status, 413);
+    // The other session is fine.
+    const ok = await b.send();
+    assert.equal(ok.status, 200);
+    assert.notEqual(ok.body.attrs.type, 'terminate');
+  });
+
+  test('CORS: preflight for an allowed origin, refusal for others', async () => {
+    const pre = await fetch(url, { method: 'OPTIONS', headers: { Origin: 'https://portal.example.test', 'Access-Control-Request-Method': 'POST' } });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get('access-control-allow-origin'), 'https://portal.example.test');
+    assert.match(pre.headers.get('access-control-allow-methods') ?? '', /POST/);
+    const b = new RawBosh(url);
+    const r = await post(url, b.body(b.rid, { to: DOMAIN, wait: '5', hold: '1', ver: '1.6' }), { headers: { Origin: 'https://portal.example.test' } });
+    assert.equal(r.headers.get('access-control-allow-origin'), 'https://portal.example.test');
+    const evil = await fetch(url, { method: 'POST', headers: { Origin: 'https://evil.example', 'Content-Type': 'text/xml' }, body: `<body xmlns='${HTTPBIND}' rid='1' to='${DOMAIN}'/>` });
+    assert.equal(evil.status, 403);
+  });
+
+  test('/bosh answers like /http-bind, and GET explains the endpoint', async () => {
+    const b = new RawBosh(`${ts.httpUrl}/bosh`);
+    const r = await b.create({ wait: '2' });
+    assert.ok(r.body.attrs.sid);
+    const get = await fetch(url);
+    assert.equal(get.status, 200);
+    assert.match(await get.text(), /BOSH/);
+  });
+});
+
+describe('Strophe.js over BOSH', () => {
+  test('Strophe logs in over BOSH and chats with a TCP user', async () => {
+    const tc = await tcp('ray');
+    const conn = new Strophe.Connection(url);
+    await new Promise<void>((resolve, reject) => {
+      conn.connect(`quin@${DOMAIN}/strophe`, 'secret', (status: number) => {
+        if (status === Strophe.Status.CONNECTED) resolve();
+        else if (status === Strophe.Status.AUTHFAIL || status === Strophe.Status.CONNFAIL) reject(new Error(`status ${status}`));
+      });
+    });
+    const got = new Promise<string>((resolve) =>
+      conn.addHandler(
+        (m: any) => {
+          resolve(m.getElementsByTagName('body')[0]?.textContent ?? '');
+          return true;
+        },
+        null,
+        'message',
+      ),
+    );
+    conn.send($pres());
+    conn.send($msg({ to: `ray@${DOMAIN}`, type: 'chat', id: 's1' }).c('body').t('hi from Strophe'));
+    const m = await tc.waitFor((el) => el.attrs.id === 's1');
+    assert.equal(m.getChildText('body'), 'hi from Strophe');
+    await tc.send(xml('message', { to: `quin@${DOMAIN}/strophe`, type: 'chat' }, xml('body', null, 'hi Strophe')));
+    assert.equal(await got, 'hi Strophe');
+    conn.disconnect();
+  });
+});
