@@ -250,6 +250,22 @@ describe('acknowledgements, pause, termination', () => {
   });
 });
 
+describe('server-side termination', () => {
+  test('a session replaced by a new login with the same resource ends with remote-stream-error conflict', async () => {
+    const b = new RawBosh(url);
+    await b.login('sue', 'secret', { create: { wait: '10' }, resource: 'same' });
+    const held = b.send();
+    await new Promise((res) => setTimeout(res, 100));
+    const other = await connectClient({ port: ts.port, username: 'sue', resource: 'same' });
+    clients.push(other);
+    const r = await held;
+    assert.equal(r.body.attrs.type, 'terminate');
+    assert.equal(r.body.attrs.condition, 'remote-stream-error');
+    assert.ok(r.body.getChild('error')?.getChild('conflict'), r.text);
+    assert.ok(ts.server.bosh!.stats.terminations.conflict >= 1);
+  });
+});
+
 describe('nothing is lost', () => {
   test('messages for a session that dies of inactivity go to offline storage; contacts see it go once', async () => {
     const b = new RawBosh(url);

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, DOMAIN } from './helpers/server.js';
 import { connectClient, rawLogin, xml } from './helpers/client.js';
+import { RawBosh } from './helpers/bosh.js';
 
 test('a client that stops reading is disconnected and every message reaches it or offline storage', async () => {
   const ts = await startTestServer({ listen: { c2s: { requireTls: false } }, limits: { maxSendBuffer: '64KiB', closeTimeout: '30s' }, offline: { maxPerUser: 100000 } });
@@ -85,6 +86,29 @@ test('shutdown ends streams with system-shutdown and offline messages survive a 
     const m = await ben.waitFor((el) => el.attrs.id === 'keep');
     assert.equal(m.getChildText('body'), 'see you after the restart');
     await ben.stop();
+  } finally {
+    await again.stop();
+  }
+});
+
+test('shutdown answers held BOSH requests with system-shutdown and stores what was queued', async () => {
+  const ts = await startTestServer();
+  await ts.addUser('cat');
+  await ts.addUser('dog');
+  const b = new RawBosh(`${ts.httpUrl}/http-bind`);
+  await b.login('cat', 'secret', { create: { wait: '30' } });
+  const held = b.send();
+  await new Promise((r) => setTimeout(r, 100));
+  const stopping = ts.stop({ keepData: true });
+  const r = await held;
+  assert.equal(r.body.attrs.type, 'terminate');
+  assert.equal(r.body.attrs.condition, 'system-shutdown');
+  await stopping;
+  const again = await startTestServer({ dataDir: ts.dataDir });
+  try {
+    // The session is gone after the restart; the account is still there.
+    const dog = await connectClient({ port: again.port, username: 'dog' });
+    await dog.stop();
   } finally {
     await again.stop();
   }

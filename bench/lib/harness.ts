@@ -15,6 +15,7 @@ export const PASSWORD = 'benchpw';
 export interface BenchServer {
   child: ChildProcess;
   port: number;
+  httpPort: number | undefined;
   pid: number;
   request<T>(cmd: string): Promise<T>;
   stop(): Promise<void>;
@@ -32,7 +33,7 @@ export async function startBenchServer(opts: { users: number; prefix?: string; e
   const raw = {
     domain: DOMAIN,
     dataDir,
-    listen: { c2s: { port: 0, requireTls: false }, c2sTls: { enabled: false }, http: { enabled: false } },
+    listen: { c2s: { port: 0, requireTls: false }, c2sTls: { enabled: false }, http: { enabled: false } } as Record<string, unknown>,
     limits: { authTimeout: '120s' },
     offline: { maxPerUser: 100000 },
     log: { level: 'warn' },
@@ -53,8 +54,8 @@ export async function startBenchServer(opts: { users: number; prefix?: string; e
 
   const script = fileURLToPath(new URL('./server-process.js', import.meta.url));
   const child = fork(script, [JSON.stringify(raw)], { execArgv: ['--expose-gc', '--max-old-space-size=8192'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m: { port?: number }) => (m.port ? resolve(m.port) : reject(new Error('server did not start'))));
+  const { port, httpPort } = await new Promise<{ port: number; httpPort?: number }>((resolve, reject) => {
+    child.once('message', (m: { port?: number; httpPort?: number }) => (m.port ? resolve({ port: m.port, httpPort: m.httpPort }) : reject(new Error('server did not start'))));
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
   const request = <T>(cmd: string) =>
@@ -65,6 +66,7 @@ export async function startBenchServer(opts: { users: number; prefix?: string; e
   return {
     child,
     port,
+    httpPort,
     pid: child.pid!,
     request,
     async stop() {

@@ -10,7 +10,7 @@ import { startServer } from '../../src/main.js';
 
 const config = parseConfig(JSON.parse(process.argv[2]!));
 const server = await startServer(config, { log: pino({ level: 'warn' }) });
-process.send!({ ready: true, port: server.port('c2s') });
+process.send!({ ready: true, port: server.port('c2s'), httpPort: server.listeners.http ? server.port('http') : undefined });
 
 process.on('message', async (msg: { cmd: string }) => {
   if (msg.cmd === 'mem') {

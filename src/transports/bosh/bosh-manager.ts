@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerCore } from '../../core/server.js';
 import { C2sSession } from '../../c2s/session.js';
 import type { XmlParserLimits } from '../../xml/parser.js';
+import type { XmlElement } from '../../xml/element.js';
 import { BodyError, parseBody, responseBody, type ParsedBody } from './body.js';
 import { BoshSession, type BoshRequest, type BoshSettings } from './bosh-session.js';
 import { BoshStats, type BoshStatsSnapshot, type BoshTermination } from './bosh-stats.js';
@@ -117,8 +118,7 @@ export class BoshManager {
       send(res, 200, headers, tomb?.body ?? responseBody({ type: 'terminate', condition: 'item-not-found' }, '', false));
       return;
     }
-    const contentHeaders = { ...headers, 'Content-Type': session.contentType };
-    const request = httpRequest(rid, parsed, res, contentHeaders, session.isLegacy);
+    const request = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, res, responseHeaders(headers, session.contentType), session.isLegacy);
     if (!Number.isSafeInteger(rid) || rid > MAX_RID) {
       session.failBadRequest(request);
       return;
@@ -136,7 +136,7 @@ export class BoshManager {
     if (a.to !== undefined && a.to.toLowerCase() !== this.#core.domain) return refuse('host-unknown');
     const sid = randomBytes(16).toString('base64url'); // 128 bits (DESIGN.md)
     const contentType = a.content && /^[\w.+-]+\/[\w.+-]+(;\s*charset=[\w-]+)?$/i.test(a.content) ? a.content : 'text/xml; charset=utf-8';
-    const create = httpRequest(rid, parsed, res, { ...headers, 'Content-Type': contentType }, a.ver === undefined);
+    const create = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, res, responseHeaders(headers, contentType), a.ver === undefined);
     const remote = req.socket.remoteAddress ?? '';
     const session = new BoshSession(sid, create, remote, this.#settings, (s, why, body) => this.#ended(s, why, body));
     this.#sessions.set(sid, session);
@@ -164,41 +164,64 @@ export class BoshManager {
 
 function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
   if (res.writableEnded || res.destroyed) return;
-  res.writeHead(status, { 'Content-Type': 'text/xml; charset=utf-8', ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.writeHead(status, headers['Content-Type'] ? headers : { 'Content-Type': 'text/xml; charset=utf-8', ...headers });
   res.end(body);
 }
 
-/** A BoshRequest on an HTTP exchange. */
-function httpRequest(rid: number, parsed: ParsedBody, res: ServerResponse, headers: Record<string, string>, legacy: boolean): BoshRequest {
-  let done = false;
-  const r: BoshRequest = {
-    rid,
-    attrs: parsed.attrs,
-    payload: parsed.payload,
-    onAbort: null,
-    reply(body) {
-      if (done) return;
-      done = true;
-      let status = 200;
-      if (legacy) {
-        const m = /^<body [^>]*type='terminate'[^>]*condition='([a-z-]+)'/.exec(body);
-        if (m && LEGACY_STATUS[m[1]!]) status = LEGACY_STATUS[m[1]!]!;
+/**
+ * A BoshRequest on an HTTP exchange. A class rather than closures: an idle session keeps
+ * one of these held, so its size counts.
+ */
+class HttpBoshRequest implements BoshRequest {
+  onAbort: (() => void) | null = null;
+  #done = false;
+
+  constructor(
+    readonly rid: number,
+    readonly attrs: Readonly<Record<string, string>>,
+    readonly payload: readonly XmlElement[],
+    readonly res: ServerResponse,
+    readonly headers: Record<string, string>,
+    readonly legacy: boolean,
+  ) {
+    res.once('close', () => {
+      if (!this.#done) {
+        this.#done = true;
+        this.onAbort?.();
       }
-      send(res, status, headers, body);
-    },
-    isOpen() {
-      return !done && !res.destroyed;
-    },
-    discard() {
-      done = true;
-      res.destroy();
-    },
-  };
-  res.once('close', () => {
-    if (!done) {
-      done = true;
-      r.onAbort?.();
+    });
+  }
+
+  reply(body: string): void {
+    if (this.#done) return;
+    this.#done = true;
+    let status = 200;
+    if (this.legacy) {
+      const m = /^<body [^>]*type='terminate'[^>]*condition='([a-z-]+)'/.exec(body);
+      if (m && LEGACY_STATUS[m[1]!]) status = LEGACY_STATUS[m[1]!]!;
     }
-  });
-  return r;
+    send(this.res, status, this.headers, body);
+  }
+
+  isOpen(): boolean {
+    return !this.#done && !this.res.destroyed;
+  }
+
+  discard(): void {
+    this.#done = true;
+    this.res.destroy();
+  }
+}
+
+/** Response headers, shared between requests with the same content type and CORS answer. */
+const headerCache = new Map<string, Record<string, string>>();
+function responseHeaders(base: Record<string, string>, contentType: string): Record<string, string> {
+  const key = contentType + '\n' + (base['Access-Control-Allow-Origin'] ?? '');
+  let h = headerCache.get(key);
+  if (!h) {
+    h = Object.freeze({ ...base, 'Content-Type': contentType }) as Record<string, string>;
+    if (headerCache.size < 1000) headerCache.set(key, h);
+  }
+  return h;
 }
