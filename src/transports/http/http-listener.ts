@@ -131,6 +131,8 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
         clearInterval(pinger);
         server.close(() => resolve());
         server.closeIdleConnections();
+        // Sessions get their terminate responses meanwhile; then keep-alive connections go.
+        setTimeout(() => server.closeAllConnections(), 500);
       }),
   };
 }
