@@ -27,11 +27,17 @@ Usage:
                                                create P1..PN (load tests)
   parley config check FILE                     validate a configuration file
   parley config docs                           print the configuration reference
+  parley loadtest [run|register|rosters] ...   the load generator (parley loadtest --help)
   parley version
 
 Every command takes --config FILE. A JID may be given as "name" for the configured domain.`;
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'loadtest') {
+    // The load generator is its own program: it shares only xml/ and xmpp/ with the server.
+    const { loadtestMain } = await import('../../loadtest/main.js');
+    return loadtestMain(argv.slice(1));
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
