@@ -64,6 +64,7 @@ export const configSchema = obj({
           }),
           maxBodySize: size({ doc: 'largest HTTP request body accepted (BOSH)', default: '1MiB', min: 4096 }),
           keepAliveTimeout: duration({ doc: 'how long an idle HTTP keep-alive connection stays open', default: '75s' }),
+          requestTimeout: duration({ doc: 'time a client has to send a whole request (slow clients are cut)', default: '30s', min: '1s' }),
         },
         'HTTP listener',
       ),

@@ -6,10 +6,10 @@
  * legacy clients); XEP-0206.
  */
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerCore } from '../../core/server.js';
 import { C2sSession } from '../../c2s/session.js';
 import type { XmlParserLimits } from '../../xml/parser.js';
+import type { HttpExchange } from '../http/http1.js';
 import type { XmlElement } from '../../xml/element.js';
 import { BodyError, parseBody, responseBody, type ParsedBody } from './body.js';
 import { BoshSession, type BoshRequest, type BoshSettings } from './bosh-session.js';
@@ -93,15 +93,16 @@ export class BoshManager {
   }
 
   /** Handles one POST to the BOSH endpoint whose body has been read. */
-  handle(req: IncomingMessage, res: ServerResponse, data: Buffer, headers: Record<string, string>): void {
+  handle(data: Buffer, ex: HttpExchange, cors: Record<string, string>): void {
     let parsed: ParsedBody;
+    const headers = responseHeaders(cors, 'text/xml; charset=utf-8');
     try {
       parsed = parseBody(data, this.#limits);
     } catch (e) {
       if (!(e instanceof BodyError)) throw e;
       this.stats.terminations['bad-request']++;
       // The wrapper could not be read: no session can be trusted with it.
-      send(res, 400, headers, responseBody({ type: 'terminate', condition: e.condition }, '', false));
+      ex.respond(400, headers, responseBody({ type: 'terminate', condition: e.condition }, '', false));
       return;
     }
     const a = parsed.attrs;
@@ -109,16 +110,16 @@ export class BoshManager {
     const rid = ridText !== undefined && /^\d{1,16}$/.test(ridText) ? Number(ridText) : NaN;
     const sid = a.sid;
     if (sid === undefined) {
-      this.#create(req, res, parsed, rid, headers);
+      this.#create(ex, parsed, rid, cors);
       return;
     }
     const session = this.#sessions.get(sid);
     if (!session) {
       const tomb = this.#tombstones.get(sid);
-      send(res, 200, headers, tomb?.body ?? responseBody({ type: 'terminate', condition: 'item-not-found' }, '', false));
+      ex.respond(200, headers, tomb?.body ?? responseBody({ type: 'terminate', condition: 'item-not-found' }, '', false));
       return;
     }
-    const request = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, res, responseHeaders(headers, session.contentType), session.isLegacy);
+    const request = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, ex, responseHeaders(cors, session.contentType), session.isLegacy);
     if (!Number.isSafeInteger(rid) || rid > MAX_RID) {
       session.failBadRequest(request);
       return;
@@ -126,19 +127,18 @@ export class BoshManager {
     session.handle(request);
   }
 
-  #create(req: IncomingMessage, res: ServerResponse, parsed: ParsedBody, rid: number, headers: Record<string, string>): void {
+  #create(ex: HttpExchange, parsed: ParsedBody, rid: number, cors: Record<string, string>): void {
     const a = parsed.attrs;
     const refuse = (condition: string) => {
-      send(res, a.ver === undefined ? (LEGACY_STATUS[condition] ?? 200) : 200, headers, responseBody({ type: 'terminate', condition }, '', false));
+      ex.respond(a.ver === undefined ? (LEGACY_STATUS[condition] ?? 200) : 200, responseHeaders(cors, 'text/xml; charset=utf-8'), responseBody({ type: 'terminate', condition }, '', false));
     };
     if (!this.#accepting) return refuse('system-shutdown');
     if (!Number.isSafeInteger(rid)) return refuse('bad-request');
     if (a.to !== undefined && a.to.toLowerCase() !== this.#core.domain) return refuse('host-unknown');
     const sid = randomBytes(16).toString('base64url'); // 128 bits (DESIGN.md)
     const contentType = a.content && /^[\w.+-]+\/[\w.+-]+(;\s*charset=[\w-]+)?$/i.test(a.content) ? a.content : 'text/xml; charset=utf-8';
-    const create = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, res, responseHeaders(headers, contentType), a.ver === undefined);
-    const remote = req.socket.remoteAddress ?? '';
-    const session = new BoshSession(sid, create, remote, this.#settings, (s, why, body) => this.#ended(s, why, body));
+    const create = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, ex, responseHeaders(cors, contentType), a.ver === undefined);
+    const session = new BoshSession(sid, create, ex.remoteAddress, this.#settings, (s, why, body) => this.#ended(s, why, body));
     this.#sessions.set(sid, session);
     this.stats.sessionsCreated++;
     this.stats.requests++;
@@ -162,55 +162,42 @@ export class BoshManager {
   }
 }
 
-function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
-  if (res.writableEnded || res.destroyed) return;
-  res.setHeader('Content-Length', Buffer.byteLength(body));
-  res.writeHead(status, headers['Content-Type'] ? headers : { 'Content-Type': 'text/xml; charset=utf-8', ...headers });
-  res.end(body);
-}
-
 /**
  * A BoshRequest on an HTTP exchange. A class rather than closures: an idle session keeps
  * one of these held, so its size counts.
  */
 class HttpBoshRequest implements BoshRequest {
-  onAbort: (() => void) | null = null;
-  #done = false;
-
   constructor(
     readonly rid: number,
     readonly attrs: Readonly<Record<string, string>>,
     readonly payload: readonly XmlElement[],
-    readonly res: ServerResponse,
+    readonly ex: HttpExchange,
     readonly headers: Record<string, string>,
     readonly legacy: boolean,
-  ) {
-    res.once('close', () => {
-      if (!this.#done) {
-        this.#done = true;
-        this.onAbort?.();
-      }
-    });
+  ) {}
+
+  get onAbort(): (() => void) | null {
+    return this.ex.onAbort;
+  }
+  set onAbort(fn: (() => void) | null) {
+    this.ex.onAbort = fn;
   }
 
   reply(body: string): void {
-    if (this.#done) return;
-    this.#done = true;
     let status = 200;
     if (this.legacy) {
       const m = /^<body [^>]*type='terminate'[^>]*condition='([a-z-]+)'/.exec(body);
       if (m && LEGACY_STATUS[m[1]!]) status = LEGACY_STATUS[m[1]!]!;
     }
-    send(this.res, status, this.headers, body);
+    this.ex.respond(status, this.headers, body);
   }
 
   isOpen(): boolean {
-    return !this.#done && !this.res.destroyed;
+    return this.ex.isOpen();
   }
 
   discard(): void {
-    this.#done = true;
-    this.res.destroy();
+    this.ex.destroy();
   }
 }
 
@@ -220,7 +207,7 @@ function responseHeaders(base: Record<string, string>, contentType: string): Rec
   const key = contentType + '\n' + (base['Access-Control-Allow-Origin'] ?? '');
   let h = headerCache.get(key);
   if (!h) {
-    h = Object.freeze({ ...base, 'Content-Type': contentType }) as Record<string, string>;
+    h = Object.freeze({ ...base, 'Content-Type': contentType, 'Cache-Control': 'no-store' }) as Record<string, string>;
     if (headerCache.size < 1000) headerCache.set(key, h);
   }
   return h;

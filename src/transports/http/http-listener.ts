@@ -1,17 +1,22 @@
 /**
  * The HTTP listener: BOSH at /http-bind and /bosh, WebSocket at /xmpp-websocket, and
  * room for the API, metrics and web pages of later issues (`routes`).
- * HTTP concerns live here: keep-alive, CORS (with preflight), bounded bodies,
- * content types, slow clients.
+ *
+ * Connections start on the lean HTTP/1.1 path (http1.ts), which answers BOSH and takes
+ * WebSocket upgrades; any other request moves its connection to Node's http server,
+ * which serves the routes (and BOSH and WebSocket too, through the same handlers).
+ * HTTP concerns live here: keep-alive, CORS (with preflight), bounded bodies, content
+ * types, slow clients.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { ServerCore } from '../../core/server.js';
 import { C2sSession } from '../../c2s/session.js';
 import type { BoshManager } from '../bosh/bosh-manager.js';
 import { WsTransport } from '../websocket/ws-transport.js';
+import { Http1Connection, type HttpExchange, type Http1Routes } from './http1.js';
 
 export interface HttpListener {
   readonly name: string;
@@ -27,6 +32,7 @@ const BOSH_PATHS = new Set(['/http-bind', '/http-bind/', '/bosh', '/bosh/']);
 const WS_PATHS = new Set(['/xmpp-websocket', '/xmpp-websocket/']);
 /** Content types a BOSH client may send (XEP-0124 §5 lets constrained clients use the last three). */
 const BOSH_CONTENT_TYPES = /^(text\/xml|application\/xml|text\/plain|application\/x-www-form-urlencoded)\b/i;
+const TERMINATE_BAD_REQUEST = "<body type='terminate' condition='bad-request' xmlns='http://jabber.org/protocol/httpbind'/>";
 
 export async function startHttpListener(core: ServerCore, opts: { bosh: BoshManager | null; routes?: HttpRoute[] }): Promise<HttpListener> {
   const cfg = core.config.listen.http;
@@ -34,46 +40,24 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
   const cors = corsPolicy(cfg.corsOrigins);
   const routes = opts.routes ?? [];
 
-  const server = createServer({ keepAliveTimeout: cfg.keepAliveTimeout, requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      core.log.error({ err, url: req.url }, 'HTTP request failed');
-      if (!res.headersSent) {
-        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
-        res.end('internal server error\n');
-      } else res.destroy();
-    });
-  });
-  // SECURITY: slow or stuck clients cannot hold sockets forever (headers, bodies).
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = cfg.keepAliveTimeout;
+  // ------------------------------------------------------------------ BOSH (both paths)
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const origin = req.headers.origin;
-    const corsHeaders = cors(origin);
-    if (BOSH_PATHS.has(url.pathname)) {
-      if (origin !== undefined && corsHeaders === null) return plain(res, 403, 'origin not allowed\n');
-      const h = corsHeaders ?? {};
-      if (req.method === 'OPTIONS') return preflight(res, h);
-      if (req.method === 'GET') return plain(res, 200, 'Parley BOSH endpoint (XEP-0124, XEP-0206): POST <body/> here.\n', h);
-      if (req.method !== 'POST') return plain(res, 405, 'use POST\n', { ...h, Allow: 'POST, GET, OPTIONS' });
-      if (!opts.bosh) return plain(res, 404, 'BOSH is disabled\n', h);
-      const type = req.headers['content-type'];
-      if (type !== undefined && !BOSH_CONTENT_TYPES.test(type)) {
-        return plain(res, 400, "<body type='terminate' condition='bad-request' xmlns='http://jabber.org/protocol/httpbind'/>", { ...h, 'Content-Type': 'text/xml; charset=utf-8' });
-      }
-      const body = await readBody(req, res, cfg.maxBodySize);
-      if (body === null) return;
-      opts.bosh.handle(req, res, body, { ...h, 'Cache-Control': 'no-store' });
-      return;
-    }
-    if (WS_PATHS.has(url.pathname)) return plain(res, 426, 'WebSocket (RFC 7395, sub-protocol xmpp) only\n', { Upgrade: 'websocket' });
-    for (const route of routes) if (await route(req, res, url)) return;
-    plain(res, 404, 'not found\n');
+  /** A BOSH request with its body read, from either HTTP path. */
+  function bosh(method: string, headers: Record<string, string | undefined>, body: Buffer | null, ex: HttpExchange): void {
+    const origin = headers.origin;
+    const h = cors(origin);
+    if (origin !== undefined && h === null) return ex.respond(403, TEXT, 'origin not allowed\n');
+    if (method === 'OPTIONS') return ex.respond(204, { ...h, ...PREFLIGHT }, '');
+    if (method === 'GET' || method === 'HEAD') return ex.respond(200, { ...TEXT, ...h }, 'Parley BOSH endpoint (XEP-0124, XEP-0206): POST <body/> here.\n');
+    if (method !== 'POST') return ex.respond(405, { ...TEXT, ...h, Allow: 'POST, GET, OPTIONS' }, 'use POST\n');
+    if (!opts.bosh) return ex.respond(404, { ...TEXT, ...h }, 'BOSH is disabled\n');
+    const type = headers['content-type'];
+    if (type !== undefined && !BOSH_CONTENT_TYPES.test(type)) return ex.respond(400, { ...XML, ...h }, TERMINATE_BAD_REQUEST);
+    opts.bosh.handle(body ?? Buffer.alloc(0), ex, h ?? {});
   }
 
-  // ------------------------------------------------------------------ WebSocket
+  // ------------------------------------------------------------------ WebSocket (both paths)
+
   const wsCfg = core.config.websocket;
   const wss = wsCfg.enabled
     ? new WebSocketServer({
@@ -90,21 +74,20 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
   }, wsCfg.pingInterval);
   pinger.unref();
 
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  function upgrade(req: { method: string; url: string; headers: Record<string, string | undefined> }, socket: Duplex, head: Buffer, remoteAddress: string): void {
     const refuse = (status: number, text: string) => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
+    const url = new URL(req.url, 'http://localhost');
     if (!wss || !WS_PATHS.has(url.pathname)) return refuse(404, 'Not Found');
-    const origin = req.headers.origin;
-    if (origin !== undefined && cors(origin) === null) return refuse(403, 'Forbidden');
+    if (req.headers.origin !== undefined && cors(req.headers.origin) === null) return refuse(403, 'Forbidden');
     // RFC 7395 §3.1: the sub-protocol must be "xmpp".
     const protocols = String(req.headers['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((p) => p.trim());
     if (!protocols.includes('xmpp')) return refuse(400, 'Bad Request');
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const t = new WsTransport(ws, req.socket.remoteAddress ?? '', {
+    wss.handleUpgrade(req as unknown as IncomingMessage, socket, head, (ws) => {
+      const t = new WsTransport(ws, remoteAddress, {
         limits: { maxStanzaBytes: limits.maxStanzaSize, maxDepth: limits.maxStanzaDepth, maxAttributes: limits.maxAttributes, maxNameLength: 256 },
         isSecure: cfg.secure,
         closeTimeoutMs: limits.closeTimeout,
@@ -114,6 +97,67 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
       ws.on('close', () => sockets.delete(t));
       t.bind(new C2sSession(core, t));
     });
+  }
+
+  // ------------------------------------------------------------------ node:http (everything else)
+
+  const node = createHttpServer({ keepAliveTimeout: cfg.keepAliveTimeout, requestTimeout: cfg.requestTimeout, headersTimeout: Math.min(cfg.requestTimeout, 10_000) }, (req, res) => {
+    handleNode(req, res).catch((err: unknown) => {
+      core.log.error({ err, url: req.url }, 'HTTP request failed');
+      if (!res.headersSent) {
+        res.writeHead(500, TEXT);
+        res.end('internal server error\n');
+      } else res.destroy();
+    });
+  });
+  node.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgrade({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers as Record<string, string> }, socket, head, req.socket.remoteAddress ?? '');
+  });
+
+  async function handleNode(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (BOSH_PATHS.has(url.pathname)) {
+      const body = req.method === 'POST' ? await readBody(req, cfg.maxBodySize) : Buffer.alloc(0);
+      if (body === null) {
+        res.writeHead(413, { ...XML, Connection: 'close' });
+        res.end("<body type='terminate' condition='policy-violation' xmlns='http://jabber.org/protocol/httpbind'/>");
+        return;
+      }
+      bosh(req.method ?? 'GET', req.headers as Record<string, string>, body, nodeExchange(req, res));
+      return;
+    }
+    if (WS_PATHS.has(url.pathname)) {
+      res.writeHead(426, { ...TEXT, Upgrade: 'websocket' });
+      res.end('WebSocket (RFC 7395, sub-protocol xmpp) only\n');
+      return;
+    }
+    for (const route of routes) if (await route(req, res, url)) return;
+    res.writeHead(404, TEXT);
+    res.end('not found\n');
+  }
+
+  // ------------------------------------------------------------------ the lean path
+
+  const fast: Http1Routes = {
+    claims: (method, path, headers) => BOSH_PATHS.has(path) || (WS_PATHS.has(path) && method === 'GET' && headers.upgrade !== undefined),
+    request: (req, ex) => bosh(req.method, req.headers, req.body, ex),
+    upgrade: (req, socket, head) => upgrade({ method: req.method, url: req.target, headers: req.headers }, socket, head, req.remoteAddress),
+    handOff(socket: Socket, unread: Buffer) {
+      // node:http would read straight from the socket's handle; make it read the stream,
+      // so the bytes already read (put back below) come first.
+      const handle = (socket as unknown as { _handle?: { _consumed?: boolean } })._handle;
+      if (handle) handle._consumed = true;
+      if (unread.length > 0) socket.unshift(unread);
+      node.emit('connection', socket);
+      socket.resume();
+    },
+  };
+  const http1Limits = { maxBodySize: cfg.maxBodySize, keepAliveTimeoutMs: cfg.keepAliveTimeout, requestTimeoutMs: cfg.requestTimeout };
+  const conns = new Set<Socket>();
+  const server = createNetServer({ noDelay: true }, (socket) => {
+    conns.add(socket);
+    socket.once('close', () => conns.delete(socket));
+    new Http1Connection(socket, fast, http1Limits);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -130,18 +174,56 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
       new Promise<void>((resolve) => {
         clearInterval(pinger);
         server.close(() => resolve());
-        server.closeIdleConnections();
+        node.closeIdleConnections();
         // Sessions get their terminate responses meanwhile; then keep-alive connections go.
-        setTimeout(() => server.closeAllConnections(), 500);
+        setTimeout(() => {
+          for (const s of conns) s.destroy();
+          node.closeAllConnections();
+        }, 500);
       }),
   };
 }
 
-/** Reads a request body up to `max` bytes; answers 413 and returns null beyond that. */
-function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<Buffer | null> {
+const TEXT = { 'Content-Type': 'text/plain; charset=utf-8' };
+const XML = { 'Content-Type': 'text/xml; charset=utf-8' };
+const PREFLIGHT = {
+  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS',
+  'Access-Control-Allow-Headers': 'Content-Type',
+  'Access-Control-Max-Age': '86400',
+};
+
+/** An HttpExchange over node:http. */
+function nodeExchange(req: IncomingMessage, res: ServerResponse): HttpExchange {
+  let done = false;
+  const ex: HttpExchange = {
+    remoteAddress: req.socket.remoteAddress ?? '',
+    onAbort: null,
+    respond(status, headers, body) {
+      if (done) return;
+      done = true;
+      if (res.writableEnded || res.destroyed) return;
+      res.writeHead(status, { ...headers, 'Content-Length': String(typeof body === 'string' ? Buffer.byteLength(body) : body.length) });
+      res.end(body);
+    },
+    destroy() {
+      done = true;
+      res.destroy();
+    },
+    isOpen: () => !done && !res.destroyed,
+  };
+  res.once('close', () => {
+    if (!done) {
+      done = true;
+      ex.onAbort?.();
+    }
+  });
+  return ex;
+}
+
+/** Reads a request body up to `max` bytes; null beyond that. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > max) {
-    tooLarge(res, max);
     req.resume();
     return Promise.resolve(null);
   }
@@ -154,16 +236,16 @@ function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promi
       size += c.length;
       if (size > max) {
         done = true;
-        tooLarge(res, max);
         resolve(null);
         return;
       }
       chunks.push(c);
     });
     req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(Buffer.concat(chunks, size));
+      if (!done) {
+        done = true;
+        resolve(Buffer.concat(chunks, size));
+      }
     });
     req.on('error', () => {
       if (!done) {
@@ -174,30 +256,6 @@ function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promi
   });
 }
 
-function tooLarge(res: ServerResponse, max: number): void {
-  plain(res, 413, `<body type='terminate' condition='policy-violation' xmlns='http://jabber.org/protocol/httpbind'><text>bodies are limited to ${max} bytes</text></body>`, {
-    'Content-Type': 'text/xml; charset=utf-8',
-    Connection: 'close',
-  });
-}
-
-function plain(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers, 'Content-Length': String(Buffer.byteLength(text)) });
-  res.end(text);
-}
-
-function preflight(res: ServerResponse, headers: Record<string, string>): void {
-  res.writeHead(204, {
-    ...headers,
-    'Access-Control-Allow-Methods': 'POST, GET, OPTIONS',
-    'Access-Control-Allow-Headers': 'Content-Type',
-    'Access-Control-Max-Age': '86400',
-    'Content-Length': '0',
-  });
-  res.end();
-}
-
 /**
  * CORS: headers for an allowed origin (an empty set for requests without Origin), or
  * null when the origin is not allowed.
@@ -205,9 +263,11 @@ function preflight(res: ServerResponse, headers: Record<string, string>): void {
 function corsPolicy(origins: string[]): (origin: string | undefined) => Record<string, string> | null {
   const any = origins.includes('*');
   const allowed = new Set(origins.map((o) => o.toLowerCase().replace(/\/$/, '')));
+  const ANY = Object.freeze({ 'Access-Control-Allow-Origin': '*' });
+  const NONE = Object.freeze({});
   return (origin): Record<string, string> | null => {
-    if (origin === undefined) return {};
-    if (any) return { 'Access-Control-Allow-Origin': '*' };
+    if (origin === undefined) return NONE;
+    if (any) return ANY;
     if (allowed.has(origin.toLowerCase())) return { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' };
     return null;
   };

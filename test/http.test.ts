@@ -1,0 +1,108 @@
+/**
+ * The HTTP listener's own behaviour: the lean path for BOSH, hand-over of other requests
+ * to node:http on the same connection, keep-alive, pipelining order, slow clients.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
+
+let ts: TestServer;
+
+before(async () => {
+  ts = await startTestServer({ listen: { http: { requestTimeout: '1s', keepAliveTimeout: '2s' } } });
+});
+after(() => ts.stop());
+
+function open(): Promise<{ s: Socket; read(until: RegExp, ms?: number): Promise<string>; closed: Promise<void> }> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port: ts.httpPort }, () => {
+      let buf = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => (buf += d));
+      const closed = new Promise<void>((r) => s.on('close', () => r()));
+      resolve({
+        s,
+        closed,
+        async read(until, ms = 3000) {
+          const deadline = Date.now() + ms;
+          while (!until.test(buf)) {
+            if (Date.now() > deadline) throw new Error(`timed out waiting for ${until}; got ${buf}`);
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          const out = buf;
+          buf = '';
+          return out;
+        },
+      });
+    });
+  });
+}
+
+const post = (body: string) => `POST /http-bind HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+const create = (rid: number) => `<body xmlns='http://jabber.org/protocol/httpbind' rid='${rid}' to='${DOMAIN}' wait='1' hold='1' ver='1.6' xmpp:version='1.0' xmlns:xmpp='urn:xmpp:xbosh'/>`;
+
+test('BOSH, then another path, then BOSH again on one keep-alive connection', async () => {
+  const c = await open();
+  c.s.write(post(create(10)));
+  assert.match(await c.read(/<\/body>/), /^HTTP\/1\.1 200 OK[\s\S]*sid='/);
+  c.s.write('GET /no-such-page HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.match(await c.read(/not found\n/), /^HTTP\/1\.1 404/);
+  c.s.write(post(create(20)));
+  assert.match(await c.read(/<\/body>/), /^HTTP\/1\.1 200 OK[\s\S]*sid='/);
+  c.s.destroy();
+});
+
+test('pipelined requests are answered in order', async () => {
+  const c = await open();
+  c.s.write(post(create(30)) + 'OPTIONS /http-bind HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n\r\n');
+  const out = await c.read(/HTTP\/1\.1 204[\s\S]*\r\n\r\n/);
+  assert.ok(out.indexOf('HTTP/1.1 200') < out.indexOf('HTTP/1.1 204'), out);
+  c.s.destroy();
+});
+
+test('a request head that never ends is cut after the request timeout', async () => {
+  const c = await open();
+  c.s.write('POST /http-bind HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+  const t0 = Date.now();
+  await c.closed;
+  assert.ok(Date.now() - t0 < 3000);
+});
+
+test('a body that never arrives in full is cut after the request timeout', async () => {
+  const c = await open();
+  c.s.write('POST /http-bind HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<body');
+  await c.closed;
+});
+
+test('an oversized head gets 431 and the connection closes', async () => {
+  const c = await open();
+  c.s.write(`POST /http-bind HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}`);
+  assert.match(await c.read(/431/), /^HTTP\/1\.1 431/);
+  await c.closed;
+});
+
+test('a declared body above the limit gets 413 without being read', async () => {
+  const c = await open();
+  c.s.write('POST /http-bind HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n');
+  assert.match(await c.read(/policy-violation/), /^HTTP\/1\.1 413/);
+  await c.closed;
+});
+
+test('Connection: close is honoured', async () => {
+  const c = await open();
+  const body = create(40);
+  c.s.write(`POST /http-bind HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  const out = await c.read(/<\/body>/);
+  assert.match(out, /Connection: close/);
+  await c.closed;
+});
+
+test('an idle keep-alive connection is closed after the keep-alive timeout', async () => {
+  const c = await open();
+  c.s.write('OPTIONS /http-bind HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.read(/204/);
+  const t0 = Date.now();
+  await c.closed;
+  assert.ok(Date.now() - t0 >= 1500, 'kept open for a while');
+});
