@@ -90,6 +90,7 @@ export class BoshLoadSession {
   #outstanding = 0;
   #queue: string[] = [];
   #closed = false;
+  #opening = false;
   /** Called with the payload of every response (the text inside <body>). */
   onPayload: ((payload: string) => void) | null = null;
   jid = '';
@@ -100,7 +101,9 @@ export class BoshLoadSession {
   }
 
   static async login(opts: BoshLoadOptions): Promise<BoshLoadSession> {
-    const conns = await Promise.all([HttpConn.open(opts.host, opts.port, opts.localAddress), HttpConn.open(opts.host, opts.port, opts.localAddress)]);
+    // One connection; the second is opened the first time it is needed (an idle client
+    // keeps one request held on one connection, as browsers do once keep-alive ends).
+    const conns = [await HttpConn.open(opts.host, opts.port, opts.localAddress)];
     const s = new BoshLoadSession(opts, conns);
     const create = await s.#post(
       `<body xmlns='${HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' rid='${s.#rid++}' to='${opts.domain}' wait='${opts.wait ?? 60}' hold='1' ver='1.11' xmpp:version='1.0'/>`,
@@ -143,7 +146,16 @@ export class BoshLoadSession {
     // hold=1, requests=2: at most two requests out; always keep one out to be held.
     while (this.#outstanding < 2 && (this.#queue.length > 0 || this.#outstanding === 0)) {
       const conn = this.#conns.find((c) => !c.busy);
-      if (!conn) return;
+      if (!conn) {
+        if (this.#opening) return;
+        this.#opening = true;
+        void HttpConn.open(this.#opts.host, this.#opts.port, this.#opts.localAddress).then((c) => {
+          this.#opening = false;
+          this.#conns.push(c);
+          this.#pump();
+        });
+        return;
+      }
       const payload = this.#queue.join('');
       this.#queue = [];
       this.#outstanding++;

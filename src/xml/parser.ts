@@ -497,7 +497,7 @@ export class XmlStreamParser {
     }
 
     // Attributes
-    const attrs: XmlAttrs = Object.create(null) as XmlAttrs;
+    const attrs = new Attrs();
     let count = 0;
     let prefixes: Record<string, string> | null = null;
     let defaultNs: string | undefined;
@@ -653,6 +653,14 @@ export class XmlStreamParser {
 }
 
 // ---------------------------------------------------------------- helpers
+
+/**
+ * Attribute maps: objects whose prototype has no prototype, so `__proto__` or
+ * `constructor` are plain attribute names (SECURITY), while V8 keeps them in fast mode
+ * (Object.create(null) would make a dictionary per element).
+ */
+const Attrs = function Attrs() {} as unknown as new () => XmlAttrs;
+Attrs.prototype = Object.create(null) as XmlAttrs;
 
 /** Index after the last complete UTF-8 sequence (an unfinished one at the end is carried). */
 function completeUtf8End(buf: Buffer): number {

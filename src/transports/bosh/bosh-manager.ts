@@ -138,13 +138,16 @@ export class BoshManager {
     const sid = randomBytes(16).toString('base64url'); // 128 bits (DESIGN.md)
     const contentType = a.content && /^[\w.+-]+\/[\w.+-]+(;\s*charset=[\w-]+)?$/i.test(a.content) ? a.content : 'text/xml; charset=utf-8';
     const create = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, ex, responseHeaders(cors, contentType), a.ver === undefined);
-    const session = new BoshSession(sid, create, ex.remoteAddress, this.#settings, (s, why, body) => this.#ended(s, why, body));
+    const session = new BoshSession(sid, create, ex.remoteAddress, this.#settings, this.#onEnded);
     this.#sessions.set(sid, session);
     this.stats.sessionsCreated++;
     this.stats.requests++;
     const c2s = new C2sSession(this.#core, session);
     session.start(c2s, create);
   }
+
+  /** One function for every session (a closure made per session would keep its creation request). */
+  readonly #onEnded = (session: BoshSession, why: BoshTermination, body: string | null): void => this.#ended(session, why, body);
 
   #ended(session: BoshSession, why: BoshTermination, body: string | null): void {
     this.#sessions.delete(session.sid);
@@ -169,8 +172,8 @@ export class BoshManager {
 class HttpBoshRequest implements BoshRequest {
   constructor(
     readonly rid: number,
-    readonly attrs: Readonly<Record<string, string>>,
-    readonly payload: readonly XmlElement[],
+    public attrs: Readonly<Record<string, string>>,
+    public payload: readonly XmlElement[],
     readonly ex: HttpExchange,
     readonly headers: Record<string, string>,
     readonly legacy: boolean,
@@ -199,7 +202,15 @@ class HttpBoshRequest implements BoshRequest {
   discard(): void {
     this.ex.destroy();
   }
+
+  release(): void {
+    this.attrs = NO_ATTRS;
+    this.payload = NO_PAYLOAD;
+  }
 }
+
+const NO_ATTRS: Readonly<Record<string, string>> = Object.freeze({});
+const NO_PAYLOAD: readonly XmlElement[] = Object.freeze([]);
 
 /** Response headers, shared between requests with the same content type and CORS answer. */
 const headerCache = new Map<string, Record<string, string>>();

@@ -36,6 +36,8 @@ export interface BoshRequest {
   isOpen(): boolean;
   /** Closes the connection without a response (a request replaced by its retransmission). */
   discard(): void;
+  /** The request was processed: its attributes and payload are no longer needed (a held request stays small). */
+  release?(): void;
   /** Set by the session: runs if the connection closes before the reply. */
   onAbort: (() => void) | null;
 }
@@ -326,6 +328,7 @@ export class BoshSession implements C2sTransport {
       return;
     }
     if (a.pause !== undefined) this.#pause(Number(a.pause));
+    req.release?.();
   }
 
   /** XEP-0124 §9.2: what the client says it has received. */

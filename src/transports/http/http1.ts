@@ -239,8 +239,13 @@ export class Http1Connection {
       const ex = new Exchange(this, keepAlive, method === 'HEAD');
       if (!keepAlive) this.#closeAfter = true;
       this.#pending.push(ex);
-      // Between requests: the idle timeout; while one is half-read: the request timeout.
-      this.#arm(this.#buf ? this.limits.requestTimeoutMs : this.limits.keepAliveTimeoutMs);
+      // A request being answered needs no timer (the application holds it); a half-read
+      // next one does. The idle timer comes back in flush() once all is answered.
+      if (this.#buf) this.#arm(this.limits.requestTimeoutMs);
+      else if (this.#timer) {
+        clearTimeout(this.#timer);
+        this.#timer = null;
+      }
       this.routes.request(req, ex);
       if (this.#closeAfter) {
         this.#buf = null;

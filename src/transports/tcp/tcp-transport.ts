@@ -9,7 +9,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { XmlElement } from '../../xml/element.js';
-import { XmlStreamParser, type XmlParserLimits } from '../../xml/parser.js';
+import { XmlStreamParser, type XmlErrorCondition, type XmlParserHandler, type XmlParserLimits } from '../../xml/parser.js';
 import { openTag, serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { StreamError } from '../../xmpp/errors.js';
@@ -57,33 +57,30 @@ export class TcpTransport implements C2sTransport {
     this.#opts = opts;
     this.#secure = opts.directTls;
     this.remoteAddress = socket.remoteAddress ?? '';
-    const self = this;
-    this.#parser = new XmlStreamParser(
-      {
-        onStreamStart(name, attrs, ns) {
-          if (name.endsWith(':stream') || name === 'stream') {
-            if (ns !== NS.STREAM) {
-              self.#events?.onStreamError(new StreamError('invalid-namespace', `the stream namespace must be ${NS.STREAM}`));
-              return;
-            }
-            self.#events?.onStreamOpen(attrs, attrs.xmlns ?? '');
-          } else {
-            self.#events?.onStreamError(new StreamError('invalid-namespace', 'the root element must be <stream:stream>'));
-          }
-        },
-        onElement(el) {
-          self.#events?.onStanza(el);
-        },
-        onStreamEnd() {
-          self.#events?.onStreamClose();
-        },
-        onError(condition, text) {
-          self.#events?.onStreamError(new StreamError(condition, text));
-        },
-      },
-      { limits: opts.limits },
-    );
+    this.#parser = new XmlStreamParser(new ParserEvents(this), { limits: opts.limits });
     this.#attach(socket);
+  }
+
+  /** Parser events, forwarded to the session (see ParserEvents). */
+  streamStart(name: string, attrs: Record<string, string>, ns: string): void {
+    if (name.endsWith(':stream') || name === 'stream') {
+      if (ns !== NS.STREAM) {
+        this.#events?.onStreamError(new StreamError('invalid-namespace', `the stream namespace must be ${NS.STREAM}`));
+        return;
+      }
+      this.#events?.onStreamOpen(attrs, attrs.xmlns ?? '');
+    } else {
+      this.#events?.onStreamError(new StreamError('invalid-namespace', 'the root element must be <stream:stream>'));
+    }
+  }
+  element(el: XmlElement): void {
+    this.#events?.onStanza(el);
+  }
+  streamEnd(): void {
+    this.#events?.onStreamClose();
+  }
+  parseError(condition: XmlErrorCondition, text: string): void {
+    this.#events?.onStreamError(new StreamError(condition, text));
   }
 
   /** Connects the session; data flows from here on. */
@@ -102,30 +99,29 @@ export class TcpTransport implements C2sTransport {
   #attach(socket: Socket): void {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
-    socket.on('data', this.#onData);
-    socket.on('error', this.#onError);
-    socket.on('close', this.#onClose);
+    (socket as OwnedSocket)[OWNER] = this;
+    socket.on('data', onSocketData);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
   }
 
   #detach(socket: Socket): void {
-    socket.off('data', this.#onData);
-    socket.off('error', this.#onError);
-    socket.off('close', this.#onClose);
+    socket.off('data', onSocketData);
+    socket.off('error', onSocketError);
+    socket.off('close', onSocketClose);
   }
 
-  readonly #onData = (chunk: Buffer): void => {
+  /** Bytes from the socket. */
+  data(chunk: Buffer): void {
     this.#parser.write(chunk);
-  };
+  }
 
-  readonly #onError = (): void => {
-    // 'close' follows; errors such as ECONNRESET need no more than that.
-  };
-
-  readonly #onClose = (): void => {
+  /** The socket is gone. */
+  socketClosed(): void {
     this.#closed = true;
     if (this.#closeTimer) clearTimeout(this.#closeTimer);
     this.#events?.onDisconnect();
-  };
+  }
 
   // ------------------------------------------------------------------ C2sTransport
 
@@ -134,7 +130,7 @@ export class TcpTransport implements C2sTransport {
     // parsed as part of the encrypted stream (STARTTLS command injection).
     this.#parser.halt();
     const plain = this.#socket;
-    this.#flush();
+    this.flush();
     plain.write(`<proceed xmlns='${NS.TLS}'/>`);
     this.#detach(plain);
     const secure = new TLSSocket(plain, { isServer: true, secureContext: this.#opts.secureContext });
@@ -192,11 +188,12 @@ export class TcpTransport implements C2sTransport {
     if (message) (this.#outMessages ??= []).push(message);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      process.nextTick(this.#flush);
+      process.nextTick(flushTransport, this);
     }
   }
 
-  readonly #flush = (): void => {
+  /** Writes what was queued in this turn of the event loop in one socket write. */
+  flush(): void {
     this.#flushScheduled = false;
     if (this.#out === '' || this.#closed) return;
     const data = this.#out;
@@ -221,7 +218,7 @@ export class TcpTransport implements C2sTransport {
     if (this.#socket.writableLength > this.#opts.maxSendBuffer && !this.#closing) {
       this.#events?.onStreamError(new StreamError('policy-violation', 'the client is not reading its stream'));
     }
-  };
+  }
 
   restart(): void {
     this.#headerSent = false;
@@ -232,7 +229,7 @@ export class TcpTransport implements C2sTransport {
     if (this.#closing || this.#closed) return;
     if (!this.#headerSent) this.#sendHeader({ id: 'closed', from: '', version: '1.0', lang: 'en' });
     this.#write((error ? serialize(error.toElement()) : '') + '</stream:stream>');
-    this.#flush();
+    this.flush();
     this.#closing = true;
     this.#parser.halt();
     this.#socket.end();
@@ -247,5 +244,40 @@ export class TcpTransport implements C2sTransport {
     this.#inFlight = null;
     this.#outMessages = null;
     return out;
+  }
+}
+
+// Listeners shared by every connection (one function each, not closures per connection):
+// an idle session costs less.
+const OWNER = Symbol('parley.transport');
+type OwnedSocket = Socket & { [OWNER]?: TcpTransport };
+
+function onSocketData(this: OwnedSocket, chunk: Buffer): void {
+  this[OWNER]?.data(chunk);
+}
+function onSocketError(): void {
+  // 'close' follows; errors such as ECONNRESET need no more than that.
+}
+function onSocketClose(this: OwnedSocket): void {
+  this[OWNER]?.socketClosed();
+}
+function flushTransport(t: TcpTransport): void {
+  t.flush();
+}
+
+/** The parser's handler: one small object pointing at its transport. */
+class ParserEvents implements XmlParserHandler {
+  constructor(readonly t: TcpTransport) {}
+  onStreamStart(name: string, attrs: Record<string, string>, ns: string): void {
+    this.t.streamStart(name, attrs, ns);
+  }
+  onElement(el: XmlElement): void {
+    this.t.element(el);
+  }
+  onStreamEnd(): void {
+    this.t.streamEnd();
+  }
+  onError(condition: XmlErrorCondition, text: string): void {
+    this.t.parseError(condition, text);
   }
 }
