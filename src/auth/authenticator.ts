@@ -6,6 +6,7 @@ import { fakeScramCredentials, checkScramPassword, type ChannelBindingType, type
 import type { SaslServerContext } from '../xmpp/sasl/server.js';
 import { usernameCaseMapped } from '../xmpp/precis.js';
 import type { UserStore } from './user-store.js';
+import type { VerifiedPasswordCache } from './plain-cache.js';
 
 /** The localpart a SASL username stands for, or null if it can't be one. */
 export function normalizeUsername(username: string): string | null {
@@ -21,6 +22,7 @@ export function saslContext(
   users: UserStore,
   domain: string,
   channelBinding: (type: ChannelBindingType) => Buffer | null,
+  verified?: VerifiedPasswordCache,
 ): SaslServerContext {
   return {
     channelBinding,
@@ -32,8 +34,10 @@ export function saslContext(
     async verifyPlain(username: string, password: string): Promise<boolean> {
       const local = normalizeUsername(username);
       const creds = local === null ? null : await users.getCredentials(domain, local, 'SHA-256');
+      if (creds && local !== null && verified?.has(local, password, creds.storedKey)) return true;
       // SECURITY: the same PBKDF2 work for unknown users, so timing does not tell them apart.
       const ok = await checkScramPassword(password, 'SHA-256', creds ?? fakeScramCredentials(username, 'SHA-256'));
+      if (ok && creds && local !== null) verified?.remember(local, password, creds.storedKey);
       return ok && creds !== null;
     },
   };

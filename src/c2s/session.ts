@@ -314,7 +314,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     const cbTypes = supportedChannelBindingTypes(this.#t);
     const offered = serverMechanismNames({ isSecure: this.#t.isSecure, allowPlainInsecure: this.#allowPlainInsecure(), channelBindingTypes: cbTypes });
     const name = el.attrs.mechanism ?? '';
-    const ctx = saslContext(this.#core.users, this.#core.domain, (type) => this.#t.channelBinding(type));
+    const ctx = saslContext(this.#core.users, this.#core.domain, (type) => this.#t.channelBinding(type), this.#core.verifiedPasswords);
     const mech = offered.includes(name) ? createServerMechanism(name, ctx, { plusAdvertised: offered.some((m) => m.endsWith('-PLUS')) }) : null;
     if (!mech) {
       this.#saslFail(new SaslFailure('invalid-mechanism'));

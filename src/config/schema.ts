@@ -109,6 +109,8 @@ export const configSchema = obj({
       closeTimeout: duration({ doc: 'time the peer has to close its stream after ours is closed', default: '5s' }),
       maxSaslFailures: int({ doc: 'failed authentication attempts on one connection before it is closed', default: 3, min: 1 }),
       maxSendBuffer: size({ doc: 'bytes waiting for a client that does not read before it is disconnected', default: '4MiB', min: 65536 }),
+      plainLoginCache: int({ doc: 'recent PLAIN logins remembered (as HMACs) so logging in again skips PBKDF2; 0 turns it off', default: 100_000, min: 0 }),
+      plainLoginCacheTtl: duration({ doc: 'how long a remembered PLAIN login stays valid', default: '10m' }),
       maxResourcesPerUser: int({ doc: 'simultaneous sessions of one account', default: 10, min: 1 }),
     },
     'limits that protect the server',

@@ -16,6 +16,7 @@ import { SessionRegistry } from './registry.js';
 import { Router } from './router.js';
 import type { Services } from './services.js';
 import type { TlsIdentity } from './tls.js';
+import { VerifiedPasswordCache } from '../auth/plain-cache.js';
 
 export interface ServerCoreDeps {
   config: Config;
@@ -41,6 +42,8 @@ export class ServerCore {
   readonly modules: ModuleHost;
   readonly streamFeatures: StreamFeatureProvider[] = [];
   readonly startedAt = new Date();
+  /** Recent PLAIN logins, so logging in again skips PBKDF2. */
+  readonly verifiedPasswords: VerifiedPasswordCache;
   /** Work started for stanzas and sessions that shutdown must wait for (offline hand-off). */
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #services = new Map<string, unknown>();
@@ -51,6 +54,7 @@ export class ServerCore {
     this.storage = deps.storage;
     this.users = deps.users;
     this.tls = deps.tls;
+    this.verifiedPasswords = new VerifiedPasswordCache(deps.config.limits.plainLoginCache, deps.config.limits.plainLoginCacheTtl);
     this.hooks = new HookBus(deps.log);
     this.iq = new IqDispatcher(deps.log);
     this.router = new Router({
