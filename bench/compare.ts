@@ -48,6 +48,7 @@ interface Options {
   merge: boolean;
   keep: boolean;
   progress: boolean;
+  mechanism: 'PLAIN' | 'SCRAM-SHA-1';
 }
 
 type ServerName = 'ejabberd' | 'prosody' | 'parley';
@@ -63,10 +64,12 @@ const USAGE = `node dist/bench/compare.js [options]
   --merge                       keep results of servers/scenarios not run this time from the
                                 previous compare.json
   --keep                        keep the servers' directories (configs, data, logs) in /tmp
-  --progress                    show the generator's progress line every second`;
+  --progress                    show the generator's progress line every second
+  --mechanism PLAIN|SCRAM-SHA-1 how the users log in (default PLAIN: the server derives the
+                                key at every login; with SCRAM-SHA-1 the client does)`;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { only: new Set(GROUPS), servers: [...SERVER_ORDER], scale: 1, timeScale: NaN, merge: false, keep: false, progress: false };
+  const o: Options = { only: new Set(GROUPS), servers: [...SERVER_ORDER], scale: 1, timeScale: NaN, merge: false, keep: false, progress: false, mechanism: 'PLAIN' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -90,6 +93,11 @@ function parseOptions(argv: string[]): Options {
     } else if (a === '--merge') o.merge = true;
     else if (a === '--keep') o.keep = true;
     else if (a === '--progress') o.progress = true;
+    else if (a === '--mechanism') {
+      const m = value().toUpperCase();
+      if (m !== 'PLAIN' && m !== 'SCRAM-SHA-1') throw new Error('--mechanism: PLAIN or SCRAM-SHA-1');
+      o.mechanism = m;
+    }
     else if (a === '--help' || a === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -162,6 +170,13 @@ const F = {
   serverCpu: { label: 'server CPU while measuring (% of a core)', better: 'lower', digits: 0, get: (r) => r.server?.cpuPercentMeasure ?? null },
   generatorCpu: { label: 'generator CPU while measuring (% of a core)', better: 'info', digits: 0, get: (r) => r.generator.cpuPercentMeasure },
   stormBack: { label: 'seconds until all back', better: 'lower', digits: 1, get: (r) => r.storm?.secondsUntilAllBack ?? null },
+  // "All back" means every user tried again; this says how many made it.
+  onlineAtEnd: {
+    label: 'sessions online at the end',
+    better: 'higher',
+    digits: 0,
+    get: (r) => [...r.timeline].reverse().find((s) => s.phase === 'measure')?.online ?? null,
+  },
 } satisfies Record<string, Figure>;
 
 function scenarios(o: Options): ScenarioRun[] {
@@ -243,7 +258,7 @@ function scenarios(o: Options): ScenarioRun[] {
         duration: `${Math.max(ms(20_000, 3000), stormAt + stormWithin + 5000)}ms`,
         drain: '10s',
       },
-      figures: [F.stormBack, F.errors, F.lost, F.p99, F.serverCpu, F.generatorCpu],
+      figures: [F.stormBack, F.onlineAtEnd, F.errors, F.lost, F.p99, F.serverCpu, F.generatorCpu],
     },
   ];
   return out.filter((s) => o.only.has(s.group));
@@ -343,6 +358,17 @@ async function waitPorts(ports: number[], child: ChildProcess, ms: number): Prom
     await sleep(250);
   }
   throw new Error(`ports ${ports.join(', ')} not open after ${ms / 1000} s`);
+}
+
+/** Before a start: the previous process must have let go of the ports, or we would measure it. */
+async function waitPortsFree(ports: number[], ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const open = await Promise.all(ports.map(portOpen));
+    if (!open.some(Boolean)) return;
+    if (Date.now() > deadline) throw new Error(`ports ${ports.filter((_, i) => open[i]).join(', ')} still in use`);
+    await sleep(250);
+  }
 }
 
 function commOf(pid: number): string {
@@ -477,6 +503,7 @@ const ejabberd: Server = {
     ];
     const env = { ...process.env, BENCH_RUN_DIR: dir };
     rmSync(join(dir, 'ejabberd.pid'), { force: true });
+    await waitPortsFree([this.tcpPort, this.httpPort, ...this.otherPorts], 15_000);
     const child = daemon('ejabberd', '/usr/sbin/ejabberdctl', ctl('foreground'), { cwd: dir, env, log: join(dir, 'ejabberd.out') });
     try {
       await waitPorts([this.tcpPort, this.httpPort], child, 90_000);
@@ -557,6 +584,7 @@ const prosody: Server = {
     // As root: as the prosody user, as Debian's service runs it (mod_posix refuses root).
     const ids = IS_ROOT ? userIds('prosody')! : undefined;
     const env = { ...process.env, BENCH_RUN_DIR: dir, HOME: dir };
+    await waitPortsFree([this.tcpPort, this.httpPort], 15_000);
     const child = daemon('prosody', '/usr/bin/prosody', ['-F', '--config', join(dir, 'prosody.cfg.lua')], {
       cwd: dir,
       env,
@@ -601,6 +629,7 @@ const parley: Server = {
     console.log(`  ${r.stdout.trim()}`);
   },
   async start(dir) {
+    await waitPortsFree([this.tcpPort, this.httpPort], 15_000);
     const child = daemon('parley', process.execPath, [CLI, 'start', '--config', join(dir, 'parley.yaml')], { cwd: dir, env: process.env, log: join(dir, 'parley.out') });
     try {
       await waitPorts([this.tcpPort, this.httpPort], child, 60_000);
@@ -621,6 +650,8 @@ const SERVERS: Record<ServerName, Server> = { ejabberd, prosody, parley };
 // ---------------------------------------------------------------------------------------
 // Generator
 
+let mechanism: Options['mechanism'] = 'PLAIN';
+
 function loadtestArgs(server: Server, users: number, first: number): string[] {
   return [
     '--host', '127.0.0.1',
@@ -633,7 +664,7 @@ function loadtestArgs(server: Server, users: number, first: number): string[] {
     '--first', String(first),
     '--prefix', 'user',
     '--password', PASSWORD,
-    '--mechanism', 'PLAIN',
+    '--mechanism', mechanism,
   ];
 }
 
@@ -706,7 +737,7 @@ async function runScenario(server: Server, sc: ScenarioRun, pids: number[], dir:
 interface Stored {
   date: string;
   machine: { cpus: string; memoryGiB: number; loadAverageAtStart: number[] };
-  options: { scale: number; timeScale: number };
+  options: { scale: number; timeScale: number; mechanism?: string };
   versions: Record<string, string>;
   scenarios: Record<string, { title: string }>;
   /** results[server][scenario] */
@@ -740,14 +771,20 @@ function markdown(st: Stored, list: ScenarioRun[]): string {
   const peers = servers.filter((s) => s !== 'parley');
   const lines: string[] = [];
   const scaled = st.options.scale !== 1 || st.options.timeScale !== 1;
+  const plain = (st.options.mechanism ?? 'PLAIN') === 'PLAIN';
+  const flags = `${scaled ? ` --scale ${st.options.scale} --timeScale ${st.options.timeScale}` : ''}${plain ? '' : ` --mechanism ${st.options.mechanism}`}`;
   lines.push(`# Parley against ejabberd and Prosody${scaled ? ` (TRIAL: users × ${st.options.scale}, durations × ${st.options.timeScale})` : ''}`);
   lines.push('');
-  lines.push(`Run ${st.date} by \`node dist/bench/compare.js${scaled ? ` --scale ${st.options.scale} --timeScale ${st.options.timeScale}` : ''}\` on ${st.machine.cpus}, ${st.machine.memoryGiB} GiB; load average at start ${st.machine.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}.`);
+  lines.push(`Run ${st.date} by \`node dist/bench/compare.js${flags}\` on ${st.machine.cpus}, ${st.machine.memoryGiB} GiB; load average at start ${st.machine.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}.`);
   lines.push(`Versions: ${Object.entries(st.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
   lines.push('');
   lines.push(
     'Same machine, one server at a time, each on a fresh data directory; the generator (`parley loadtest`) runs on the same cores, so its CPU is shown: near 100 % per worker it, not the server, may be the limit. ' +
-      'All three: domain `bench.test`, plaintext on loopback, SASL PLAIN against stored SCRAM keys with 4096 iterations, so each login derives a key with PBKDF2 (ejabberd and Prosody keep SCRAM-SHA-1 keys; Parley keeps SHA-1 and SHA-256 keys and checks PLAIN against SHA-256), roster and offline storage on, no MAM, no stream management, no rate limits or shapers; ' +
+      'All three: domain `bench.test`, plaintext on loopback, stored SCRAM keys with 4096 iterations (ejabberd and Prosody keep SCRAM-SHA-1 keys; Parley keeps SHA-1 and SHA-256 keys), ' +
+      (plain
+        ? 'users log in with SASL PLAIN, so the server derives a key with PBKDF2 at every login (Parley checks PLAIN against its SHA-256 keys), '
+        : 'users log in with SASL SCRAM-SHA-1, so the client derives the key and the server only checks a proof, ') +
+      'roster and offline storage on, no MAM, no stream management, no rate limits or shapers; ' +
       'ejabberd on Mnesia, Prosody on its file storage with the generational GC, Parley on SQLite. Configs: `bench/peers/`. ' +
       'The server is restarted before each scenario (so memory figures start from a fresh process); users and rosters stay between scenarios of one server.',
   );
@@ -797,7 +834,7 @@ function markdown(st: Stored, list: ScenarioRun[]): string {
     lines.push(...notes);
   }
   lines.push('');
-  lines.push('Raw results (every figure the generator reports, and its per-second timeline): `compare' + (scaled ? '-trial' : '') + '.json` beside this file.');
+  lines.push(`Raw results (every figure the generator reports, and its per-second timeline): \`${resultsName(st.options)}.json\` beside this file.`);
   return lines.join('\n') + '\n';
 }
 
@@ -840,19 +877,25 @@ async function ensureInstalled(servers: ServerName[]): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // Main
 
+/** compare, compare-trial (scaled down), compare-scram[-trial] (SCRAM-SHA-1 logins). */
+function resultsName(o: { scale: number; timeScale: number; mechanism?: string }): string {
+  const trial = o.scale !== 1 || o.timeScale !== 1;
+  return `compare${(o.mechanism ?? 'PLAIN') === 'PLAIN' ? '' : '-scram'}${trial ? '-trial' : ''}`;
+}
+
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
+  mechanism = o.mechanism;
   const list = scenarios(o);
   if (list.length === 0) throw new Error('no scenario selected');
   await ensureInstalled(o.servers);
 
-  const trial = o.scale !== 1 || o.timeScale !== 1;
-  const base = join(RESULTS, trial ? 'compare-trial' : 'compare');
+  const base = join(RESULTS, resultsName(o));
   const previous: Stored | null = o.merge && existsSync(`${base}.json`) ? (JSON.parse(readFileSync(`${base}.json`, 'utf8')) as Stored) : null;
   const st: Stored = {
     date: new Date().toISOString(),
     machine: { cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, memoryGiB: Math.round(totalmem() / 2 ** 30), loadAverageAtStart: loadavg() },
-    options: { scale: o.scale, timeScale: o.timeScale },
+    options: { scale: o.scale, timeScale: o.timeScale, mechanism: o.mechanism },
     versions: { ...(previous?.versions ?? {}), node: process.version },
     scenarios: { ...(previous?.scenarios ?? {}) },
     results: previous?.results ?? {},
