@@ -19,6 +19,7 @@ import type { HandlerHooks, NotifyHooks } from './hooks.js';
 import type { Services } from './services.js';
 import type { LocalSession } from './session.js';
 import type { ServerCore } from './server.js';
+import type { StanzaFilter } from './router.js';
 
 export type IqType = 'get' | 'set';
 /** `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no `to`). */
@@ -64,6 +65,8 @@ export interface ModuleContext {
   /** A service another module provides; throws if none does (at call time, not setup). */
   service<K extends keyof Services>(name: K): Services[K];
   addStreamFeature(provider: StreamFeatureProvider): void;
+  /** Adds a stanza policy (privacy, blocking, invisibility): see Router.checkIn/checkOut. */
+  addFilter(direction: 'in' | 'out', filter: StanzaFilter): void;
   /** Runs `fn` every `ms` until the module stops. */
   every(ms: number, fn: () => void | Promise<void>): void;
   /** Runs when the module stops (after the core removed its registrations). */
@@ -133,6 +136,9 @@ export class ModuleHost {
           const i = core.streamFeatures.indexOf(provider);
           if (i >= 0) core.streamFeatures.splice(i, 1);
         });
+      },
+      addFilter(direction, filter) {
+        loaded.undo.push(core.router.addFilter(direction, filter));
       },
       every(ms, fn) {
         const t = setInterval(() => {

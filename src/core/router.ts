@@ -26,8 +26,29 @@ export interface RouterDeps {
   track<T>(p: Promise<T>): Promise<T>;
 }
 
+/**
+ * What a stanza filter decides: null lets the stanza through, 'drop' discards it
+ * silently, a StanzaError bounces it to its sender with that error.
+ */
+export type FilterVerdict = StanzaError | 'drop' | null;
+
+/**
+ * A policy on stanzas (privacy lists, blocking, invisibility). Filters are synchronous
+ * (they read state kept in memory), so the hot path stays free of awaits.
+ * - `in`: the policy of the local user `to` on a stanza reaching them. `session` is the
+ *   resource it is about to be delivered to, or null when it goes to the account (offline
+ *   storage, an IQ to the bare JID, a subscription request).
+ * - `out`: the policy of the local sender `session`'s user on a stanza it sends to `to`
+ *   (`session` is null for stanzas the server sends on the user's behalf).
+ */
+export interface StanzaFilter {
+  (args: { stanza: XmlElement; from: Jid; to: Jid; session: LocalSession | null }): FilterVerdict;
+}
+
 export class Router {
   readonly #d: RouterDeps;
+  readonly #inFilters: StanzaFilter[] = [];
+  readonly #outFilters: StanzaFilter[] = [];
   readonly domainJid: Jid;
   /** The last offline write per recipient (bare JID), to chain the next one on. */
   readonly #offlineQueue = new Map<string, Promise<void>>();
@@ -45,12 +66,50 @@ export class Router {
     return jid.domain === this.#d.domain;
   }
 
+  /** Adds a filter; returns its removal. */
+  addFilter(direction: 'in' | 'out', filter: StanzaFilter): () => void {
+    const list = direction === 'in' ? this.#inFilters : this.#outFilters;
+    list.push(filter);
+    return () => {
+      const i = list.indexOf(filter);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  /** The recipient's policy on `stanza` reaching `to` (through `session`, or the account when null). */
+  checkIn(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): FilterVerdict {
+    for (const f of this.#inFilters) {
+      const v = f({ stanza, from, to, session });
+      if (v !== null) return v;
+    }
+    return null;
+  }
+
+  /** The local sender's policy on `stanza` going to `to` (`session`: the sending resource). */
+  checkOut(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): FilterVerdict {
+    for (const f of this.#outFilters) {
+      const v = f({ stanza, from, to, session });
+      if (v !== null) return v;
+    }
+    return null;
+  }
+
+  /** Applies a verdict: true when the stanza may go on; otherwise it was dropped or bounced. */
+  #pass(verdict: FilterVerdict, stanza: XmlElement, from: Jid, to: Jid): boolean {
+    if (verdict === null) return true;
+    if (verdict !== 'drop') this.bounce(stanza, from, to, verdict);
+    return false;
+  }
+
   /**
    * A stanza from a local client, already checked and stamped with its full JID.
    * `to` is null when the stanza had no `to` attribute.
    */
   fromClient(session: LocalSession, stanza: XmlElement, to: Jid | null): void {
     const from = session.jid;
+    if (to !== null && this.#outFilters.length > 0 && to.bare !== from.bare && to.local !== '') {
+      if (!this.#pass(this.checkOut(stanza, from, to, session), stanza, from, to)) return;
+    }
     switch (stanza.name) {
       case 'presence':
         // Broadcast, directed presence and subscriptions: the presence module.
@@ -126,7 +185,16 @@ export class Router {
   /** RFC 6121 §8.5.2.1.1: the highest-priority available resources, else offline storage. */
   #messageToBare(stanza: XmlElement, from: Jid, to: Jid): void {
     const type = stanza.attrs.type ?? 'normal';
-    const available = this.#d.sessions.available(to.bare);
+    let available = this.#d.sessions.available(to.bare);
+    if (this.#inFilters.length > 0) {
+      // The account's policy first, then each resource's (an active privacy list).
+      const verdict = this.checkIn(stanza, from, to, null);
+      if (verdict !== null) {
+        if (verdict !== 'drop' && type !== 'error' && type !== 'headline') this.bounce(stanza, from, to, verdict);
+        return;
+      }
+      if (available.length > 0) available = available.filter((s) => this.checkIn(stanza, from, s.jid, s) === null);
+    }
     if (type === 'headline') {
       // Every available resource with non-negative priority; none → silently dropped.
       for (const s of available) if (s.priority >= 0) s.deliver(stanza);
@@ -169,15 +237,15 @@ export class Router {
 
   #presenceToBare(stanza: XmlElement, from: Jid, to: Jid): void {
     const type = stanza.attrs.type;
-    if (type === undefined || type === 'unavailable') {
+    if (type === undefined || type === 'unavailable' || type === 'error') {
       // Directed presence to a bare JID: every available resource (RFC 6121 §8.5.2.1.1).
-      for (const s of this.#d.sessions.available(to.bare)) s.deliver(stanza);
+      // Presence is never bounced: a filter that refuses it drops it.
+      for (const s of this.#d.sessions.available(to.bare)) {
+        if (this.#inFilters.length === 0 || this.checkIn(stanza, from, s.jid, s) === null) s.deliver(stanza);
+      }
       return;
     }
-    if (type === 'error') {
-      for (const s of this.#d.sessions.available(to.bare)) s.deliver(stanza);
-      return;
-    }
+    if (this.#inFilters.length > 0 && this.checkIn(stanza, from, to, null) !== null) return;
     // subscribe, subscribed, unsubscribe, unsubscribed, probe: the presence module.
     // Unhandled ones are ignored: presence never reveals whether an account exists.
     this.#run(stanza, from, to, this.#d.hooks.handle('presence-to-user', from, to, stanza).then(() => undefined));
@@ -187,6 +255,13 @@ export class Router {
     const type = stanza.attrs.type;
     if (type !== 'get' && type !== 'set') return;
     const self = from.bare === to.bare;
+    if (!self && this.#inFilters.length > 0) {
+      const verdict = this.checkIn(stanza, from, to, null);
+      if (verdict !== null) {
+        if (verdict !== 'drop') this.#reply(Promise.resolve(iqError(stanza, to, from, verdict)), from);
+        return;
+      }
+    }
     const work = (async () => {
       if (!self && !(await this.#d.userExists(to.local))) {
         // RFC 6121 §8.5.1: an IQ to an account that does not exist.
@@ -203,6 +278,14 @@ export class Router {
     const target = this.#d.sessions.get(to);
     const type = stanza.attrs.type;
     if (target) {
+      if (this.#inFilters.length > 0 && from.bare !== to.bare) {
+        const verdict = this.checkIn(stanza, from, to, target);
+        if (verdict !== null) {
+          // Presence is never bounced (RFC 6121 §4.3.2); the rest gets the filter's error.
+          if (verdict !== 'drop' && stanza.name !== 'presence') this.bounce(stanza, from, to, verdict);
+          return;
+        }
+      }
       target.deliver(stanza);
       return;
     }
