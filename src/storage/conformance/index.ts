@@ -1,0 +1,7 @@
+/** Every store's conformance suite. A new store adds its suite here. */
+import type { ConformanceSuite } from './suite.js';
+import { usersSuite } from './users.js';
+import { rosterSuite } from './roster.js';
+import { offlineSuite } from './offline.js';
+
+export const SUITES: ConformanceSuite[] = [usersSuite, rosterSuite, offlineSuite];

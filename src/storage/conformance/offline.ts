@@ -1,0 +1,22 @@
+/** Conformance: offline messages (modules/offline). */
+import assert from 'node:assert/strict';
+import { SqlOfflineStore } from '../../modules/offline/store-sql.js';
+import { HOST, type ConformanceSuite } from './suite.js';
+
+export const offlineSuite: ConformanceSuite = {
+  name: 'offline',
+  cases: {
+    async 'push keeps order, stops at the limit, fetch and remove'(storage) {
+      const o = new SqlOfflineStore(storage);
+      for (let i = 0; i < 5; i++) assert.equal(await o.push(HOST, 'bob', `<message id="m${i}"/>`, 5), 'stored');
+      assert.equal(await o.push(HOST, 'bob', '<message id="m5"/>', 5), 'full');
+      assert.equal(await o.count(HOST, 'bob'), 5);
+      const first = await o.fetch(HOST, 'bob', 3);
+      assert.deepEqual(first.map((m) => m.stanza), ['<message id="m0"/>', '<message id="m1"/>', '<message id="m2"/>']);
+      assert.ok(first.every((m) => m.createdAt > 0));
+      await o.remove(HOST, 'bob', first.map((m) => m.id));
+      assert.deepEqual((await o.fetch(HOST, 'bob', 10)).map((m) => m.stanza), ['<message id="m3"/>', '<message id="m4"/>']);
+      assert.equal(await o.count(HOST, 'alice'), 0);
+    },
+  },
+};

@@ -1,0 +1,17 @@
+/**
+ * The storage conformance suite: every store, written once against `Storage`, checked
+ * the same way on every backend (Kysely's way: one suite looped over the dialects).
+ * A store adds a `ConformanceSuite` to `index.ts`; `conformance.test.ts` runs each suite
+ * on a fresh database of each backend.
+ */
+import type { Storage } from '../storage.js';
+
+export interface ConformanceSuite {
+  /** The store it checks, e.g. "roster". */
+  name: string;
+  /** Named cases; each gets a fresh database. Throw (node:assert) to fail. */
+  cases: Record<string, (storage: Storage) => Promise<void>>;
+}
+
+/** The virtual host the suites write under. */
+export const HOST = 'conformance.test';

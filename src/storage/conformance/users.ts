@@ -1,0 +1,45 @@
+/** Conformance: accounts and credentials (auth/user-store). */
+import assert from 'node:assert/strict';
+import { SqlUserStore } from '../../auth/user-store-sql.js';
+import { makeCredentials } from '../../auth/credentials.js';
+import { HOST, type ConformanceSuite } from './suite.js';
+
+export const usersSuite: ConformanceSuite = {
+  name: 'users',
+  cases: {
+    async 'create, exists, credentials, delete'(storage) {
+      const users = new SqlUserStore(storage);
+      const creds = await makeCredentials('secret');
+      assert.equal(await users.create(HOST, 'alice', creds), true);
+      assert.equal(await users.create(HOST, 'alice', creds), false, 'a second create is refused');
+      assert.equal(await users.exists(HOST, 'alice'), true);
+      assert.equal(await users.exists('other.test', 'alice'), false, 'hosts are separate');
+      const sha256 = await users.getCredentials(HOST, 'alice', 'SHA-256');
+      assert.deepEqual(sha256, creds.sha256);
+      const next = await makeCredentials('other');
+      assert.equal(await users.setCredentials(HOST, 'alice', next), true);
+      assert.deepEqual(await users.getCredentials(HOST, 'alice', 'SHA-1'), next.sha1);
+      assert.equal(await users.setCredentials(HOST, 'nobody', next), false);
+      assert.equal(await users.delete(HOST, 'alice'), true);
+      assert.equal(await users.delete(HOST, 'alice'), false);
+      assert.equal(await users.getCredentials(HOST, 'alice', 'SHA-1'), null);
+    },
+    async 'bulk create, count and list in pages'(storage) {
+      const users = new SqlUserStore(storage);
+      const creds = await makeCredentials('pw');
+      const names = Array.from({ length: 25 }, (_, i) => `u${String(i).padStart(2, '0')}`);
+      assert.equal(await users.createMany(HOST, names.map((username) => ({ username, creds }))), 25);
+      assert.equal(await users.createMany(HOST, names.slice(0, 5).map((username) => ({ username, creds }))), 0, 'existing ones are not counted');
+      assert.equal(await users.count(HOST), 25);
+      const seen: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await users.list(HOST, { after, limit: 10 });
+        if (page.length === 0) break;
+        seen.push(...page);
+        after = page[page.length - 1];
+      }
+      assert.deepEqual(seen, names);
+    },
+  },
+};
