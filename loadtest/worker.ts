@@ -93,6 +93,9 @@ function clientFor(i: number): LoadClient {
   return new TcpLoadClient(opts);
 }
 
+/** A login that has not finished after this long counts as failed (`login:timeout`). */
+const LOGIN_TIMEOUT_MS = 60_000;
+
 async function login(u: User): Promise<void> {
   const t0 = performance.now();
   const c = clientFor(u.index);
@@ -104,13 +107,22 @@ async function login(u: User): Promise<void> {
       if (sending || mode === 'rosters') count(errors, 'closed:' + condition);
     }
   };
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await c.login();
+    // A server that accepts and then never answers must not hang the run.
+    await Promise.race([
+      c.login(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject({ condition: 'timeout' }), LOGIN_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
     c.send("<presence xmlns='jabber:client'/>");
     if (c instanceof BoshLoadClient) c.start();
     loginHist.record(performance.now() - t0);
     loginsDone++;
   } catch (e) {
+    clearTimeout(timer);
     loginErrors++;
     count(errors, 'login:' + ((e as { condition?: string })?.condition ?? String(e)));
     c.close(false);

@@ -1,8 +1,10 @@
 /**
  * The generator's BOSH client (XEP-0124/0206): HTTP/1.1 written by hand on keep-alive
  * sockets; hold=1, so at most two requests out. An idle client keeps one request held on
- * one connection; the second connection is opened the first time it sends while a
- * request is held. Stanzas queued meanwhile go together in the next request.
+ * one connection; the second connection is opened when it sends while a request is
+ * held, and closed again after SPARE_IDLE_MS without use (as browsers let idle
+ * keep-alive connections go), so an idle session costs the server one connection.
+ * Stanzas queued meanwhile go together in the next request.
  */
 import { connect, type Socket } from 'node:net';
 import { XmlStreamParser } from '../../src/xml/parser.js';
@@ -10,6 +12,8 @@ import type { XmlElement } from '../../src/xml/element.js';
 import { LoadClient, type ClientOptions } from './client.js';
 
 const HTTPBIND = 'http://jabber.org/protocol/httpbind';
+/** A second connection unused for this long is closed. */
+const SPARE_IDLE_MS = 5000;
 const LIMITS = { maxStanzaBytes: 1 << 20, maxDepth: 64, maxAttributes: 256, maxNameLength: 512 };
 
 /** One keep-alive HTTP/1.1 connection carrying one request at a time. */
@@ -19,6 +23,7 @@ class HttpConn {
   #fail: ((e: Error) => void) | null = null;
   busy = false;
   dead = false;
+  lastUsed = 0;
 
   constructor(readonly socket: Socket) {
     socket.setNoDelay(true);
@@ -83,6 +88,7 @@ export class BoshLoadClient extends LoadClient {
   #outstanding = 0;
   #queue: string[] = [];
   #started = false;
+  #spareTimer: NodeJS.Timeout | null = null;
   readonly #head: string;
 
   constructor(opts: ClientOptions) {
@@ -95,8 +101,11 @@ export class BoshLoadClient extends LoadClient {
     let c = conn ?? this.#conns.find((x) => !x.busy && !x.dead);
     if (!c) {
       c = await HttpConn.open(this.opts);
+      for (let i = this.#conns.length - 1; i >= 0; i--) if (this.#conns[i]!.dead) this.#conns.splice(i, 1);
       this.#conns.push(c);
+      this.#trimLater();
     }
+    c.lastUsed = Date.now();
     const body = `<body xmlns='${HTTPBIND}' rid='${this.#rid++}'${this.#sid ? ` sid='${this.#sid}'` : ''}${attrs}>${payload}</body>`;
     boshCounters.requests++;
     const res = await c.post(this.#head, body);
@@ -173,6 +182,26 @@ export class BoshLoadClient extends LoadClient {
     }
   }
 
+  /** Closes a second connection once it has been idle SPARE_IDLE_MS. */
+  #trimLater(): void {
+    if (this.#spareTimer || this.#conns.length < 2) return;
+    this.#spareTimer = setTimeout(() => {
+      this.#spareTimer = null;
+      if (this.closed) return;
+      const live = this.#conns.filter((x) => !x.dead);
+      this.#conns.length = 0;
+      this.#conns.push(...live);
+      if (live.length < 2) return;
+      const spare = live.find((x) => !x.busy && Date.now() - x.lastUsed >= SPARE_IDLE_MS);
+      if (spare) {
+        spare.close();
+        this.#conns.splice(this.#conns.indexOf(spare), 1);
+      }
+      this.#trimLater();
+    }, SPARE_IDLE_MS);
+    this.#spareTimer.unref();
+  }
+
   /** Starts holding a request (call after login and initial presence). */
   start(): void {
     this.#started = true;
@@ -188,6 +217,7 @@ export class BoshLoadClient extends LoadClient {
   close(polite: boolean): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.#spareTimer) clearTimeout(this.#spareTimer);
     this.online = false;
     if (polite && this.#sid) {
       const c = this.#conns.find((x) => !x.busy && !x.dead);
