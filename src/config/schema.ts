@@ -121,6 +121,21 @@ export const configSchema = obj({
     },
     'offline message storage (XEP-0160)',
   ),
+  vcard: obj(
+    {
+      maxSize: size({ doc: 'largest vCard (XEP-0054) a user may store, in bytes as serialized; larger ones get not-acceptable', default: '64KiB', min: 1024 }),
+    },
+    'vCards (XEP-0054) and avatar hashes in presence (XEP-0153)',
+  ),
+  pep: obj(
+    {
+      maxNodes: int({ doc: 'most PEP nodes one account may have; beyond it a new node gets resource-constraint', default: 128, min: 1 }),
+      maxItems: int({ doc: 'most items one PEP node keeps (its pubsub#max_items may not exceed it; "max" means this)', default: 256, min: 1 }),
+      defaultMaxItems: int({ doc: 'pubsub#max_items of a node created without one', default: 20, min: 1 }),
+      capsCache: int({ doc: 'entity capabilities (XEP-0115) hashes remembered, to know which clients want which notifications', default: 10_000, min: 16 }),
+    },
+    'personal eventing (XEP-0163): avatars (XEP-0084), nicknames, OMEMO keys, ...',
+  ),
   log: obj(
     {
       level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, {

@@ -25,6 +25,12 @@ export interface NotifyHooks {
   'session-closed': (session: LocalSession, info: { reason: CloseReason; undelivered: XmlElement[] }) => void | Promise<void>;
   /** An account was deleted: modules drop what they keep for it. */
   'user-deleted': (user: Jid) => void | Promise<void>;
+  /**
+   * An item was published on a node of a user's PEP service (XEP-0163), after it was
+   * stored and notifications went out. `byServer`: a module published it (XEP-0398
+   * conversion), not one of the user's clients.
+   */
+  'pep-published': (owner: Jid, node: string, item: { id: string; payload: XmlElement }, byServer: boolean) => void | Promise<void>;
 }
 
 export interface MessageToOffline {

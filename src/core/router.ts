@@ -10,6 +10,7 @@ import { XmlElement } from '../xml/element.js';
 import { StanzaError, StorageError } from '../xmpp/errors.js';
 import { Jid } from '../xmpp/jid.js';
 import type { HookBus } from './hooks.js';
+import { MessageStages } from './message-stages.js';
 import { iqError, type IqDispatcher } from './iq.js';
 import type { SessionRegistry } from './registry.js';
 import type { LocalSession } from './session.js';
@@ -45,17 +46,26 @@ export interface StanzaFilter {
   (args: { stanza: XmlElement; from: Jid; to: Jid; session: LocalSession | null }): FilterVerdict;
 }
 
+/** Bound on IQs the server waits for at once (request()). */
+const MAX_PENDING_IQS = 10_000;
+
 export class Router {
   readonly #d: RouterDeps;
   readonly #inFilters: StanzaFilter[] = [];
   readonly #outFilters: StanzaFilter[] = [];
   readonly domainJid: Jid;
+  /** Modules acting on one-to-one messages at delivery (archive, carbons): see message-stages.ts. */
+  readonly stages: MessageStages;
   /** The last offline write per recipient (bare JID), to chain the next one on. */
   readonly #offlineQueue = new Map<string, Promise<void>>();
+  /** IQs the server sent on its own or an account's behalf, waiting for their reply (by id). */
+  readonly #pendingIqs = new Map<string, { to: string; from: string; resolve(reply: XmlElement): void; timer: NodeJS.Timeout }>();
+  #iqSeq = 0;
 
   constructor(deps: RouterDeps) {
     this.#d = deps;
     this.domainJid = Jid.parse(deps.domain);
+    this.stages = new MessageStages(deps.log, deps.track);
   }
 
   get domain(): string {
@@ -126,6 +136,7 @@ export class Router {
         this.route(stanza, from, to, session);
         return;
       default:
+        if (!this.stages.isEmpty) this.stages.fromClient(stanza, session);
         // RFC 6120 §10.3.1: a message with no `to` is for the sender's own bare JID.
         this.route(stanza, from, to ?? from.toBare(), session);
     }
@@ -153,7 +164,7 @@ export class Router {
     const type = stanza.attrs.type;
     if (stanza.name === 'iq') {
       if (type === 'get' || type === 'set') this.#reply(this.#d.iq.dispatch(stanza, from, to, 'host', session), from);
-      // Results and errors for the server have no pending request here: dropped.
+      else this.#takeReply(stanza, from, to); // a reply to request(), else dropped
       return;
     }
     if (stanza.name === 'message' && type !== 'error' && type !== 'groupchat' && type !== 'headline') {
@@ -176,7 +187,9 @@ export class Router {
       case 'iq': {
         const type = stanza.attrs.type;
         if (type === 'get' || type === 'set') this.#iqToAccount(stanza, from, to, session);
-        // RFC 6121 §8.5.2.1.3: results and errors to a bare JID are for the server: dropped.
+        // RFC 6121 §8.5.2.1.3: results and errors to a bare JID are for the server: a reply
+        // to request(), else dropped.
+        else this.#takeReply(stanza, from, to);
         return;
       }
     }
@@ -207,7 +220,8 @@ export class Router {
     let best = -1;
     for (const s of available) if (s.priority > best) best = s.priority;
     if (best >= 0) {
-      for (const s of available) if (s.priority === best) s.deliver(stanza);
+      if (this.stages.isEmpty) for (const s of available) if (s.priority === best) s.deliver(stanza);
+      else this.stages.deliver(stanza, from, to, available.filter((s) => s.priority === best));
       return;
     }
     if (type === 'error') return; // RFC 6121 §8.5.2.1.1: errors are never stored or bounced
@@ -221,11 +235,26 @@ export class Router {
   toOffline(stanza: XmlElement, from: Jid, to: Jid): void {
     const bare = to.toBare();
     // One recipient's messages are stored one after the other, so they keep their order.
-    const prev = this.#offlineQueue.get(bare.bare) ?? Promise.resolve();
-    const work = prev.then(async () => {
+    // Messages held by the message stages for this account go first.
+    const held = this.stages.pending(bare.bare);
+    const prev = this.#offlineQueue.get(bare.bare) ?? held ?? Promise.resolve();
+    const work = (held && prev !== held ? Promise.all([prev, held]) : prev).then(async () => {
       if (!(await this.#d.userExists(bare.local))) throw new StanzaError('service-unavailable');
-      const stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
+      if (this.stages.isEmpty) {
+        const stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
+        if (!stored) throw new StanzaError('service-unavailable');
+        return;
+      }
+      const msg = { stanza, from, to, stanzaIds: new Map<string, string>() };
+      await this.stages.accept(msg);
+      let stored = false;
+      try {
+        stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
+      } finally {
+        if (!stored) await this.stages.rejected(msg);
+      }
       if (!stored) throw new StanzaError('service-unavailable');
+      this.stages.delivered(msg, []);
     });
     const tail = work.catch(() => undefined);
     this.#offlineQueue.set(bare.bare, tail);
@@ -253,7 +282,10 @@ export class Router {
 
   #iqToAccount(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): void {
     const type = stanza.attrs.type;
-    if (type !== 'get' && type !== 'set') return;
+    if (type !== 'get' && type !== 'set') {
+      this.#takeReply(stanza, from, to);
+      return;
+    }
     const self = from.bare === to.bare;
     if (!self && this.#inFilters.length > 0) {
       const verdict = this.checkIn(stanza, from, to, null);
@@ -286,7 +318,8 @@ export class Router {
           return;
         }
       }
-      target.deliver(stanza);
+      if (stanza.name !== 'message' || this.stages.isEmpty) target.deliver(stanza);
+      else this.stages.deliver(stanza, from, to, [target]);
       return;
     }
     // RFC 6121 §8.5.3.2: no such resource.
@@ -304,6 +337,43 @@ export class Router {
         if (type === 'get' || type === 'set') this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
         return;
     }
+  }
+
+  // -------------------------------------------------------------- IQs the server sends
+
+  /**
+   * Sends an IQ get or set from the server (`from` = the domain) or on an account's behalf
+   * (`from` = a local bare JID) and resolves with the reply, result or error (RFC 6120
+   * §8.2.3). Rejects when no reply comes within `timeoutMs`, or when too many requests
+   * are waiting. Only a reply from the addressed JID, to `from`, with the same id counts.
+   */
+  request(iq: XmlElement, from: Jid, to: Jid, timeoutMs = 10_000): Promise<XmlElement> {
+    if (this.#pendingIqs.size >= MAX_PENDING_IQS) return Promise.reject(new StanzaError('resource-constraint', 'too many IQs waiting for a reply'));
+    const id = `parley-${(++this.#iqSeq).toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    iq.attrs.id = id;
+    iq.attrs.from = from.full;
+    iq.attrs.to = to.full;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pendingIqs.delete(id);
+        reject(new StanzaError('remote-server-timeout', 'no reply to the IQ'));
+      }, timeoutMs);
+      timer.unref();
+      this.#pendingIqs.set(id, { to: to.full, from: from.full, resolve, timer });
+      this.route(iq, from, to);
+    });
+  }
+
+  /** A result or error IQ for the server or an account: the reply to a request(), or dropped. */
+  #takeReply(stanza: XmlElement, from: Jid, to: Jid): void {
+    const id = stanza.attrs.id;
+    if (id === undefined || this.#pendingIqs.size === 0) return;
+    const p = this.#pendingIqs.get(id);
+    // SECURITY: only the addressed entity may answer (no spoofed replies from others).
+    if (!p || p.to !== from.full || p.from !== to.full) return;
+    this.#pendingIqs.delete(id);
+    clearTimeout(p.timer);
+    p.resolve(stanza);
   }
 
   // -------------------------------------------------------------- errors and delivery

@@ -2,6 +2,7 @@
  * Services that modules offer each other. A module never imports another module: it
  * asks the core for a service by name, typed here.
  */
+import type { XmlElement } from '../xml/element.js';
 import type { Jid } from '../xmpp/jid.js';
 
 export type Subscription = 'none' | 'to' | 'from' | 'both';
@@ -37,6 +38,25 @@ export interface RosterService {
   update(user: Jid, contact: string, change: (item: RosterItem | null) => RosterItem | null): Promise<RosterItem | null>;
 }
 
+/** One item of a PEP node (XEP-0060 §7.1): its id and its one payload element. */
+export interface PepItem {
+  id: string;
+  payload: XmlElement;
+}
+
+/** The personal eventing service of every account (XEP-0163), for other modules. */
+export interface PepService {
+  /**
+   * Publishes an item on a user's node on the server's behalf, as if the owner did:
+   * creates the node when missing (with `accessModel`, default the service default),
+   * stores the item and notifies. Runs the `pep-published` hook with byServer = true.
+   */
+  publish(owner: Jid, node: string, item: PepItem, opts?: { accessModel?: 'open' | 'presence' | 'whitelist' }): Promise<void>;
+  /** One item by id, or the latest item when `id` is undefined; null when none. */
+  getItem(owner: Jid, node: string, id?: string): Promise<PepItem | null>;
+}
+
 export interface Services {
   roster: RosterService;
+  pep: PepService;
 }

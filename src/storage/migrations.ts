@@ -71,6 +71,40 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('offline_user').ifNotExists().on('offline').columns(['host', 'username', 'id']).execute();
       },
     },
+    '0006_profiles': {
+      async up(db) {
+        await db.schema
+          .createTable('vcard')
+          .ifNotExists()
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('vcard', longText, (c) => c.notNull())
+          .addColumn('photo_hash', 'varchar(40)', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('vcard_pk', ['host', 'username'])
+          .execute();
+        await db.schema
+          .createTable('pep_node')
+          .ifNotExists()
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('node', KEY, (c) => c.notNull())
+          .addColumn('config', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('pep_node_pk', ['host', 'username', 'node'])
+          .execute();
+        await autoId(db, 'pep_item')
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('node', KEY, (c) => c.notNull())
+          .addColumn('item_id', KEY, (c) => c.notNull())
+          .addColumn('payload', longText, (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('pep_item_key').ifNotExists().unique().on('pep_item').columns(['host', 'username', 'node', 'item_id']).execute();
+        await db.schema.createIndex('pep_item_order').ifNotExists().on('pep_item').columns(['host', 'username', 'node', 'id']).execute();
+      },
+    },
   };
 }
 

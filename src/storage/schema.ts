@@ -48,9 +48,45 @@ export interface OfflineTable {
   created_at: number;
 }
 
+/** One vCard per account (XEP-0054), with the SHA-1 of its photo for XEP-0153. */
+export interface VcardTable {
+  host: string;
+  username: string;
+  /** The <vCard xmlns='vcard-temp'/> element as XML. */
+  vcard: string;
+  /** Lower-case hex SHA-1 of the PHOTO's binary data; '' when the vCard has no photo. */
+  photo_hash: string;
+  updated_at: number;
+}
+
+/** A node of an account's PEP service (XEP-0163). */
+export interface PepNodeTable {
+  host: string;
+  username: string;
+  node: string;
+  /** JSON of the node configuration (access model, max items, ...). */
+  config: string;
+  created_at: number;
+}
+
+/** An item published on a PEP node; `id` orders items (the newest has the highest). */
+export interface PepItemTable {
+  id: Generated<number>;
+  host: string;
+  username: string;
+  node: string;
+  item_id: string;
+  /** The payload element as XML. */
+  payload: string;
+  created_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   roster: RosterTable;
   roster_version: RosterVersionTable;
   offline: OfflineTable;
+  vcard: VcardTable;
+  pep_node: PepNodeTable;
+  pep_item: PepItemTable;
 }

@@ -23,6 +23,18 @@ export const NS = {
   SASL_CB: 'urn:xmpp:sasl-cb:0',
   SID: 'urn:xmpp:sid:0',
   CAPS: 'http://jabber.org/protocol/caps',
+  VCARD: 'vcard-temp',
+  VCARD_UPDATE: 'vcard-temp:x:update',
+  PUBSUB: 'http://jabber.org/protocol/pubsub',
+  PUBSUB_OWNER: 'http://jabber.org/protocol/pubsub#owner',
+  PUBSUB_EVENT: 'http://jabber.org/protocol/pubsub#event',
+  PUBSUB_ERRORS: 'http://jabber.org/protocol/pubsub#errors',
+  PUBSUB_NODE_CONFIG: 'http://jabber.org/protocol/pubsub#node_config',
+  PUBSUB_PUBLISH_OPTIONS: 'http://jabber.org/protocol/pubsub#publish-options',
+  AVATAR_DATA: 'urn:xmpp:avatar:data',
+  AVATAR_METADATA: 'urn:xmpp:avatar:metadata',
+  PEP_VCARD_CONVERSION: 'urn:xmpp:pep-vcard-conversion:0',
+  X_DATA: 'jabber:x:data',
 } as const;
 
 export type Namespace = (typeof NS)[keyof typeof NS];
