@@ -453,7 +453,16 @@ function daemon(
 ): ChildProcess {
   if (aborting) throw new Error('aborted');
   const fd = openSync(opts.log, 'a');
-  const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['ignore', fd, fd], uid: opts.uid, gid: opts.gid });
+  // Node gives its children the soft open-files limit it started with (often 1024), not
+  // the hard one: every server gets the machine's hard limit, as an operator would set.
+  const child = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', cmd, ...args], {
+    cwd: opts.cwd,
+    env: opts.env,
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    uid: opts.uid,
+    gid: opts.gid,
+  });
   closeSync(fd);
   tracked.add(child);
   child.once('exit', () => tracked.delete(child));
