@@ -3,5 +3,7 @@ import type { ConformanceSuite } from './suite.js';
 import { usersSuite } from './users.js';
 import { rosterSuite } from './roster.js';
 import { offlineSuite } from './offline.js';
+import { vcardSuite } from './vcard.js';
+import { pepSuite } from './pep.js';
 
-export const SUITES: ConformanceSuite[] = [usersSuite, rosterSuite, offlineSuite];
+export const SUITES: ConformanceSuite[] = [usersSuite, rosterSuite, offlineSuite, vcardSuite, pepSuite];

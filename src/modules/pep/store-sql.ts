@@ -1,0 +1,225 @@
+/** PepStore on the SQL query layer (SQLite and MySQL alike). */
+import type { Transaction } from 'kysely';
+import type { Database } from '../../storage/schema.js';
+import { storageOp, type Storage } from '../../storage/storage.js';
+import { configFromJson, configToJson, type NodeConfig } from './node-config.js';
+import type { PepStore, StoredItem } from './store.js';
+
+export class SqlPepStore implements PepStore {
+  /** `defaults` fills in what a stored configuration lacks. */
+  constructor(
+    private readonly storage: Storage,
+    private readonly defaults: NodeConfig,
+  ) {}
+
+  getNode(host: string, username: string, node: string): Promise<NodeConfig | null> {
+    return storageOp('read pep node', async () => {
+      const r = await this.storage
+        .forUser(host, username)
+        .selectFrom('pep_node')
+        .select('config')
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .where('node', '=', node)
+        .executeTakeFirst();
+      return r ? configFromJson(r.config, this.defaults) : null;
+    });
+  }
+
+  listNodes(host: string, username: string): Promise<Array<{ node: string; config: NodeConfig }>> {
+    return storageOp('list pep nodes', async () => {
+      const rows = await this.storage
+        .forUser(host, username)
+        .selectFrom('pep_node')
+        .select(['node', 'config'])
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .orderBy('node')
+        .execute();
+      return rows.map((r) => ({ node: r.node, config: configFromJson(r.config, this.defaults) }));
+    });
+  }
+
+  createNode(host: string, username: string, node: string, config: NodeConfig, maxNodes: number): Promise<'created' | 'exists' | 'full'> {
+    return storageOp('create pep node', () =>
+      this.storage
+        .forUser(host, username)
+        .transaction()
+        .execute(async (tx) => {
+          const existing = await tx
+            .selectFrom('pep_node')
+            .select('node')
+            .where('host', '=', host)
+            .where('username', '=', username)
+            .where('node', '=', node)
+            .executeTakeFirst();
+          if (existing) return 'exists' as const;
+          const n = await tx
+            .selectFrom('pep_node')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .where('host', '=', host)
+            .where('username', '=', username)
+            .executeTakeFirst();
+          if (Number(n?.n ?? 0) >= maxNodes) return 'full' as const;
+          await tx.insertInto('pep_node').values({ host, username, node, config: configToJson(config), created_at: Date.now() }).execute();
+          return 'created' as const;
+        }),
+    );
+  }
+
+  configureNode(host: string, username: string, node: string, config: NodeConfig): Promise<boolean> {
+    return storageOp('configure pep node', () =>
+      this.storage
+        .forUser(host, username)
+        .transaction()
+        .execute(async (tx) => {
+          const existing = await tx
+            .selectFrom('pep_node')
+            .select('node')
+            .where('host', '=', host)
+            .where('username', '=', username)
+            .where('node', '=', node)
+            .executeTakeFirst();
+          if (!existing) return false;
+          await tx
+            .updateTable('pep_node')
+            .set({ config: configToJson(config) })
+            .where('host', '=', host)
+            .where('username', '=', username)
+            .where('node', '=', node)
+            .execute();
+          if (config.persistItems) await trim(tx, host, username, node, config.maxItems);
+          else await tx.deleteFrom('pep_item').where('host', '=', host).where('username', '=', username).where('node', '=', node).execute();
+          return true;
+        }),
+    );
+  }
+
+  deleteNode(host: string, username: string, node: string): Promise<boolean> {
+    return storageOp('delete pep node', () =>
+      this.storage
+        .forUser(host, username)
+        .transaction()
+        .execute(async (tx) => {
+          await tx.deleteFrom('pep_item').where('host', '=', host).where('username', '=', username).where('node', '=', node).execute();
+          const r = await tx.deleteFrom('pep_node').where('host', '=', host).where('username', '=', username).where('node', '=', node).executeTakeFirst();
+          return Number(r.numDeletedRows) > 0;
+        }),
+    );
+  }
+
+  publish(host: string, username: string, node: string, item: { id: string; payload: string }, maxItems: number): Promise<void> {
+    return storageOp('publish pep item', () =>
+      this.storage
+        .forUser(host, username)
+        .transaction()
+        .execute(async (tx) => {
+          // A republished id becomes the newest item (XEP-0060 §7.1.2: it replaces the old one).
+          await tx
+            .deleteFrom('pep_item')
+            .where('host', '=', host)
+            .where('username', '=', username)
+            .where('node', '=', node)
+            .where('item_id', '=', item.id)
+            .execute();
+          await tx.insertInto('pep_item').values({ host, username, node, item_id: item.id, payload: item.payload, created_at: Date.now() }).execute();
+          await trim(tx, host, username, node, maxItems);
+        }),
+    );
+  }
+
+  items(host: string, username: string, node: string, opts: { max?: number; ids?: string[] } = {}): Promise<StoredItem[]> {
+    return storageOp('read pep items', async () => {
+      if (opts.ids !== undefined && opts.ids.length === 0) return [];
+      let q = this.storage
+        .forUser(host, username)
+        .selectFrom('pep_item')
+        .select(['item_id', 'payload', 'created_at', 'id'])
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .where('node', '=', node);
+      if (opts.ids !== undefined) q = q.where('item_id', 'in', opts.ids);
+      q = q.orderBy('id', 'desc');
+      if (opts.max !== undefined) q = q.limit(opts.max);
+      const rows = await q.execute();
+      return rows.reverse().map((r) => ({ id: r.item_id, payload: r.payload, createdAt: Number(r.created_at) }));
+    });
+  }
+
+  lastItems(host: string, username: string, nodes: string[]): Promise<Map<string, StoredItem>> {
+    return storageOp('read last pep items', async () => {
+      const out = new Map<string, StoredItem>();
+      if (nodes.length === 0) return out;
+      const db = this.storage.forUser(host, username);
+      const rows = await db
+        .selectFrom('pep_item')
+        .select(['node', 'item_id', 'payload', 'created_at'])
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('pep_item')
+            .select((e) => e.fn.max('id').as('id'))
+            .where('host', '=', host)
+            .where('username', '=', username)
+            .where('node', 'in', nodes)
+            .groupBy('node'),
+        )
+        .execute();
+      for (const r of rows) out.set(r.node, { id: r.item_id, payload: r.payload, createdAt: Number(r.created_at) });
+      return out;
+    });
+  }
+
+  retract(host: string, username: string, node: string, itemId: string): Promise<boolean> {
+    return storageOp('retract pep item', async () => {
+      const r = await this.storage
+        .forUser(host, username)
+        .deleteFrom('pep_item')
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .where('node', '=', node)
+        .where('item_id', '=', itemId)
+        .executeTakeFirst();
+      return Number(r.numDeletedRows) > 0;
+    });
+  }
+
+  purge(host: string, username: string, node: string): Promise<void> {
+    return storageOp('purge pep node', async () => {
+      await this.storage.forUser(host, username).deleteFrom('pep_item').where('host', '=', host).where('username', '=', username).where('node', '=', node).execute();
+    });
+  }
+
+  removeUser(host: string, username: string): Promise<void> {
+    return storageOp('remove pep data', () =>
+      this.storage
+        .forUser(host, username)
+        .transaction()
+        .execute(async (tx) => {
+          await tx.deleteFrom('pep_item').where('host', '=', host).where('username', '=', username).execute();
+          await tx.deleteFrom('pep_node').where('host', '=', host).where('username', '=', username).execute();
+        }),
+    );
+  }
+}
+
+/** Keeps the newest `max` items of a node. */
+async function trim(tx: Transaction<Database>, host: string, username: string, node: string, max: number): Promise<void> {
+  const keep = await tx
+    .selectFrom('pep_item')
+    .select('id')
+    .where('host', '=', host)
+    .where('username', '=', username)
+    .where('node', '=', node)
+    .orderBy('id', 'desc')
+    .offset(max)
+    .limit(1)
+    .executeTakeFirst();
+  if (!keep) return;
+  await tx
+    .deleteFrom('pep_item')
+    .where('host', '=', host)
+    .where('username', '=', username)
+    .where('node', '=', node)
+    .where('id', '<=', keep.id)
+    .execute();
+}

@@ -1,0 +1,54 @@
+/** VcardStore on the SQL query layer (SQLite and MySQL alike). */
+import { storageOp, type Storage } from '../../storage/storage.js';
+import type { StoredVcard, VcardStore } from './store.js';
+
+export class SqlVcardStore implements VcardStore {
+  constructor(private readonly storage: Storage) {}
+
+  get(host: string, username: string): Promise<StoredVcard | null> {
+    return storageOp('read vcard', async () => {
+      const r = await this.storage
+        .forUser(host, username)
+        .selectFrom('vcard')
+        .select(['vcard', 'photo_hash'])
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .executeTakeFirst();
+      return r ? { xml: r.vcard, photoHash: r.photo_hash } : null;
+    });
+  }
+
+  photoHash(host: string, username: string): Promise<string | null> {
+    return storageOp('read vcard photo hash', async () => {
+      const r = await this.storage
+        .forUser(host, username)
+        .selectFrom('vcard')
+        .select('photo_hash')
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .executeTakeFirst();
+      return r ? r.photo_hash : null;
+    });
+  }
+
+  set(host: string, username: string, vcard: StoredVcard): Promise<void> {
+    return storageOp('store vcard', () =>
+      this.storage
+        .forUser(host, username)
+        .transaction()
+        .execute(async (tx) => {
+          const values = { vcard: vcard.xml, photo_hash: vcard.photoHash, updated_at: Date.now() };
+          // Read first: MySQL counts an update that changes nothing as no row.
+          const found = await tx.selectFrom('vcard').select('host').where('host', '=', host).where('username', '=', username).executeTakeFirst();
+          if (found) await tx.updateTable('vcard').set(values).where('host', '=', host).where('username', '=', username).execute();
+          else await tx.insertInto('vcard').values({ host, username, ...values }).execute();
+        }),
+    );
+  }
+
+  remove(host: string, username: string): Promise<void> {
+    return storageOp('remove vcard', async () => {
+      await this.storage.forUser(host, username).deleteFrom('vcard').where('host', '=', host).where('username', '=', username).execute();
+    });
+  }
+}
