@@ -99,6 +99,7 @@ export class SqlUserStore implements UserStore {
           await tx.deleteFrom('roster').where('host', '=', host).where('username', '=', username).execute();
           await tx.deleteFrom('roster_version').where('host', '=', host).where('username', '=', username).execute();
           await tx.deleteFrom('offline').where('host', '=', host).where('username', '=', username).execute();
+          await tx.deleteFrom('privacy_lists').where('host', '=', host).where('username', '=', username).execute();
           return Number(res.numDeletedRows) > 0;
         }),
     );

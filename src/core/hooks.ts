@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { XmlElement } from '../xml/element.js';
 import type { Jid } from '../xmpp/jid.js';
 import type { LocalSession } from './session.js';
+import type { RosterItem } from './services.js';
 
 /** Why a session ended (a stats and log label). */
 export type CloseReason = 'client' | 'error' | 'conflict' | 'shutdown' | 'timeout' | 'kicked' | 'transport';
@@ -25,6 +26,11 @@ export interface NotifyHooks {
   'session-closed': (session: LocalSession, info: { reason: CloseReason; undelivered: XmlElement[] }) => void | Promise<void>;
   /** An account was deleted: modules drop what they keep for it. */
   'user-deleted': (user: Jid) => void | Promise<void>;
+  /**
+   * A roster item changed (subscription, groups, or removed: `item` null). Modules that
+   * keep rules on rosters in memory (privacy lists by group or subscription) follow it.
+   */
+  'roster-changed': (user: Jid, contact: string, item: RosterItem | null) => void | Promise<void>;
   /**
    * An item was published on a node of a user's PEP service (XEP-0163), after it was
    * stored and notifications went out. `byServer`: a module published it (XEP-0398

@@ -19,7 +19,7 @@ import type { HandlerHooks, NotifyHooks } from './hooks.js';
 import type { Services } from './services.js';
 import type { LocalSession } from './session.js';
 import type { ServerCore } from './server.js';
-import type { StanzaFilter } from './router.js';
+import type { FilterPrepare, StanzaFilter } from './router.js';
 
 export type IqType = 'get' | 'set';
 /** `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no `to`). */
@@ -66,7 +66,7 @@ export interface ModuleContext {
   service<K extends keyof Services>(name: K): Services[K];
   addStreamFeature(provider: StreamFeatureProvider): void;
   /** Adds a stanza policy (privacy, blocking, invisibility): see Router.checkIn/checkOut. */
-  addFilter(direction: 'in' | 'out', filter: StanzaFilter): void;
+  addFilter(direction: 'in' | 'out', filter: StanzaFilter, prepare?: FilterPrepare): void;
   /** Runs `fn` every `ms` until the module stops. */
   every(ms: number, fn: () => void | Promise<void>): void;
   /** Runs when the module stops (after the core removed its registrations). */
@@ -137,8 +137,8 @@ export class ModuleHost {
           if (i >= 0) core.streamFeatures.splice(i, 1);
         });
       },
-      addFilter(direction, filter) {
-        loaded.undo.push(core.router.addFilter(direction, filter));
+      addFilter(direction, filter, prepare) {
+        loaded.undo.push(core.router.addFilter(direction, filter, prepare));
       },
       every(ms, fn) {
         const t = setInterval(() => {

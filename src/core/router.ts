@@ -39,11 +39,21 @@ export type FilterVerdict = StanzaError | 'drop' | null;
  *   resource it is about to be delivered to, or null when it goes to the account (offline
  *   storage, an IQ to the bare JID, a subscription request).
  * - `out`: the policy of the local sender `session`'s user on a stanza it sends to `to`
- *   (`session` is null for stanzas the server sends on the user's behalf).
+ *   (`session` is null for stanzas the server sends on the user's behalf). `fromClient`:
+ *   the stanza is the client's own (the router's check of what a client sends), not one
+ *   the server makes for the resource (presence fan-out, probe answers).
  */
 export interface StanzaFilter {
-  (args: { stanza: XmlElement; from: Jid; to: Jid; session: LocalSession | null }): FilterVerdict;
+  (args: { stanza: XmlElement; from: Jid; to: Jid; session: LocalSession | null; fromClient?: boolean }): FilterVerdict;
 }
+
+/**
+ * Makes what a filter needs about a local user (their lists) available in memory before
+ * stanzas to or from them are judged: null when it is there already (the usual case: the
+ * user is online or recently seen), else a promise. The router holds a stanza until it
+ * resolves, so filters can stay synchronous.
+ */
+export type FilterPrepare = (user: Jid) => Promise<void> | null;
 
 /** Bound on IQs the server waits for at once (request()). */
 const MAX_PENDING_IQS = 10_000;
@@ -52,6 +62,7 @@ export class Router {
   readonly #d: RouterDeps;
   readonly #inFilters: StanzaFilter[] = [];
   readonly #outFilters: StanzaFilter[] = [];
+  readonly #prepares: FilterPrepare[] = [];
   readonly domainJid: Jid;
   /** The last offline write per recipient (bare JID), to chain the next one on. */
   readonly #offlineQueue = new Map<string, Promise<void>>();
@@ -72,14 +83,28 @@ export class Router {
     return jid.domain === this.#d.domain;
   }
 
-  /** Adds a filter; returns its removal. */
-  addFilter(direction: 'in' | 'out', filter: StanzaFilter): () => void {
+  /** Adds a filter (and what prepares its data); returns its removal. */
+  addFilter(direction: 'in' | 'out', filter: StanzaFilter, prepare?: FilterPrepare): () => void {
     const list = direction === 'in' ? this.#inFilters : this.#outFilters;
     list.push(filter);
+    if (prepare) this.#prepares.push(prepare);
     return () => {
       const i = list.indexOf(filter);
       if (i >= 0) list.splice(i, 1);
+      const j = prepare ? this.#prepares.indexOf(prepare) : -1;
+      if (j >= 0) this.#prepares.splice(j, 1);
     };
+  }
+
+  /** Null when the filters can judge stanzas of the local `user` now, else when they can. */
+  prepare(user: Jid): Promise<void> | null {
+    let waits: Array<Promise<void>> | null = null;
+    for (const p of this.#prepares) {
+      const w = p(user);
+      if (w) (waits ??= []).push(w);
+    }
+    if (waits === null) return null;
+    return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined);
   }
 
   /** The recipient's policy on `stanza` reaching `to` (through `session`, or the account when null). */
@@ -92,19 +117,12 @@ export class Router {
   }
 
   /** The local sender's policy on `stanza` going to `to` (`session`: the sending resource). */
-  checkOut(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): FilterVerdict {
+  checkOut(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null, fromClient = false): FilterVerdict {
     for (const f of this.#outFilters) {
-      const v = f({ stanza, from, to, session });
+      const v = f({ stanza, from, to, session, fromClient });
       if (v !== null) return v;
     }
     return null;
-  }
-
-  /** Applies a verdict: true when the stanza may go on; otherwise it was dropped or bounced. */
-  #pass(verdict: FilterVerdict, stanza: XmlElement, from: Jid, to: Jid): boolean {
-    if (verdict === null) return true;
-    if (verdict !== 'drop') this.bounce(stanza, from, to, verdict);
-    return false;
   }
 
   /**
@@ -113,14 +131,33 @@ export class Router {
    */
   fromClient(session: LocalSession, stanza: XmlElement, to: Jid | null): void {
     const from = session.jid;
+    if (this.#prepares.length > 0) {
+      // The sender's own policy must be known before anything of theirs goes out.
+      const wait = this.prepare(from);
+      if (wait) {
+        this.#run(stanza, from, to ?? from.toBare(), wait.then(() => this.#fromClientReady(session, stanza, to)));
+        return;
+      }
+    }
+    this.#fromClientReady(session, stanza, to);
+  }
+
+  #fromClientReady(session: LocalSession, stanza: XmlElement, to: Jid | null): void {
+    const from = session.jid;
     if (to !== null && this.#outFilters.length > 0 && to.bare !== from.bare && to.local !== '') {
-      if (!this.#pass(this.checkOut(stanza, from, to, session), stanza, from, to)) return;
+      const verdict = this.checkOut(stanza, from, to, session, true);
+      if (verdict !== null) {
+        // Straight back to the sender: routed, it would meet the recipient-side policy
+        // of the sender itself, which blocks what comes "from" the blocked contact.
+        if (verdict !== 'drop' && stanza.attrs.type !== 'error') session.deliver(this.#errorReply(stanza, from, to, verdict));
+        return;
+      }
     }
     switch (stanza.name) {
       case 'presence':
         // Broadcast, directed presence and subscriptions: the presence module.
         this.#run(stanza, from, to ?? from.toBare(), this.#d.hooks.handle('presence-from-client', session, stanza, to).then((handled) => {
-          if (!handled && to) this.route(stanza, from, to);
+          if (!handled && to) this.route(stanza, from, to, session);
         }));
         return;
       case 'iq':
@@ -148,6 +185,23 @@ export class Router {
       if (to.resource === '') this.#toHost(stanza, from, to, session);
       else this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
       return;
+    }
+    if (this.#prepares.length > 0) {
+      const wait = this.prepare(to);
+      if (wait) {
+        this.#run(stanza, from, to, wait.then(() => this.#routeReady(stanza, from, to, session)));
+        return;
+      }
+    }
+    this.#routeReady(stanza, from, to, session);
+  }
+
+  #routeReady(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): void {
+    if (session === null && stanza.name === 'presence' && from.resource !== '' && from.bare !== to.bare && this.#outFilters.length > 0 && this.isLocal(from)) {
+      // Presence the server sends for a local resource (probe answers, unavailable on a
+      // roster removal, directed presence to its targets): the resource's own policy
+      // decides, silently. (A client's own presence was checked in fromClient.)
+      if (this.checkOut(stanza, from, to, null) !== null) return;
     }
     if (to.resource === '') this.#toBare(stanza, from, to, session);
     else this.#toFull(stanza, from, to);
@@ -198,7 +252,7 @@ export class Router {
       // The account's policy first, then each resource's (an active privacy list).
       const verdict = this.checkIn(stanza, from, to, null);
       if (verdict !== null) {
-        if (verdict !== 'drop' && type !== 'error' && type !== 'headline') this.bounce(stanza, from, to, verdict);
+        if (verdict !== 'drop' && type !== 'error' && type !== 'headline') this.#refuse(stanza, from, to, verdict);
         return;
       }
       if (available.length > 0) available = available.filter((s) => this.checkIn(stanza, from, s.jid, s) === null);
@@ -269,7 +323,8 @@ export class Router {
     if (!self && this.#inFilters.length > 0) {
       const verdict = this.checkIn(stanza, from, to, null);
       if (verdict !== null) {
-        if (verdict !== 'drop') this.#reply(Promise.resolve(iqError(stanza, to, from, verdict)), from);
+        // After the same lookup an unknown account costs (see #refuse).
+        if (verdict !== 'drop') this.#reply(this.#d.userExists(to.local).then(() => iqError(stanza, to, from, verdict)), from);
         return;
       }
     }
@@ -293,7 +348,9 @@ export class Router {
         const verdict = this.checkIn(stanza, from, to, target);
         if (verdict !== null) {
           // Presence is never bounced (RFC 6121 §4.3.2); the rest gets the filter's error.
-          if (verdict !== 'drop' && stanza.name !== 'presence') this.bounce(stanza, from, to, verdict);
+          // A message is refused as for an account with no such resource: from the bare JID.
+          if (verdict !== 'drop' && stanza.name === 'message') this.#refuse(stanza, from, to.toBare(), verdict);
+          else if (verdict !== 'drop' && stanza.name !== 'presence') this.bounce(stanza, from, to, verdict);
           return;
         }
       }
@@ -362,11 +419,24 @@ export class Router {
    */
   bounce(stanza: XmlElement, from: Jid, to: Jid, error: StanzaError): void {
     if (stanza.attrs.type === 'error') return;
+    this.route(this.#errorReply(stanza, from, to, error), to, from);
+  }
+
+  #errorReply(stanza: XmlElement, from: Jid, to: Jid, error: StanzaError): XmlElement {
     const reply = new XmlElement(stanza.name, { type: 'error', id: stanza.attrs.id, from: to.full, to: from.full });
     if (reply.attrs.id === undefined) delete reply.attrs.id;
     for (const c of stanza.children) if (typeof c !== 'string') reply.append(c);
     reply.append(error.toElement());
-    this.route(reply, to, from);
+    return reply;
+  }
+
+  /**
+   * A message refused by the recipient's policy (privacy, blocking), bounced after the
+   * same account lookup a message to an unknown account costs: neither the error nor its
+   * timing tells a blocked sender from one writing to nobody.
+   */
+  #refuse(stanza: XmlElement, from: Jid, to: Jid, error: StanzaError): void {
+    this.#run(stanza, from, to, this.#d.userExists(to.local).then(() => Promise.reject(error)));
   }
 
   /** Delivers a server-made stanza, from `from` to a JID (routed like any other). */

@@ -4,6 +4,7 @@
  */
 import type { XmlElement } from '../xml/element.js';
 import type { Jid } from '../xmpp/jid.js';
+import type { LocalSession } from './session.js';
 
 export type Subscription = 'none' | 'to' | 'from' | 'both';
 
@@ -56,7 +57,33 @@ export interface PepService {
   getItem(owner: Jid, node: string, id?: string): Promise<PepItem | null>;
 }
 
+/**
+ * XEP-0186 invisibility, for the presence module (privacy module). Hiding an invisible
+ * resource's presence is the privacy out-filter's job (router.checkOut).
+ */
+export interface PrivacyService {
+  /**
+   * Should the server give the session its contacts' presence when it sends initial
+   * presence? False for a session that went invisible with probe='false' (XEP-0186 §3.1).
+   */
+  probesContacts(session: LocalSession): boolean;
+}
+
+/** Who sees which of a user's resources: kept in line with policy changes (presence module). */
+export interface PresenceService {
+  /**
+   * Runs `change` (a change of `user`'s privacy lists, blocklist or invisibility) and
+   * makes presence follow it: unavailable to whoever stopped seeing one of the user's
+   * resources, the resource's current presence — once — to whoever started to, and the
+   * same for contacts' presence the user stopped or started seeing. `forgetDirected`:
+   * sessions whose directed-presence targets are to be treated as gone (going invisible).
+   */
+  applyPolicyChange<T>(user: Jid, change: () => T | Promise<T>, opts?: { forgetDirected?: LocalSession }): Promise<T>;
+}
+
 export interface Services {
   roster: RosterService;
+  privacy: PrivacyService;
+  presence: PresenceService;
   pep: PepService;
 }

@@ -71,6 +71,21 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('offline_user').ifNotExists().on('offline').columns(['host', 'username', 'id']).execute();
       },
     },
+    '0004_privacy': {
+      async up(db) {
+        // XEP-0016 privacy lists (the XEP-0191 blocklist is the default list's jid+deny items).
+        await db.schema
+          .createTable('privacy_lists')
+          .ifNotExists()
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('name', KEY, (c) => c.notNull())
+          .addColumn('items', longText, (c) => c.notNull())
+          .addColumn('is_default', 'integer', (c) => c.notNull().defaultTo(0))
+          .addPrimaryKeyConstraint('privacy_lists_pk', ['host', 'username', 'name'])
+          .execute();
+      },
+    },
     '0006_profiles': {
       async up(db) {
         await db.schema

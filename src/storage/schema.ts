@@ -81,11 +81,23 @@ export interface PepItemTable {
   created_at: number;
 }
 
+/** XEP-0016 privacy lists, one row per list. */
+export interface PrivacyListsTable {
+  host: string;
+  username: string;
+  name: string;
+  /** JSON array of items (type, value, action, order, kinds). */
+  items: string;
+  /** 1 for the user's default list (at most one). */
+  is_default: number;
+}
+
 export interface Database {
   users: UsersTable;
   roster: RosterTable;
   roster_version: RosterVersionTable;
   offline: OfflineTable;
+  privacy_lists: PrivacyListsTable;
   vcard: VcardTable;
   pep_node: PepNodeTable;
   pep_item: PepItemTable;

@@ -3,6 +3,13 @@
  * References: RFC 6121 §3 (subscriptions: request, approve, cancel, unsubscribe,
  * pre-approval §3.4), §4 (initial presence, probes, broadcast, directed presence,
  * unavailable presence), Appendix A (subscription states).
+ *
+ * Privacy: every presence the server sends for a resource — broadcast, probe answers,
+ * contacts' presence gathered at login — passes the sender's policy (router.checkOut:
+ * privacy lists, blocking, XEP-0186 invisibility) and the recipient's (router.checkIn:
+ * presence-in); the `privacy` service says whether an invisible session probes. A resource hidden from a contact looks to
+ * that contact exactly like an offline one. The `presence` service keeps presence in line
+ * when a policy changes (block, unblock, list edits, invisible, visible).
  */
 import { XmlElement, x } from '../../xml/element.js';
 import { SplitStanza, serialize } from '../../xml/serializer.js';
@@ -10,7 +17,7 @@ import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { defineModule } from '../../core/module.js';
 import type { LocalSession } from '../../core/session.js';
-import type { RosterItem, RosterService } from '../../core/services.js';
+import type { PresenceService, PrivacyService, RosterItem, RosterService } from '../../core/services.js';
 import type { ServerCore } from '../../core/server.js';
 
 export default defineModule({
@@ -20,6 +27,28 @@ export default defineModule({
     const roster = (): RosterService => ctx.service('roster');
     /** Full JIDs a session sent directed available presence to (RFC 6121 §4.6). */
     const directed = new WeakMap<LocalSession, Set<string>>();
+    /** Sessions that got their contacts' presence (initial presence, XEP-0186 probe). */
+    const gathered = new WeakSet<LocalSession>();
+    /**
+     * Sessions whose presence the server just published for them (going visible): the
+     * same presence sent again by the client is not broadcast a second time.
+     */
+    const republished = new WeakMap<LocalSession, string>();
+    const privacy = (): PrivacyService | null => (server.hasService('privacy') ? ctx.service('privacy') : null);
+
+    /** May the server show `s`'s presence to `to` (the sender's side)? */
+    function shows(s: LocalSession, to: Jid, el: XmlElement): boolean {
+      if (to.bare === s.jid.bare) return true;
+      return server.router.checkOut(el, s.jid, to, s) === null;
+    }
+
+    /** Does the recipient session `r` take presence `el` from `from` (presence-in)? */
+    function takes(r: LocalSession, from: Jid, el: XmlElement): boolean {
+      return from.bare === r.jid.bare || server.router.checkIn(el, from, r.jid, r) === null;
+    }
+
+    /** `s`'s presence may go to the session `r` (both sides' policies). */
+    const visibleTo = (s: LocalSession, r: LocalSession, el: XmlElement) => shows(s, r.jid, el) && takes(r, s.jid, el);
 
     ctx.addStreamFeature((_session, stage) => (stage === 'post-bind' ? x('sub', { xmlns: NS.PRE_APPROVAL }) : null));
     ctx.addStreamFeature((_session, stage) => (stage === 'post-bind' ? x('ver', { xmlns: NS.ROSTER_VER }) : null));
@@ -43,10 +72,18 @@ export default defineModule({
         case 'unsubscribed':
           await outboundSubscription(session, stanza, to.toBare(), type);
           return true;
-        case 'probe':
-          // Clients should not probe (RFC 6121 §4.3); answer as the server would.
-          await answerProbe(session.jid.toBare(), to.toBare(), session.jid);
+        case 'probe': {
+          // Clients should not probe (RFC 6121 §4.3); answer as the server would, after
+          // the probed user's policy (a blocked prober gets nothing, as from no account).
+          const target = to.toBare();
+          if (target.bare !== session.jid.bare && server.router.isLocal(target)) {
+            const wait = server.router.prepare(target);
+            if (wait) await wait;
+            if (server.router.checkIn(stanza, session.jid, target, null) !== null) return true;
+          }
+          await answerProbe(session.jid.toBare(), target, session.jid);
           return true;
+        }
         case undefined:
         case 'unavailable':
           trackDirected(session, to, type);
@@ -66,28 +103,53 @@ export default defineModule({
       }
       const initial = !session.isAvailable;
       delete stanza.attrs.to;
+      const again = republished.get(session);
+      republished.delete(session);
       session.presence = stanza;
       session.priority = priorityOf(stanza);
       const items = await roster().getItems(user);
-      fanOut(server, stanza, session, subscribers(items), directed.get(session));
+      await prepareAll(subscribers(items));
+      // The presence the server published when the session went visible, sent again by
+      // the client: contacts have it already (XEP-0186 §3.2: presence once).
+      if (again === undefined || again !== presenceKey(stanza)) fanOut(server, stanza, session, subscribers(items), directed.get(session), visibleTo);
       if (initial) {
         // The user's other available resources (a probe of one's own account).
         for (const s of server.sessions.available(user.bare)) {
           if (s !== session) session.deliverSerialized(withTo(s.presence!, s.jid.full, session.jid.full), 'presence', s.presence!);
         }
-        // Probes, answered locally: the current presence of every contact the user is subscribed to.
-        for (const item of items) {
-          if (item.subscription !== 'to' && item.subscription !== 'both') continue;
-          for (const s of server.sessions.available(item.jid)) {
-            session.deliverSerialized(withTo(s.presence!, s.jid.full, session.jid.full), 'presence', s.presence!);
-          }
-        }
+        if (privacy()?.probesContacts(session) ?? true) gatherContacts(session, items);
         // Subscription requests that came while the user was away (RFC 6121 §3.1.3).
         for (const item of items) {
           if (item.askIn && item.askInStanza) session.deliverSerialized(item.askInStanza, 'presence');
         }
       }
       await server.hooks.notify('session-available', session, initial);
+    }
+
+    /**
+     * Probes, answered locally: the current presence of every contact the user is
+     * subscribed to that shows itself to the user and that the user takes presence from.
+     */
+    function gatherContacts(session: LocalSession, items: RosterItem[]): void {
+      gathered.add(session);
+      for (const item of items) {
+        if (item.subscription !== 'to' && item.subscription !== 'both') continue;
+        for (const s of server.sessions.available(item.jid)) {
+          if (visibleTo(s, session, s.presence!)) session.deliverSerialized(withTo(s.presence!, s.jid.full, session.jid.full), 'presence', s.presence!);
+        }
+      }
+    }
+
+    /** Loads the lists of online contacts whose filters are not ready yet (rare: just bound). */
+    async function prepareAll(bares: string[]): Promise<void> {
+      let waits: Array<Promise<void>> | null = null;
+      for (const bare of bares) {
+        if (server.sessions.resources(bare).length === 0) continue;
+        const jid = Jid.tryParse(bare);
+        const w = jid ? server.router.prepare(jid) : null;
+        if (w) (waits ??= []).push(w);
+      }
+      if (waits) await Promise.all(waits);
     }
 
     async function sendUnavailable(session: LocalSession, stanza: XmlElement | null): Promise<void> {
@@ -101,7 +163,7 @@ export default defineModule({
       const targets = directed.get(session);
       directed.delete(session);
       const items = wasAvailable ? await roster().getItems(user) : [];
-      fanOut(server, el, session, subscribers(items), targets);
+      fanOut(server, el, session, subscribers(items), targets, visibleTo);
     }
 
     function trackDirected(session: LocalSession, to: Jid, type: string | undefined): void {
@@ -240,7 +302,9 @@ export default defineModule({
           deliverToUser(user, stanza, contact);
           // The contact's current presence, now that the user may see it.
           for (const cs of server.sessions.available(contact.bare)) {
-            for (const us of server.sessions.available(user.bare)) us.deliverSerialized(withTo(cs.presence!, cs.jid.full, us.jid.full), 'presence', cs.presence!);
+            for (const us of server.sessions.available(user.bare)) {
+              if (visibleTo(cs, us, cs.presence!)) us.deliverSerialized(withTo(cs.presence!, cs.jid.full, us.jid.full), 'presence', cs.presence!);
+            }
           }
           return true;
         }
@@ -279,7 +343,8 @@ export default defineModule({
           if (wasTo) {
             for (const cs of server.sessions.available(contact.bare)) {
               for (const us of server.sessions.available(user.bare)) {
-                us.deliver(x('presence', { type: 'unavailable', from: cs.jid.full, to: us.jid.full }));
+                const un = x('presence', { type: 'unavailable', from: cs.jid.full, to: us.jid.full });
+                if (visibleTo(cs, us, un)) us.deliver(un);
               }
             }
           }
@@ -293,15 +358,20 @@ export default defineModule({
       }
     });
 
-    /** RFC 6121 §4.3.2: a subscribed prober gets the user's presence; others get nothing. */
+    /**
+     * RFC 6121 §4.3.2: a subscribed prober gets the user's presence; others get nothing.
+     * Resources hidden from the prober (invisible, presence-out denied) are left out; with
+     * none left the answer is the one for an offline user.
+     */
     async function answerProbe(prober: Jid, user: Jid, replyTo: Jid): Promise<void> {
-      let allowed = prober.bare === user.bare;
+      const self = prober.bare === user.bare;
+      let allowed = self;
       if (!allowed) {
         const item = await roster().getItem(user, prober.bare);
         allowed = item !== null && (item.subscription === 'from' || item.subscription === 'both');
       }
       if (!allowed) return;
-      const sessions = server.sessions.available(user.bare);
+      const sessions = self ? server.sessions.available(user.bare) : server.sessions.available(user.bare).filter((s) => shows(s, replyTo, s.presence!));
       if (sessions.length === 0) {
         server.router.route(x('presence', { type: 'unavailable', from: user.bare, to: replyTo.full }), user, replyTo);
         return;
@@ -331,6 +401,90 @@ export default defineModule({
       server.router.route(p, s.jid, contact);
     }
 
+    // ---------------------------------------------------------------- policy changes
+
+    /** Who sees what, around one user: their resources' audiences and the contacts they see. */
+    interface Snapshot {
+      /** Each available resource → the sessions (by full JID) that see its presence. */
+      out: Map<LocalSession, Map<string, LocalSession>>;
+      /** "user resource|contact resource" → the pair, for contacts' presence the user sees. */
+      in: Map<string, [LocalSession, LocalSession]>;
+    }
+
+    function snapshot(user: Jid, items: RosterItem[]): Snapshot {
+      const out = new Map<LocalSession, Map<string, LocalSession>>();
+      const subs = subscribers(items);
+      const mine = server.sessions.available(user.bare);
+      for (const s of mine) {
+        const seen = new Map<string, LocalSession>();
+        const p = s.presence!;
+        for (const bare of subs) for (const r of server.sessions.available(bare)) if (visibleTo(s, r, p)) seen.set(r.jid.full, r);
+        for (const t of directed.get(s) ?? []) {
+          const jid = Jid.tryParse(t);
+          if (!jid || !server.router.isLocal(jid) || jid.bare === user.bare) continue;
+          const rs = jid.isBare ? server.sessions.available(jid.bare) : [server.sessions.get(jid)].filter((r): r is LocalSession => r !== undefined);
+          for (const r of rs) if (visibleTo(s, r, p)) seen.set(r.jid.full, r);
+        }
+        out.set(s, seen);
+      }
+      const inbound = new Map<string, [LocalSession, LocalSession]>();
+      for (const u of mine) {
+        if (!gathered.has(u)) continue;
+        for (const item of items) {
+          if (item.subscription !== 'to' && item.subscription !== 'both') continue;
+          for (const cs of server.sessions.available(item.jid)) {
+            if (visibleTo(cs, u, cs.presence!)) inbound.set(`${u.jid.full}|${cs.jid.full}`, [u, cs]);
+          }
+        }
+      }
+      return { out, in: inbound };
+    }
+
+    const presenceService: PresenceService = {
+      async applyPolicyChange(user, change, opts) {
+        const items = await roster().getItems(user);
+        await prepareAll(subscribers(items).concat(items.filter((i) => i.subscription === 'to' || i.subscription === 'both').map((i) => i.jid)));
+        const before = snapshot(user, items);
+        const result = await change();
+        if (opts?.forgetDirected) directed.delete(opts.forgetDirected);
+        const after = snapshot(user, items);
+        // The user's resources: unavailable to whoever stopped seeing one, its presence
+        // (once) to whoever started to. Delivered directly: the new policy would stop an
+        // unavailable that is routed.
+        for (const [s, seen] of before.out) {
+          if (s.isClosed) continue;
+          const now = after.out.get(s) ?? new Map<string, LocalSession>();
+          for (const [full, r] of seen) {
+            if (!now.has(full) && !r.isClosed) r.deliver(x('presence', { type: 'unavailable', from: s.jid.full, to: full }));
+          }
+        }
+        for (const [s, now] of after.out) {
+          if (s.isClosed || !s.presence) continue;
+          const was = before.out.get(s);
+          let added = false;
+          for (const [full, r] of now) {
+            if (was?.has(full) || r.isClosed) continue;
+            r.deliverSerialized(withTo(s.presence, s.jid.full, full), 'presence', s.presence);
+            added = true;
+          }
+          if (added) republished.set(s, presenceKey(s.presence));
+        }
+        // Contacts' presence the user stopped or started taking (presence-in, blocking).
+        for (const [key, [u, cs]] of before.in) {
+          if (!after.in.has(key) && !u.isClosed) u.deliver(x('presence', { type: 'unavailable', from: cs.jid.full, to: u.jid.full }));
+        }
+        for (const [key, [u, cs]] of after.in) {
+          if (!before.in.has(key) && !u.isClosed && cs.presence) u.deliverSerialized(withTo(cs.presence, cs.jid.full, u.jid.full), 'presence', cs.presence);
+        }
+        // A session that went visible without having probed (XEP-0186 probe='false').
+        for (const u of server.sessions.available(user.bare)) {
+          if (!gathered.has(u) && (privacy()?.probesContacts(u) ?? true)) gatherContacts(u, items);
+        }
+        return result;
+      },
+    };
+    ctx.provide('presence', presenceService);
+
     // ---------------------------------------------------------------- sessions ending
 
     ctx.hook('session-closed', async (session) => {
@@ -347,6 +501,16 @@ function subscribers(items: RosterItem[]): string[] {
   const out: string[] = [];
   for (const i of items) if (i.subscription === 'from' || i.subscription === 'both') out.push(i.jid);
   return out;
+}
+
+/** A presence as contacts see it (without addressing and id), to spot one sent twice. */
+function presenceKey(p: XmlElement): string {
+  const c = new XmlElement('presence', { ...p.attrs }, null, p.ns);
+  delete c.attrs.to;
+  delete c.attrs.from;
+  delete c.attrs.id;
+  c.children = p.children;
+  return serialize(c);
 }
 
 function priorityOf(stanza: XmlElement): number {
@@ -367,7 +531,14 @@ function withTo(presence: XmlElement, from: string, to: string): string {
  * Broadcasts one presence, serialized once: to the available resources of each
  * subscriber, to the user's own available resources, and to directed-presence targets.
  */
-function fanOut(server: ServerCore, presence: XmlElement, session: LocalSession, subscriberJids: string[], directedTo: Set<string> | undefined): void {
+function fanOut(
+  server: ServerCore,
+  presence: XmlElement,
+  session: LocalSession,
+  subscriberJids: string[],
+  directedTo: Set<string> | undefined,
+  visibleTo: (s: LocalSession, r: LocalSession, el: XmlElement) => boolean,
+): void {
   const split = new SplitStanza(presence, 'to');
   const sent = new Set<string>();
   const sendTo = (s: LocalSession) => {
@@ -378,7 +549,9 @@ function fanOut(server: ServerCore, presence: XmlElement, session: LocalSession,
   for (const bare of subscriberJids) {
     const jid = Jid.tryParse(bare);
     if (!jid || !server.router.isLocal(jid)) continue;
-    for (const s of server.sessions.available(bare)) sendTo(s);
+    for (const s of server.sessions.available(bare)) {
+      if (visibleTo(session, s, presence)) sendTo(s);
+    }
   }
   for (const s of server.sessions.available(session.jid.bare)) sendTo(s);
   if (session.isAvailable) sendTo(session);

@@ -40,6 +40,7 @@ export default defineModule({
       getItem: (user, contact) => store.get(host, user.local, contact),
       async update(user, contact, change) {
         const { before, after, version } = await store.update(host, user.local, contact, change);
+        if (before !== after) await server.hooks.notify('roster-changed', user, contact, after);
         if (visibleChanged(before, after)) push(user, after, contact, version);
         return after;
       },

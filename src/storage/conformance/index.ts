@@ -3,7 +3,8 @@ import type { ConformanceSuite } from './suite.js';
 import { usersSuite } from './users.js';
 import { rosterSuite } from './roster.js';
 import { offlineSuite } from './offline.js';
+import { privacySuite } from './privacy.js';
 import { vcardSuite } from './vcard.js';
 import { pepSuite } from './pep.js';
 
-export const SUITES: ConformanceSuite[] = [usersSuite, rosterSuite, offlineSuite, vcardSuite, pepSuite];
+export const SUITES: ConformanceSuite[] = [usersSuite, rosterSuite, offlineSuite, vcardSuite, pepSuite, privacySuite];
