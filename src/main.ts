@@ -24,12 +24,14 @@ import disco from './modules/disco/index.js';
 import ping from './modules/ping/index.js';
 import version from './modules/version/index.js';
 import time from './modules/time/index.js';
+import mam from './modules/mam/index.js';
+import carbons from './modules/carbons/index.js';
 import privacy from './modules/privacy/index.js';
 import pep from './modules/pep/index.js';
 import vcard from './modules/vcard/index.js';
 
 /** The modules every server loads, in order. */
-export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, privacy, offline, disco, ping, version, time, pep, vcard];
+export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, privacy, offline, disco, ping, version, time, mam, carbons, pep, vcard];
 
 export interface Listener {
   readonly name: string;

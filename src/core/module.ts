@@ -20,6 +20,7 @@ import type { Services } from './services.js';
 import type { LocalSession } from './session.js';
 import type { ServerCore } from './server.js';
 import type { FilterPrepare, StanzaFilter } from './router.js';
+import type { MessageStage } from './message-stages.js';
 
 export type IqType = 'get' | 'set';
 /** `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no `to`). */
@@ -67,6 +68,8 @@ export interface ModuleContext {
   addStreamFeature(provider: StreamFeatureProvider): void;
   /** Adds a stanza policy (privacy, blocking, invisibility): see Router.checkIn/checkOut. */
   addFilter(direction: 'in' | 'out', filter: StanzaFilter, prepare?: FilterPrepare): void;
+  /** Acts on one-to-one messages where their fate is fixed (archive, carbons): see message-stages.ts. */
+  addMessageStage(stage: MessageStage): void;
   /** Runs `fn` every `ms` until the module stops. */
   every(ms: number, fn: () => void | Promise<void>): void;
   /** Runs when the module stops (after the core removed its registrations). */
@@ -139,6 +142,9 @@ export class ModuleHost {
       },
       addFilter(direction, filter, prepare) {
         loaded.undo.push(core.router.addFilter(direction, filter, prepare));
+      },
+      addMessageStage(stage) {
+        loaded.undo.push(core.router.stages.add(stage));
       },
       every(ms, fn) {
         const t = setInterval(() => {

@@ -10,6 +10,7 @@ import { XmlElement } from '../xml/element.js';
 import { StanzaError, StorageError } from '../xmpp/errors.js';
 import { Jid } from '../xmpp/jid.js';
 import type { HookBus } from './hooks.js';
+import { MessageStages } from './message-stages.js';
 import { iqError, type IqDispatcher } from './iq.js';
 import type { SessionRegistry } from './registry.js';
 import type { LocalSession } from './session.js';
@@ -64,6 +65,8 @@ export class Router {
   readonly #outFilters: StanzaFilter[] = [];
   readonly #prepares: FilterPrepare[] = [];
   readonly domainJid: Jid;
+  /** Modules acting on one-to-one messages at delivery (archive, carbons): see message-stages.ts. */
+  readonly stages: MessageStages;
   /** The last offline write per recipient (bare JID), to chain the next one on. */
   readonly #offlineQueue = new Map<string, Promise<void>>();
   /** IQs the server sent on its own or an account's behalf, waiting for their reply (by id). */
@@ -73,6 +76,7 @@ export class Router {
   constructor(deps: RouterDeps) {
     this.#d = deps;
     this.domainJid = Jid.parse(deps.domain);
+    this.stages = new MessageStages(deps.log, deps.track);
   }
 
   get domain(): string {
@@ -169,6 +173,7 @@ export class Router {
         this.route(stanza, from, to, session);
         return;
       default:
+        if (!this.stages.isEmpty) this.stages.fromClient(stanza, session);
         // RFC 6120 §10.3.1: a message with no `to` is for the sender's own bare JID.
         this.route(stanza, from, to ?? from.toBare(), session);
     }
@@ -269,7 +274,9 @@ export class Router {
     let best = -1;
     for (const s of available) if (s.priority > best) best = s.priority;
     if (best >= 0) {
-      for (const s of available) if (s.priority === best) s.deliver(stanza);
+      if (this.stages.isEmpty) {
+        for (const s of available) if (s.priority === best) s.deliver(stanza);
+      } else this.stages.deliver(stanza, from, to, available.filter((s) => s.priority === best));
       return;
     }
     if (type === 'error') return; // RFC 6121 §8.5.2.1.1: errors are never stored or bounced
@@ -283,11 +290,26 @@ export class Router {
   toOffline(stanza: XmlElement, from: Jid, to: Jid): void {
     const bare = to.toBare();
     // One recipient's messages are stored one after the other, so they keep their order.
-    const prev = this.#offlineQueue.get(bare.bare) ?? Promise.resolve();
-    const work = prev.then(async () => {
+    // Messages held by the message stages for this account go first.
+    const held = this.stages.pending(bare.bare);
+    const prev = this.#offlineQueue.get(bare.bare) ?? held ?? Promise.resolve();
+    const work = (held && prev !== held ? Promise.all([prev, held]) : prev).then(async () => {
       if (!(await this.#d.userExists(bare.local))) throw new StanzaError('service-unavailable');
-      const stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
+      if (this.stages.isEmpty) {
+        const stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
+        if (!stored) throw new StanzaError('service-unavailable');
+        return;
+      }
+      const msg = { stanza, from, to, stanzaIds: new Map<string, string>() };
+      await this.stages.accept(msg);
+      let stored = false;
+      try {
+        stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
+      } finally {
+        if (!stored) await this.stages.rejected(msg);
+      }
       if (!stored) throw new StanzaError('service-unavailable');
+      this.stages.delivered(msg, []);
     });
     const tail = work.catch(() => undefined);
     this.#offlineQueue.set(bare.bare, tail);
@@ -354,7 +376,8 @@ export class Router {
           return;
         }
       }
-      target.deliver(stanza);
+      if (stanza.name !== 'message' || this.stages.isEmpty) target.deliver(stanza);
+      else this.stages.deliver(stanza, from, to, [target]);
       return;
     }
     // RFC 6121 §8.5.3.2: no such resource.

@@ -86,6 +86,37 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0005_archive': {
+      async up(db) {
+        // XEP-0313 user archives. `id` is the archive id: time-ordered (milliseconds × 1024
+        // plus a sequence), unique in its archive, chosen by the server before the write.
+        await db.schema
+          .createTable('archive')
+          .ifNotExists()
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('id', 'bigint', (c) => c.notNull())
+          .addColumn('with_jid', KEY, (c) => c.notNull())
+          .addColumn('with_resource', KEY, (c) => c.notNull().defaultTo(''))
+          .addColumn('direction', 'varchar(3)', (c) => c.notNull())
+          .addColumn('stanza', longText, (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('archive_pk', ['host', 'username', 'id'])
+          .execute();
+        await db.schema.createIndex('archive_with').ifNotExists().on('archive').columns(['host', 'username', 'with_jid', 'id']).execute();
+        await db.schema.createIndex('archive_time').ifNotExists().on('archive').columns(['created_at']).execute();
+        await db.schema
+          .createTable('archive_prefs')
+          .ifNotExists()
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('default_mode', 'varchar(8)', (c) => c.notNull())
+          .addColumn('always_jids', 'text', (c) => c.notNull())
+          .addColumn('never_jids', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('archive_prefs_pk', ['host', 'username'])
+          .execute();
+      },
+    },
     '0006_profiles': {
       async up(db) {
         await db.schema

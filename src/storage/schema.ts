@@ -81,6 +81,36 @@ export interface PepItemTable {
   created_at: number;
 }
 
+/** XEP-0313 user archive: one row per message per archive (sender's and recipient's). */
+export interface ArchiveTable {
+  host: string;
+  username: string;
+  /** Archive id: milliseconds × 1024 + sequence (time-ordered, unique per archive). */
+  id: number;
+  /** The other party, bare. */
+  with_jid: string;
+  /** The other party's resource, '' when the message named none. */
+  with_resource: string;
+  /** 'in' (received) or 'out' (sent). */
+  direction: string;
+  /** The message as XML (in jabber:client). */
+  stanza: string;
+  /** Milliseconds since the epoch (from the id). */
+  created_at: number;
+}
+
+/** XEP-0313 §6 archiving preferences. */
+export interface ArchivePrefsTable {
+  host: string;
+  username: string;
+  /** always | never | roster */
+  default_mode: string;
+  /** JSON array of JIDs always archived. */
+  always_jids: string;
+  /** JSON array of JIDs never archived. */
+  never_jids: string;
+}
+
 /** XEP-0016 privacy lists, one row per list. */
 export interface PrivacyListsTable {
   host: string;
@@ -98,6 +128,8 @@ export interface Database {
   roster_version: RosterVersionTable;
   offline: OfflineTable;
   privacy_lists: PrivacyListsTable;
+  archive: ArchiveTable;
+  archive_prefs: ArchivePrefsTable;
   vcard: VcardTable;
   pep_node: PepNodeTable;
   pep_item: PepItemTable;

@@ -1,0 +1,181 @@
+/** ArchiveStore on the SQL query layer (SQLite and MySQL alike), sharded by user. */
+import type { Kysely, SelectQueryBuilder } from 'kysely';
+import { storageOp, type Storage } from '../../storage/storage.js';
+import type { ArchiveTable, Database } from '../../storage/schema.js';
+import type { ArchiveDefault, ArchiveDirection, ArchiveEntry, ArchiveFilter, ArchivePage, ArchivePrefs, ArchiveStore } from './store.js';
+
+const COLUMNS = ['id', 'with_jid', 'with_resource', 'direction', 'stanza', 'created_at'] as const;
+type Row = Pick<ArchiveTable, (typeof COLUMNS)[number]>;
+
+/** Rows deleted per statement by the retention sweep, so no lock is held for long. */
+const SWEEP_BATCH = 5000;
+
+export class SqlArchiveStore implements ArchiveStore {
+  constructor(private readonly storage: Storage) {}
+
+  append(host: string, username: string, entries: ArchiveEntry[]): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    return storageOp('archive message', async () => {
+      await this.storage
+        .forUser(host, username)
+        .insertInto('archive')
+        .values(
+          entries.map((e) => ({
+            host,
+            username,
+            id: e.id,
+            with_jid: e.with,
+            with_resource: e.withResource,
+            direction: e.direction,
+            stanza: e.stanza,
+            created_at: e.createdAt,
+          })),
+        )
+        .execute();
+    });
+  }
+
+  remove(host: string, username: string, ids: number[]): Promise<void> {
+    if (ids.length === 0) return Promise.resolve();
+    return storageOp('remove archived messages', async () => {
+      await this.storage.forUser(host, username).deleteFrom('archive').where('host', '=', host).where('username', '=', username).where('id', 'in', ids).execute();
+    });
+  }
+
+  has(host: string, username: string, id: number): Promise<boolean> {
+    return storageOp('read archive', async () => {
+      const r = await this.storage
+        .forUser(host, username)
+        .selectFrom('archive')
+        .select('id')
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return r !== undefined;
+    });
+  }
+
+  page(host: string, username: string, filter: ArchiveFilter, opts: { limit: number; from: 'start' | 'end'; offset?: number }): Promise<ArchivePage> {
+    return storageOp('query archive', async () => {
+      if (filter.ids?.length === 0) return { items: [], more: false };
+      const db = this.storage.forUser(host, username);
+      let q = this.#filtered(db, host, username, filter).select(COLUMNS);
+      q = opts.from === 'start' ? q.orderBy('id', 'asc') : q.orderBy('id', 'desc');
+      q = q.limit(opts.limit + 1);
+      if (opts.offset) q = q.offset(opts.offset);
+      const rows = await q.execute();
+      const more = rows.length > opts.limit;
+      if (more) rows.length = opts.limit;
+      if (opts.from === 'end') rows.reverse();
+      return { items: rows.map(toEntry), more };
+    });
+  }
+
+  count(host: string, username: string, filter: ArchiveFilter): Promise<number> {
+    return storageOp('count archive', async () => {
+      if (filter.ids?.length === 0) return 0;
+      const db = this.storage.forUser(host, username);
+      const r = await this.#filtered(db, host, username, filter)
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirst();
+      return Number(r?.n ?? 0);
+    });
+  }
+
+  bounds(host: string, username: string): Promise<{ first: ArchiveEntry; last: ArchiveEntry } | null> {
+    return storageOp('read archive', async () => {
+      const db = this.storage.forUser(host, username);
+      const base = db.selectFrom('archive').select(COLUMNS).where('host', '=', host).where('username', '=', username).limit(1);
+      const first = await base.orderBy('id', 'asc').executeTakeFirst();
+      if (!first) return null;
+      const last = (await base.orderBy('id', 'desc').executeTakeFirst()) ?? first;
+      return { first: toEntry(first), last: toEntry(last) };
+    });
+  }
+
+  removeOlderThan(before: number): Promise<number> {
+    return storageOp('sweep archive', async () => {
+      let total = 0;
+      for (const db of this.storage.all()) {
+        for (;;) {
+          // Batches keyed by the primary key work the same on SQLite and MySQL.
+          const rows = await db.selectFrom('archive').select(['host', 'username', 'id']).where('created_at', '<', before).limit(SWEEP_BATCH).execute();
+          if (rows.length === 0) break;
+          const byUser = new Map<string, { host: string; username: string; ids: number[] }>();
+          for (const r of rows) {
+            const k = `${r.host}\u0000${r.username}`;
+            let g = byUser.get(k);
+            if (!g) byUser.set(k, (g = { host: r.host, username: r.username, ids: [] }));
+            g.ids.push(Number(r.id));
+          }
+          for (const g of byUser.values()) {
+            const res = await db.deleteFrom('archive').where('host', '=', g.host).where('username', '=', g.username).where('id', 'in', g.ids).executeTakeFirst();
+            total += Number(res.numDeletedRows);
+          }
+          if (rows.length < SWEEP_BATCH) break;
+        }
+      }
+      return total;
+    });
+  }
+
+  removeUser(host: string, username: string): Promise<void> {
+    return storageOp('remove archive', async () => {
+      const db = this.storage.forUser(host, username);
+      await db.deleteFrom('archive').where('host', '=', host).where('username', '=', username).execute();
+      await db.deleteFrom('archive_prefs').where('host', '=', host).where('username', '=', username).execute();
+    });
+  }
+
+  getPrefs(host: string, username: string): Promise<ArchivePrefs | null> {
+    return storageOp('read archive preferences', async () => {
+      const r = await this.storage
+        .forUser(host, username)
+        .selectFrom('archive_prefs')
+        .select(['default_mode', 'always_jids', 'never_jids'])
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .executeTakeFirst();
+      if (!r) return null;
+      return { default: r.default_mode as ArchiveDefault, always: JSON.parse(r.always_jids) as string[], never: JSON.parse(r.never_jids) as string[] };
+    });
+  }
+
+  setPrefs(host: string, username: string, prefs: ArchivePrefs): Promise<void> {
+    return storageOp('store archive preferences', async () => {
+      const row = { default_mode: prefs.default, always_jids: JSON.stringify(prefs.always), never_jids: JSON.stringify(prefs.never) };
+      await this.storage
+        .forUser(host, username)
+        .transaction()
+        .execute(async (tx) => {
+          const r = await tx.updateTable('archive_prefs').set(row).where('host', '=', host).where('username', '=', username).executeTakeFirst();
+          if (Number(r.numUpdatedRows) === 0) await tx.insertInto('archive_prefs').values({ host, username, ...row }).execute();
+        });
+    });
+  }
+
+  #filtered(db: Kysely<Database>, host: string, username: string, f: ArchiveFilter): SelectQueryBuilder<Database, 'archive', object> {
+    let q = db.selectFrom('archive').where('host', '=', host).where('username', '=', username);
+    if (f.with) {
+      q = q.where('with_jid', '=', f.with.bare);
+      if (f.with.resource !== undefined) q = q.where('with_resource', '=', f.with.resource);
+    }
+    if (f.afterId !== undefined) q = q.where('id', '>', f.afterId);
+    if (f.beforeId !== undefined) q = q.where('id', '<', f.beforeId);
+    if (f.ids) q = q.where('id', 'in', f.ids);
+    return q;
+  }
+}
+
+function toEntry(r: Row): ArchiveEntry {
+  const id = Number(r.id);
+  return {
+    id,
+    with: r.with_jid,
+    withResource: r.with_resource,
+    direction: r.direction as ArchiveDirection,
+    stanza: r.stanza,
+    createdAt: Number(r.created_at),
+  };
+}
