@@ -40,7 +40,7 @@ function image(name: string): { data: Buffer; b64: string; hash: string } {
 
 before(async () => {
   ts = await startTestServer({ vcard: { maxSize: '8KiB' } });
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy', 'ken', 'liz', 'mallory', 'nina', 'oscar', 'pat']) await ts.addUser(u);
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy', 'ken', 'liz', 'mallory', 'nina', 'oscar', 'pat', 'quinn', 'rita']) await ts.addUser(u);
 });
 
 after(async () => {
@@ -310,6 +310,22 @@ test('PEP basics: publish-options preconditions, items by id and max_items, retr
   assert.equal(del.attrs.type, 'result');
   await ken.waitFor((el) => el.name === 'message' && el.getChild('event', EVENT)?.getChild('delete')?.attrs.node === node, 5000, 'delete notification');
   assert.equal(condition(await itemsOf(ken, jid('ken'), node)), 'item-not-found');
+});
+
+test('a contact the owner blocked (XEP-0191) gets no PEP notification and cannot read the node', async () => {
+  const quinn = await tcp('quinn');
+  const rita = await tcp('rita');
+  await befriend(quinn, 'quinn', rita, 'rita');
+  await withCaps(rita, ['http://jabber.org/protocol/nick']);
+  await rita.waitFor((el) => el.name === 'iq' && el.attrs.from === jid('rita') && el.getChild('query', DISCO) !== undefined, 5000, 'caps query');
+  const nick = (n: string) => xml('nick', { xmlns: 'http://jabber.org/protocol/nick' }, n);
+  await publish(quinn, 'http://jabber.org/protocol/nick', 'current', nick('Q'));
+  await rita.waitFor(isEvent(jid('quinn'), 'http://jabber.org/protocol/nick'), 5000, 'nick before the block');
+  const blocked = await quinn.iq(xml('iq', { type: 'set' }, xml('block', { xmlns: 'urn:xmpp:blocking' }, xml('item', { jid: jid('rita') }))));
+  assert.equal(blocked.attrs.type, 'result');
+  await publish(quinn, 'http://jabber.org/protocol/nick', 'current', nick('Q2'));
+  await rita.expectNone(isEvent(jid('quinn'), 'http://jabber.org/protocol/nick'), 300, 'nick after the block');
+  assert.equal((await itemsOf(rita, jid('quinn'), 'http://jabber.org/protocol/nick')).attrs.type, 'error');
 });
 
 // ---------------------------------------------------------------------------- XEP-0398

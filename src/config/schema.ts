@@ -142,7 +142,7 @@ export const configSchema = obj({
   ),
   pep: obj(
     {
-      maxNodes: int({ doc: 'most PEP nodes one account may have; beyond it a new node gets resource-constraint', default: 128, min: 1 }),
+      maxNodes: int({ doc: 'most PEP nodes one account may have; beyond it a new node gets not-allowed (max-nodes-exceeded)', default: 128, min: 1 }),
       maxItems: int({ doc: 'most items one PEP node keeps (its pubsub#max_items may not exceed it; "max" means this)', default: 256, min: 1 }),
       defaultMaxItems: int({ doc: 'pubsub#max_items of a node created without one', default: 20, min: 1 }),
       capsCache: int({ doc: 'entity capabilities (XEP-0115) hashes remembered, to know which clients want which notifications', default: 10_000, min: 16 }),

@@ -138,7 +138,17 @@ export default defineModule({
       return out;
     }
 
-    /** Sends an event notification from the owner's bare JID to one session, unless the owner's policy refuses it. */
+    /** Makes the owner's privacy policy ready for router.checkOut (see Router.prepare). */
+    async function preparePolicy(owner: Jid): Promise<void> {
+      const wait = server.router.prepare(owner);
+      if (wait) await wait;
+    }
+
+    /**
+     * Sends an event notification from the owner's bare JID to one session, unless the
+     * owner's policy refuses it (after preparePolicy). The recipient's own policy is the
+     * router's (checkIn).
+     */
     function notify(owner: Jid, to: LocalSession, event: XmlElement, delayStamp?: string): void {
       const msg = new XmlElement('message', { from: owner.bare, to: to.jid.full, type: 'headline', id: `pep-${(++notificationSeq).toString(36)}` });
       msg.children = [event];
@@ -150,7 +160,9 @@ export default defineModule({
 
     async function broadcast(owner: Jid, node: string, config: NodeConfig, event: XmlElement): Promise<void> {
       if (!config.deliverNotifications) return;
-      for (const s of await recipients(owner, node, config)) notify(owner, s, event);
+      const targets = await recipients(owner, node, config);
+      if (targets.some((s) => s.jid.bare !== owner.bare)) await preparePolicy(owner);
+      for (const s of targets) notify(owner, s, event);
     }
 
     const itemsEvent = (node: string, ...children: XmlElement[]) => x('event', { xmlns: NS.PUBSUB_EVENT }, x('items', { node }, ...children));
@@ -188,6 +200,7 @@ export default defineModule({
         }
         if (wanted.length === 0) continue;
         const last = await store.lastItems(host, owner.local, wanted.map((n) => n.node));
+        if (!isSelf && last.size > 0) await preparePolicy(owner);
         for (const [node, item] of last) {
           const payload = parseStored(item);
           if (!payload) continue;
@@ -203,6 +216,11 @@ export default defineModule({
       (session, stanza, to) => {
         // Only the session's broadcast presence says what its client wants (XEP-0163 §4.3.1).
         if (to !== null && !(to.isBare && to.bare === session.jid.bare)) return false;
+        if (stanza.attrs.type === 'unavailable') {
+          // Coming back later counts as new: the last items are sent again (XEP-0163 §4.3.2).
+          interests.delete(session);
+          return false;
+        }
         if (stanza.attrs.type !== undefined) return false;
         const ref = capsOf(stanza);
         updateInterest(session, ref).catch((err: unknown) => ctx.log.warn({ err, jid: session.jid.full }, 'entity capabilities lookup failed'));
