@@ -460,7 +460,7 @@ export default defineModule({
         }
         for (const [s, now] of after.out) {
           if (s.isClosed || !s.presence) continue;
-          const was = before.out.get(s);
+          const was = s === opts?.republish ? undefined : before.out.get(s);
           let added = false;
           for (const [full, r] of now) {
             if (was?.has(full) || r.isClosed) continue;

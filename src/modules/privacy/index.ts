@@ -73,7 +73,7 @@ interface UserState {
 
 interface Invisible {
   probe: boolean;
-  /** Bare JIDs the session sent directed available presence to since going invisible. */
+  /** JIDs (as addressed) the session sent directed available presence to since going invisible. */
   shownTo: Set<string>;
   /** Bare JIDs the session addressed since going invisible (they may send it IQs). */
   talkedTo: Set<string>;
@@ -230,7 +230,7 @@ export default defineModule({
         // XEP-0186 §3.1.1: what the client sends goes out (and shows it to the addressee);
         // presence the server would send for it goes only to those it showed itself to.
         if (fromClient) remember(inv, stanza, to);
-        else if (stanza.name === 'presence' && !inv.shownTo.has(to.bare)) return 'drop';
+        else if (stanza.name === 'presence' && !inv.shownTo.has(to.full) && !inv.shownTo.has(to.bare)) return 'drop';
       }
       const st = lookup(from.bare);
       if (!st || st.lists.size === 0) return null;
@@ -241,17 +241,16 @@ export default defineModule({
 
     /** What an invisible session reveals by addressing someone (XEP-0186 §3.1.1). */
     function remember(inv: Invisible, stanza: XmlElement, to: Jid): void {
-      const bare = to.bare;
       if (stanza.name === 'presence') {
         const type = stanza.attrs.type;
         if (type === 'unavailable') {
-          inv.shownTo.delete(bare);
+          inv.shownTo.delete(to.full);
           return;
         }
         if (type !== undefined) return;
-        if (inv.shownTo.size < MAX_TALKED) inv.shownTo.add(bare);
+        if (inv.shownTo.size < MAX_TALKED) inv.shownTo.add(to.full);
       }
-      if (inv.talkedTo.size < MAX_TALKED) inv.talkedTo.add(bare);
+      if (inv.talkedTo.size < MAX_TALKED) inv.talkedTo.add(to.bare);
     }
 
     ctx.addFilter('in', inFilter, prepare);
@@ -286,12 +285,20 @@ export default defineModule({
     }
 
     /** Applies a policy change with presence following it (when the presence module is there). */
-    function withPresence<T>(user: Jid, change: () => Promise<T> | T, opts?: { forgetDirected?: LocalSession }): Promise<T> {
+    function withPresence<T>(user: Jid, change: () => Promise<T> | T, opts?: { forgetDirected?: LocalSession; republish?: LocalSession }): Promise<T> {
       const presence: PresenceService | null = server.hasService('presence') ? ctx.service('presence') : null;
       return presence ? presence.applyPolicyChange(user, change, opts) : Promise.resolve().then(change);
     }
 
-    /** The effective list name of each other session of the user. */
+    /** Does another session of the user run on the default list (no active list of its own)? */
+    function defaultInUseByOthers(user: Jid, sender: LocalSession): boolean {
+      for (const s of server.sessions.resources(user.bare)) {
+        if (s !== sender && (perSession.get(s)?.active ?? null) === null) return true;
+      }
+      return false;
+    }
+
+    /** Is the list `name` applied to another session of the user (as its active list or as the default)? */
     function inUseByOthers(user: Jid, st: UserState, sender: LocalSession, name: string): boolean {
       for (const s of server.sessions.resources(user.bare)) {
         if (s === sender) continue;
@@ -403,7 +410,7 @@ export default defineModule({
               if (name !== undefined && !st.lists.has(name)) throw new StanzaError('item-not-found');
               const wanted = name ?? null;
               if (wanted === st.defaultName) return;
-              if (st.defaultName !== null && inUseByOthers(user, st, session, st.defaultName)) {
+              if (st.defaultName !== null && defaultInUseByOthers(user, session)) {
                 throw new StanzaError('conflict', 'the default list applies to another resource');
               }
               const before = blockedJids(defaultOf(st));
@@ -665,9 +672,13 @@ export default defineModule({
             if (!me.invisible) return;
             // XEP-0186 §3.2: the presence the session has goes out, once, to those who
             // now see it (directed-presence targets already have it).
-            await withPresence(user, () => {
-              me.invisible = null;
-            });
+            await withPresence(
+              user,
+              () => {
+                me.invisible = null;
+              },
+              { republish: session },
+            );
           });
           return null;
         },
