@@ -75,10 +75,12 @@ export interface PresenceService {
    * Runs `change` (a change of `user`'s privacy lists, blocklist or invisibility) and
    * makes presence follow it: unavailable to whoever stopped seeing one of the user's
    * resources, the resource's current presence — once — to whoever started to, and the
-   * same for contacts' presence the user stopped or started seeing. `forgetDirected`:
-   * sessions whose directed-presence targets are to be treated as gone (going invisible).
+   * same for contacts' presence the user stopped or started seeing. `forgetDirected`: a
+   * session whose directed-presence targets are to be treated as gone (going invisible);
+   * `republish`: a session whose presence goes to everyone who sees it after the change,
+   * old audience included (going visible).
    */
-  applyPolicyChange<T>(user: Jid, change: () => T | Promise<T>, opts?: { forgetDirected?: LocalSession }): Promise<T>;
+  applyPolicyChange<T>(user: Jid, change: () => T | Promise<T>, opts?: { forgetDirected?: LocalSession; republish?: LocalSession }): Promise<T>;
 }
 
 export interface Services {
