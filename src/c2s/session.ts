@@ -1,9 +1,20 @@
 /**
  * The client session state machine, one for every transport.
  * References: RFC 6120 §4 (streams), §5 (STARTTLS), §6 (SASL), §7 (resource binding),
- * §8 (stanzas: `from` stamping, validation); RFC 6121 §1.4 (legacy `session` IQ).
+ * §8 (stanzas: `from` stamping, validation); RFC 6121 §1.4 (legacy `session` IQ);
+ * XEP-0198 (stream management: acks, resumption); XEP-0352 (client state indication).
  *
  * States: header → (starttls) → header → sasl → header → bind → active → closed.
+ * With stream management and resumption, an active session whose connection drops is
+ * hibernated: it stays bound and available (in the registry), its stanzas wait in the
+ * queue of unacknowledged stanzas, until a new connection of the same user resumes it
+ * (active again, on that connection) or `resumeTimeout` passes (closed: unacknowledged
+ * messages go to offline storage through 'session-closed').
+ *
+ * Presence for a hibernated session is held like for an inactive client (XEP-0352): only
+ * the latest presence of each contact's resource is kept, and it is sent after the
+ * queued stanzas when the session is resumed, so a long absence costs one presence per
+ * contact resource, not one per change. Messages and IQs are queued as they are.
  */
 import { randomBytes } from 'node:crypto';
 import { XmlElement, x } from '../xml/element.js';
@@ -17,7 +28,10 @@ import type { ServerCore } from '../core/server.js';
 import type { LocalSession, StanzaKind, TransportKind } from '../core/session.js';
 import type { CloseReason } from '../core/hooks.js';
 import { iqError, iqResult } from '../core/iq.js';
-import type { C2sStreamEvents, C2sTransport } from './transport.js';
+import type { C2sStreamEvents, C2sTransport, OutboundKind } from './transport.js';
+import { parseElement } from '../xml/parse.js';
+import { PresenceBuffer } from './presence-buffer.js';
+import { R_XML, SmState, ackXml, failed, grantedResumeMs, handledCountTooHigh, parseH, smRegistryOf, type SmRegistry } from './stream-management.js';
 
 const enum State {
   /** Waiting for the client's stream header (first, after STARTTLS, after SASL). */
@@ -28,6 +42,8 @@ const enum State {
   Bind,
   /** Bound: stanzas flow. */
   Active,
+  /** Bound, connection lost, waiting for resumption (XEP-0198 §5). */
+  Hibernated,
   /** Our side is closed; waiting for the connection to go. */
   Closing,
   Closed,
@@ -42,7 +58,7 @@ const UNBOUND = Jid.parse('unbound.invalid');
 export class C2sSession implements LocalSession, C2sStreamEvents {
   readonly id: string;
   readonly #core: ServerCore;
-  readonly #t: C2sTransport;
+  #t: C2sTransport;
   #state = State.Header;
   #jid: Jid = UNBOUND;
   /** Localpart once SASL succeeded. */
@@ -52,6 +68,12 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   #authTimer: NodeJS.Timeout | null = null;
   #closeReason: CloseReason = 'client';
   #wasBound = false;
+  /** Stream management, from `<enable/>` on (null: off, the fast path). */
+  #sm: SmState | null = null;
+  /** Presence held back (client inactive, or hibernated); null when nothing is held back. */
+  #held: PresenceBuffer | null = null;
+  /** The client said `<inactive/>` (XEP-0352). */
+  #inactive = false;
   priority = 0;
   presence: XmlElement | null = null;
   rosterRequested = false;
@@ -87,7 +109,19 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     return this.#state >= State.Closing;
   }
   get isBound(): boolean {
-    return this.#state === State.Active;
+    return this.#state === State.Active || this.#state === State.Hibernated;
+  }
+  /** Waiting for resumption (XEP-0198): no connection, stanzas are queued. */
+  get isHibernated(): boolean {
+    return this.#state === State.Hibernated;
+  }
+  /** The client said it is inactive (XEP-0352). */
+  get isInactive(): boolean {
+    return this.#inactive;
+  }
+  /** The stream management resumption id, when resumable. */
+  get smId(): string | null {
+    return this.#sm?.id ?? null;
   }
 
   // ------------------------------------------------------------------ delivery
@@ -97,7 +131,8 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       this.#lateMessage(stanza);
       return;
     }
-    this.#t.send(serialize(stanza), kindOf(stanza), stanza);
+    if (this.#sm === null && this.#held === null) this.#t.send(serialize(stanza), kindOf(stanza), stanza);
+    else this.#deliverManaged(serialize(stanza), kindOf(stanza), stanza);
   }
 
   deliverSerialized(xml: string, kind: StanzaKind, el?: XmlElement): void {
@@ -105,7 +140,56 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       if (el) this.#lateMessage(el);
       return;
     }
-    this.#t.send(xml, kind, el);
+    if (this.#sm === null && this.#held === null) this.#t.send(xml, kind, el);
+    else this.#deliverManaged(xml, kind, el);
+  }
+
+  /** Delivery with stream management, held presence, or both. */
+  #deliverManaged(xml: string, kind: OutboundKind, el: XmlElement | undefined): void {
+    const held = this.#held;
+    if (held !== null) {
+      if (kind === 'presence' && PresenceBuffer.holds(el)) {
+        held.add(xml, el);
+        if (held.size > this.#core.config.csi.maxHeld) this.#flushHeld();
+        return;
+      }
+      // Messages and other presence never wait, and what was held goes out before them
+      // (a contact's presence before its message). IQs do not need that order.
+      if (kind !== 'iq' && held.size > 0 && this.#state === State.Active) this.#flushHeld();
+    }
+    this.#out(xml, kind, el);
+  }
+
+  /** Sends what was held back, in order; stops holding unless the client is inactive or hibernated. */
+  #flushHeld(): void {
+    const held = this.#held;
+    if (held === null) return;
+    if (!this.#inactive && this.#state !== State.Hibernated) this.#held = null;
+    for (const p of held.take()) this.#out(p.xml, 'presence', p.el);
+  }
+
+  /**
+   * Every element for the client goes through here once bound: with stream management
+   * a stanza is counted and queued until acknowledged; a hibernated session only queues.
+   */
+  #out(xml: string, kind: OutboundKind, el: XmlElement | undefined): void {
+    const sm = this.#sm;
+    if (sm === null || kind === 'nonza') {
+      if (this.#state !== State.Hibernated) this.#t.send(xml, kind, el);
+      return;
+    }
+    sm.queue.push({ xml, kind, el });
+    if (this.#state === State.Active) {
+      this.#t.send(xml, kind, el);
+      // Ask soon for what matters (a message), otherwise every `ackAfter` stanzas.
+      if (!sm.awaitingAck && (kind === 'message' || sm.queue.length >= this.#core.config.streamManagement.ackAfter)) this.#requestAck(sm);
+    }
+    if (sm.queue.length > this.#core.config.streamManagement.maxQueue) {
+      // Bounded: a client that does not acknowledge (or does not come back) loses the
+      // session; its unacknowledged messages go to offline storage.
+      this.#closeReason = 'error';
+      this.close(new StreamError('resource-constraint', 'too many unacknowledged stanzas'));
+    }
   }
 
   /** A message that reached this session after it closed goes back through routing. */
@@ -171,6 +255,11 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   }
 
   onDisconnect(): void {
+    if (this.#state === State.Active && this.#sm?.id) {
+      // XEP-0198 §5: the connection dropped without a closing stream: wait for resumption.
+      this.#hibernate(this.#t.takeUndelivered());
+      return;
+    }
     if (this.#state < State.Closing) {
       this.#closeReason = 'transport';
       this.#leave();
@@ -189,16 +278,26 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       this.#closeReason =
         error.condition === 'conflict' ? 'conflict' : error.condition === 'system-shutdown' ? 'shutdown' : error.condition === 'connection-timeout' ? 'timeout' : 'error';
     }
+    const hibernated = this.#state === State.Hibernated;
+    // XEP-0198 §8: tell the client what we handled before the stream ends.
+    if (this.#sm !== null && this.#state === State.Active) this.#t.send(ackXml(this.#sm.inbound), 'nonza');
     this.#leave();
-    this.#t.close(error);
+    if (hibernated) this.#end(); // no connection to wait for
+    else this.#t.close(error);
   }
 
   #leave(): void {
-    this.#wasBound = this.#state === State.Active;
+    this.#wasBound = this.#state === State.Active || this.#state === State.Hibernated;
     this.#state = State.Closing;
     if (this.#authTimer) clearTimeout(this.#authTimer);
     this.#authTimer = null;
     this.#sasl = null;
+    this.#held = null;
+    const sm = this.#sm;
+    if (sm !== null) {
+      sm.clearTimers();
+      if (sm.id !== null) this.#registry().retire(sm.id, this.#user!, sm.inbound);
+    }
     if (this.#wasBound) this.#core.sessions.remove(this);
   }
 
@@ -213,7 +312,15 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     this.#state = State.Closed;
     this.#core.connections.delete(this);
     if (!this.#wasBound) return;
-    const undelivered = this.#t.takeUndelivered();
+    let undelivered = this.#t.takeUndelivered();
+    const sm = this.#sm;
+    if (sm !== null && sm.queue.length > 0) {
+      // Exact with acknowledgements: every message the client did not acknowledge, after
+      // those the transport still had from before stream management was enabled.
+      const unacked = this.#unackedMessages(sm);
+      const known = new Set(unacked);
+      undelivered = [...undelivered.filter((m) => !known.has(m)), ...unacked];
+    }
     void this.#core.track(this.#core.hooks.notify('session-closed', this, { reason: this.#closeReason, undelivered }));
   }
 
@@ -241,6 +348,8 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     } else {
       f.append(x('bind', { xmlns: NS.BIND }));
       f.append(x('session', { xmlns: NS.SESSION }, x('optional')));
+      if (this.#canManageStream()) f.append(x('sm', { xmlns: NS.SM }));
+      if (this.#core.config.csi.enabled) f.append(x('csi', { xmlns: NS.CSI }));
       for (const p of this.#core.streamFeatures) {
         const el = p(this, 'post-bind');
         if (el) f.append(el);
@@ -379,6 +488,12 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   // ------------------------------------------------------------------ binding
 
   #preBind(el: XmlElement): void {
+    if (el.ns === NS.SM) {
+      // XEP-0198 §5: resumption comes instead of binding; enabling only after it (§3).
+      if (el.name === 'resume') this.#resume(el);
+      else this.#send(failed('unexpected-request'));
+      return;
+    }
     if (el.name !== 'iq' || el.ns !== NS.CLIENT) {
       this.close(new StreamError('not-authorized', 'bind a resource first'));
       return;
@@ -424,9 +539,11 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   #stanza(el: XmlElement): void {
     const name = el.name;
     if (name !== 'message' && name !== 'presence' && name !== 'iq') {
-      this.close(new StreamError('unsupported-stanza-type', `<${el.name}/> is not a stanza`));
+      this.#nonza(el);
       return;
     }
+    // XEP-0198 §4: every stanza received counts as handled, whatever its fate.
+    if (this.#sm !== null) this.#sm.countInbound();
     if (el.ns !== NS.CLIENT) {
       this.close(new StreamError('invalid-namespace', `stanzas must be in ${NS.CLIENT}`));
       return;
@@ -480,7 +597,242 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
 
   #send(el: XmlElement): void {
     if (this.#state >= State.Closing) return;
-    this.#t.send(serialize(el), kindOf(el), el);
+    this.#out(serialize(el), kindOf(el), el);
+  }
+
+  // ------------------------------------------------------------------ nonzas: SM and CSI
+
+  /** A top-level element that is not a stanza, on a bound stream. */
+  #nonza(el: XmlElement): void {
+    if (el.ns === NS.SM) {
+      this.#smCommand(el);
+      return;
+    }
+    if (el.ns === NS.CSI && (el.name === 'active' || el.name === 'inactive') && this.#core.config.csi.enabled) {
+      this.#setInactive(el.name === 'inactive');
+      return;
+    }
+    this.close(new StreamError('unsupported-stanza-type', `<${el.name}/> is not a stanza`));
+  }
+
+  /**
+   * XEP-0352 §4.2: the client's state. Inactive: presence is held (latest per sender);
+   * active: what was held goes out at once.
+   */
+  #setInactive(inactive: boolean): void {
+    this.#inactive = inactive;
+    if (inactive) this.#held ??= new PresenceBuffer();
+    else this.#flushHeld();
+  }
+
+  /** Stream management is offered on transports that can hand a session over (not BOSH). */
+  #canManageStream(): boolean {
+    return this.#core.config.streamManagement.enabled && this.#t.bind !== undefined;
+  }
+
+  #registry(): SmRegistry<C2sSession> {
+    return smRegistryOf<C2sSession>(this.#core);
+  }
+
+  #smCommand(el: XmlElement): void {
+    const sm = this.#sm;
+    switch (el.name) {
+      case 'enable': {
+        if (sm !== null) {
+          this.#send(failed('unexpected-request'));
+          return;
+        }
+        if (!this.#canManageStream()) {
+          this.#send(failed('feature-not-implemented'));
+          return;
+        }
+        const resume = el.attrs.resume === 'true' || el.attrs.resume === '1';
+        const cfg = this.#core.config.streamManagement;
+        const state = new SmState(resume, grantedResumeMs(el.attrs.max, cfg.resumeTimeout));
+        const enabled = x('enabled', { xmlns: NS.SM });
+        if (state.id !== null) {
+          enabled.attrs.id = state.id;
+          enabled.attrs.resume = 'true';
+          enabled.attrs.max = String(Math.floor(state.resumeMs / 1000));
+          this.#registry().register(state.id, this);
+        }
+        // Counting starts after <enabled/> (XEP-0198 §4): sent before the state is set.
+        this.#send(enabled);
+        this.#sm = state;
+        return;
+      }
+      case 'r':
+        if (sm === null) this.#send(failed('unexpected-request'));
+        else this.#t.send(ackXml(sm.inbound), 'nonza');
+        return;
+      case 'a': {
+        if (sm === null) {
+          this.#send(failed('unexpected-request'));
+          return;
+        }
+        const h = parseH(el.attrs.h);
+        if (h === null) {
+          this.close(new StreamError('bad-format', 'h must be an integer from 0 to 4294967295'));
+          return;
+        }
+        if (sm.queue.ack(h) === 'too-high') {
+          this.#closeReason = 'error';
+          this.close(handledCountTooHigh(h, sm.queue.sent));
+          return;
+        }
+        sm.awaitingAck = false;
+        if (sm.ackTimer) clearTimeout(sm.ackTimer);
+        sm.ackTimer = null;
+        // Stanzas sent after our request are still out: ask again (one request per round trip).
+        if (sm.queue.length > 0) this.#requestAck(sm);
+        return;
+      }
+      case 'resume':
+        // Only instead of binding, on a new stream.
+        this.#send(failed('unexpected-request'));
+        return;
+      default:
+        this.close(new StreamError('unsupported-stanza-type', `<${el.name}/> is not a stream management element`));
+    }
+  }
+
+  /** Sends `<r/>`; a connection that does not answer within ackTimeout counts as dead. */
+  #requestAck(sm: SmState): void {
+    sm.awaitingAck = true;
+    this.#t.send(R_XML, 'nonza');
+    if (sm.ackTimer) clearTimeout(sm.ackTimer);
+    sm.ackTimer = setTimeout(() => this.#ackTimedOut(sm), this.#core.config.streamManagement.ackTimeout);
+    sm.ackTimer.unref();
+  }
+
+  /**
+   * The client did not answer an ack request: the connection is likely half-open (a
+   * mobile that lost its network). A resumable session lets go of it and waits for the
+   * client to come back; otherwise the session ends.
+   */
+  #ackTimedOut(sm: SmState): void {
+    sm.ackTimer = null;
+    if (this.#sm !== sm || this.#state !== State.Active) return;
+    if (sm.id === null) {
+      this.close(new StreamError('connection-timeout', 'no acknowledgement from the client'));
+      return;
+    }
+    const t = this.#t;
+    t.bind!(null);
+    const leftovers = t.takeUndelivered();
+    t.close(new StreamError('connection-timeout', 'no acknowledgement from the client'));
+    this.#hibernate(leftovers);
+  }
+
+  /** The connection is gone; the session waits `resumeMs` for the client to resume it. */
+  #hibernate(leftovers: XmlElement[]): void {
+    const sm = this.#sm!;
+    this.#state = State.Hibernated;
+    sm.clearTimers();
+    this.#held ??= new PresenceBuffer();
+    sm.resumeTimer = setTimeout(() => {
+      sm.resumeTimer = null;
+      if (this.#state !== State.Hibernated) return;
+      this.#closeReason = 'timeout';
+      this.close();
+    }, sm.resumeMs);
+    sm.resumeTimer.unref();
+    this.#reroute(leftovers.filter((m) => !sm.queue.has(m)));
+  }
+
+  /**
+   * `<resume/>` on a new, authenticated stream (this session is the newcomer; it is not
+   * bound and goes away if the resumption succeeds).
+   */
+  #resume(el: XmlElement): void {
+    if (!this.#canManageStream()) {
+      this.#send(failed('feature-not-implemented'));
+      return;
+    }
+    const previd = el.attrs.previd;
+    const h = parseH(el.attrs.h);
+    if (!previd || h === null) {
+      this.#send(failed('bad-request'));
+      return;
+    }
+    const registry = this.#registry();
+    const old = registry.get(previd);
+    // SECURITY: another user's session is "not found", exactly as a wrong id.
+    if (!old || old.#user !== this.#user || old.#sm === null || (old.#state !== State.Active && old.#state !== State.Hibernated)) {
+      this.#send(failed('item-not-found', registry.staleH(previd, this.#user!)));
+      return;
+    }
+    const sm = old.#sm;
+    if (!sm.queue.canAck(h)) {
+      // The client claims more than was sent: the old session cannot be trusted to resume.
+      // It ends (its unacknowledged messages go to offline storage) and so does this stream.
+      old.#closeReason = 'error';
+      old.close();
+      this.#closeReason = 'error';
+      this.close(handledCountTooHigh(h, sm.queue.sent));
+      return;
+    }
+    old.#takeOver(this, h);
+  }
+
+  /** Moves this (resumable) session onto the newcomer's connection and replays what is unacknowledged. */
+  #takeOver(newcomer: C2sSession, h: number): void {
+    const sm = this.#sm!;
+    const t = newcomer.#t;
+    newcomer.#retire();
+    let leftovers: XmlElement[] = [];
+    if (this.#state === State.Active) {
+      // The old connection is not known dead yet (half-open): it is closed now.
+      const old = this.#t;
+      old.bind!(null);
+      leftovers = old.takeUndelivered();
+      old.close();
+    }
+    sm.clearTimers();
+    this.#t = t;
+    t.bind!(this);
+    this.#state = State.Active;
+    sm.queue.ack(h);
+    t.send(serialize(x('resumed', { xmlns: NS.SM, previd: sm.id!, h: String(sm.inbound) })), 'nonza');
+    for (const q of sm.queue.items()) t.send(q.xml, q.kind, q.el);
+    // XEP-0352 §5.2: a resumed stream starts active; held presence goes out now.
+    this.#inactive = false;
+    this.#flushHeld();
+    if (sm.queue.length > 0) this.#requestAck(sm);
+    this.#reroute(leftovers.filter((m) => !sm.queue.has(m)));
+  }
+
+  /** A newcomer whose connection was taken over by a resumed session: gone without a trace. */
+  #retire(): void {
+    if (this.#authTimer) clearTimeout(this.#authTimer);
+    this.#authTimer = null;
+    this.#sasl = null;
+    this.#state = State.Closed;
+    this.#core.connections.delete(this);
+  }
+
+  /** Unacknowledged messages, oldest first, as elements. */
+  #unackedMessages(sm: SmState): XmlElement[] {
+    const out: XmlElement[] = [];
+    for (const q of sm.queue.items()) {
+      if (q.kind !== 'message') continue;
+      if (q.el) out.push(q.el);
+      else {
+        try {
+          out.push(parseElement(q.xml));
+        } catch (err) {
+          this.#core.log.error({ err }, 'unacknowledged message could not be parsed back');
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Messages that may not have reached the client go through routing again. */
+  #reroute(messages: XmlElement[]): void {
+    if (messages.length === 0 || this.#jid === UNBOUND) return;
+    const bare = this.#jid.toBare();
+    for (const m of messages) this.#core.router.route(m, Jid.tryParse(m.attrs.from) ?? this.#core.router.domainJid, bare);
   }
 }
 

@@ -42,6 +42,12 @@ export interface C2sTransport {
   close(error?: StreamError): void;
   /** Messages sent but not known to have reached the client. Called once, at the end. */
   takeUndelivered(): XmlElement[];
+  /**
+   * Points the transport's events at a session, or at nothing (null). Present on
+   * transports that offer stream management (TCP, WebSocket): a resumed session takes
+   * over the new connection, and the old one is detached before it is closed.
+   */
+  bind?(events: C2sStreamEvents | null): void;
 }
 
 /** What a transport calls on its session. */

@@ -93,6 +93,27 @@ export const configSchema = obj({
     },
     'WebSocket transport',
   ),
+  streamManagement: obj(
+    {
+      enabled: bool({ doc: 'offer stream management (XEP-0198: acks and resumption) on TCP and WebSocket', default: true }),
+      resumeTimeout: duration({
+        doc: 'how long a session whose connection dropped waits to be resumed (the client may ask for less); then its unacknowledged messages go to offline storage',
+        default: '300s',
+        max: '24h',
+      }),
+      maxQueue: int({ doc: 'most stanzas sent and not acknowledged by the client; beyond it the session ends and its messages go to offline storage', default: 1000, min: 10 }),
+      ackAfter: int({ doc: 'the server asks for an acknowledgement once this many stanzas are unacknowledged (a message asks at once)', default: 5, min: 1 }),
+      ackTimeout: duration({ doc: 'a connection that does not answer an ack request within this time counts as dead (the session waits for resumption)', default: '60s', min: '100ms' }),
+    },
+    'stream management (XEP-0198)',
+  ),
+  csi: obj(
+    {
+      enabled: bool({ doc: 'offer client state indication (XEP-0352): presence for inactive clients is held back and sent in one go', default: true }),
+      maxHeld: int({ doc: 'presence updates (one per sender) held for an inactive client before they are all sent', default: 200, min: 1 }),
+    },
+    'client state indication (XEP-0352)',
+  ),
   tls: obj(
     {
       cert: optionalStr({ doc: 'PEM certificate chain; when unset a self-signed one for the domain is made in dataDir' }),

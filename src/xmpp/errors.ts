@@ -117,6 +117,8 @@ export class StreamError extends ParleyError {
      * ("host:port"); WebSocket as `see-other-uri` on `<close/>` (RFC 7395 §3.6.1).
      */
     readonly target?: string,
+    /** Extra application-specific condition element (RFC 6120 §4.9.4). */
+    readonly appCondition?: XmlElement,
   ) {
     super(text ? `${condition}: ${text}` : condition);
     this.name = 'StreamError';
@@ -130,6 +132,7 @@ export class StreamError extends ParleyError {
       null,
       x(this.condition, { xmlns: NS.STREAMS }, this.target ?? null),
       this.text ? x('text', { xmlns: NS.STREAMS, 'xml:lang': 'en' }, this.text) : null,
+      this.appCondition ?? null,
     );
   }
 }

@@ -45,6 +45,9 @@ export const NS = {
   AVATAR_METADATA: 'urn:xmpp:avatar:metadata',
   PEP_VCARD_CONVERSION: 'urn:xmpp:pep-vcard-conversion:0',
   X_DATA: 'jabber:x:data',
+  SM: 'urn:xmpp:sm:3',
+  CSI: 'urn:xmpp:csi:0',
+  FLEX_OFFLINE: 'http://jabber.org/protocol/offline',
 } as const;
 
 export type Namespace = (typeof NS)[keyof typeof NS];

@@ -84,7 +84,7 @@ export class TcpTransport implements C2sTransport {
   }
 
   /** Connects the session; data flows from here on. */
-  bind(events: C2sStreamEvents): void {
+  bind(events: C2sStreamEvents | null): void {
     this.#events = events;
   }
 

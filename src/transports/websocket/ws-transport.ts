@@ -71,7 +71,7 @@ export class WsTransport implements C2sTransport {
     ws.on('error', () => undefined); // 'close' follows
   }
 
-  bind(events: C2sStreamEvents): void {
+  bind(events: C2sStreamEvents | null): void {
     this.#events = events;
   }
 
