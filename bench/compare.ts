@@ -271,14 +271,21 @@ function scenarios(o: Options): ScenarioRun[] {
 function runCommand(
   cmd: string,
   args: string[],
-  opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; cwd?: string; echo?: boolean; inheritStderr?: boolean },
+  opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; cwd?: string; echo?: boolean; inheritStderr?: boolean; uid?: number; gid?: number },
 ): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
   return new Promise((resolve) => {
     if (aborting) {
       resolve({ code: null, stdout: '', stderr: 'aborted', timedOut: false });
       return;
     }
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, detached: true, stdio: ['ignore', 'pipe', opts.inheritStderr ? 'inherit' : 'pipe'] });
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd ?? ROOT,
+      env: opts.env ?? process.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', opts.inheritStderr ? 'inherit' : 'pipe'],
+      uid: opts.uid,
+      gid: opts.gid,
+    });
     tracked.add(child);
     let stdout = '';
     let stderr = '';
@@ -510,10 +517,14 @@ const ejabberd: Server = {
       '--logs', join(dir, 'log'),
       cmd,
     ];
-    const env = { ...process.env, BENCH_RUN_DIR: dir };
+    // Started as the ejabberd user itself: as root, ejabberdctl would switch users with
+    // `su`, whose PAM session resets the open-files limit to 1024 (ejabberd then stops
+    // accepting at about 1,000 sessions).
+    const ids = userIds('ejabberd')!;
+    const env = { ...process.env, BENCH_RUN_DIR: dir, HOME: dir };
     rmSync(join(dir, 'ejabberd.pid'), { force: true });
     await waitPortsFree([this.tcpPort, this.httpPort, ...this.otherPorts], 15_000);
-    const child = daemon('ejabberd', '/usr/sbin/ejabberdctl', ctl('foreground'), { cwd: dir, env, log: join(dir, 'ejabberd.out') });
+    const child = daemon('ejabberd', '/usr/sbin/ejabberdctl', ctl('foreground'), { cwd: dir, env, log: join(dir, 'ejabberd.out'), uid: ids.uid, gid: ids.gid });
     try {
       await waitPorts([this.tcpPort, this.httpPort], child, 90_000);
     } catch (e) {
@@ -532,7 +543,7 @@ const ejabberd: Server = {
       pids: [pid],
       stop: () =>
         stopDaemon('ejabberd', child, async () => {
-          const r = await runCommand('/usr/sbin/ejabberdctl', ctl('stop'), { timeoutMs: 60_000, env, cwd: dir });
+          const r = await runCommand('/usr/sbin/ejabberdctl', ctl('stop'), { timeoutMs: 60_000, env, cwd: dir, uid: ids.uid, gid: ids.gid });
           if (r.code !== 0) {
             console.error(`  ejabberdctl stop: ${r.code} ${r.stdout}${r.stderr}; sending SIGTERM`);
             try {
