@@ -9,8 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { tcpIdle } from './tcp-idle.js';
 import { tcpPairs } from './tcp-pairs.js';
 import { boshIdle, boshPairs } from './bosh.js';
+import { mamPairs, mamQuery } from './mam.js';
 
-const only = process.argv.slice(2);
+const args = process.argv.slice(2);
+/** `--quick`: shorter runs of the benchmarks that support it, to check they work. */
+const quick = args.includes('--quick');
+const only = args.filter((a) => !a.startsWith('--'));
 const want = (name: string) => only.length === 0 || only.includes(name);
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
@@ -49,6 +53,26 @@ if (want('bosh-idle')) {
   results['bosh-idle'] = r;
   console.log(
     `bosh-idle: ${f(r.sessions)} sessions, one request held each: ${f(r.rssBytesPerSession)} bytes RSS per session (heap ${f(r.heapBytesPerSession)}, external ${f(r.externalBytesPerSession)}); logins ${f(r.loginsPerSecond)}/s`,
+  );
+}
+
+if (want('mam-pairs')) {
+  const r = quick ? await mamPairs(100, 10, 1000, 4000) : await mamPairs(500, 10);
+  results['mam-pairs'] = r;
+  for (const [name, p] of [['archive off', r.off], ['archive on', r.on]] as const) {
+    console.log(
+      `mam-pairs (${name}): ${p.pairs} pairs, window ${p.window}: ${f(p.messagesPerSecond)} msg/s, p50 ${f(p.p50ms, 2)} ms, p99 ${f(p.p99ms, 2)} ms, lost ${p.lost}; server CPU ${f(p.serverCpuPercent)}%, generator CPU ${f(p.generatorCpuPercent)}%`,
+    );
+  }
+  console.log(`mam-pairs: with the archive on, ${f(r.ratio * 100)}% of the messages/s of archive off`);
+}
+
+if (want('mam-query')) {
+  const r = quick ? await mamQuery(100_000, 50) : await mamQuery(100_000, 200);
+  results['mam-query'] = r;
+  const l = (x: { p50ms: number; p99ms: number }) => `p50 ${f(x.p50ms, 2)} ms, p99 ${f(x.p99ms, 2)} ms`;
+  console.log(
+    `mam-query: archive of ${f(r.archive)} messages (filled in ${f(r.fillSeconds, 1)} s), pages of ${r.pageSize}, ${r.queries} queries each: latest page ${l(r.latest)}; after an id ${l(r.afterId)}; with a contact after an id ${l(r.withContact)}`,
   );
 }
 

@@ -20,8 +20,9 @@ export interface PairsResult {
   generatorCpuPercent: number;
 }
 
-export async function tcpPairs(pairs = 500, window = 10, warmupMs = 3000, measureMs = 10_000): Promise<PairsResult> {
-  const server = await startBenchServer({ users: pairs * 2 });
+/** `extra`: server configuration on top of the benchmark defaults (e.g. `{ mam: { enabled: false } }`). */
+export async function tcpPairs(pairs = 500, window = 10, warmupMs = 3000, measureMs = 10_000, extra?: Record<string, unknown>): Promise<PairsResult> {
+  const server = await startBenchServer({ users: pairs * 2, extra });
   const senders: RawSession[] = [];
   const receivers: RawSession[] = [];
   try {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../src/config/load.js';
 import { openStorage } from '../../src/storage/open.js';
+import type { Storage } from '../../src/storage/storage.js';
 import { SqlUserStore } from '../../src/auth/user-store-sql.js';
 import { makeCredentials } from '../../src/auth/credentials.js';
 
@@ -28,7 +29,13 @@ export interface MemReport {
 }
 
 /** Creates `count` users (prefix1..) in a fresh data directory and starts a server on it. */
-export async function startBenchServer(opts: { users: number; prefix?: string; extra?: Record<string, unknown> }): Promise<BenchServer> {
+export async function startBenchServer(opts: {
+  users: number;
+  prefix?: string;
+  extra?: Record<string, unknown>;
+  /** Fills the database before the server starts (e.g. an archive, written in bulk). */
+  prepare?: (storage: Storage) => Promise<void>;
+}): Promise<BenchServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'parley-bench-'));
   const raw = {
     domain: DOMAIN,
@@ -50,6 +57,7 @@ export async function startBenchServer(opts: { users: number; prefix?: string; e
     for (let k = i; k < Math.min(opts.users, i + 1000); k++) batch.push({ username: `${prefix}${k}`, creds });
     await users.createMany(DOMAIN, batch);
   }
+  await opts.prepare?.(storage);
   await storage.close();
 
   const script = fileURLToPath(new URL('./server-process.js', import.meta.url));

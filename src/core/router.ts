@@ -293,15 +293,21 @@ export class Router {
     // Messages held by the message stages for this account go first.
     const held = this.stages.pending(bare.bare);
     const prev = this.#offlineQueue.get(bare.bare) ?? held ?? Promise.resolve();
+    // The account check and the stages (the archive write) start at once; only the
+    // stores are chained, so a burst of offline messages is archived in a few batches.
+    const exists = this.#d.userExists(bare.local);
+    const msg = this.stages.isEmpty ? null : { stanza, from, to, stanzaIds: new Map<string, string>() };
+    const accepted = msg === null ? undefined : exists.then((ok) => (ok ? this.stages.accept(msg) : undefined));
+    exists.catch(() => undefined); // awaited below, in order; not an unhandled rejection meanwhile
+    accepted?.catch(() => undefined);
     const work = (held && prev !== held ? Promise.all([prev, held]) : prev).then(async () => {
-      if (!(await this.#d.userExists(bare.local))) throw new StanzaError('service-unavailable');
-      if (this.stages.isEmpty) {
+      if (!(await exists)) throw new StanzaError('service-unavailable');
+      if (msg === null) {
         const stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
         if (!stored) throw new StanzaError('service-unavailable');
         return;
       }
-      const msg = { stanza, from, to, stanzaIds: new Map<string, string>() };
-      await this.stages.accept(msg);
+      await accepted;
       let stored = false;
       try {
         stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });

@@ -20,6 +20,7 @@ import { ArchiveIds, decodeId, encodeId, firstIdAt, timeOfId } from './ids.js';
 import { SqlArchiveStore } from './store-sql.js';
 import type { ArchiveDefault, ArchiveEntry, ArchiveFilter, ArchivePrefs, ArchiveStore } from './store.js';
 import { parseQuery, type MamQuery } from './query.js';
+import { ArchiveWriter } from './writer.js';
 
 const HINTS = 'urn:xmpp:hints';
 /** Users whose preferences are kept in memory (the hot path reads them without I/O). */
@@ -43,6 +44,7 @@ export default defineModule({
     if (!cfg.enabled) return;
     const store: ArchiveStore = new SqlArchiveStore(server.storage);
     const ids = new ArchiveIds();
+    const writer = new ArchiveWriter(store);
     const defaults: Prefs = { default: cfg.default, always: new Set(), never: new Set() };
     /** Preferences by username; insertion order is the eviction order. */
     const prefsCache = new Map<string, Prefs>();
@@ -132,7 +134,7 @@ export default defineModule({
           if (inbound) {
             const e: ArchiveEntry = { id, with: from.bare, withResource: from.resource, direction: 'in', stanza: xml, createdAt };
             writes.push(
-              store.append(host, to.local, [e]).then(() => {
+              writer.write(host, to.local, e).then(() => {
                 undo.push({ user: to.local, id });
                 stanza.append(x('stanza-id', { xmlns: NS.SID, by: to.bare, id: encodeId(id) }));
                 msg.stanzaIds.set(to.bare, encodeId(id));
@@ -142,7 +144,7 @@ export default defineModule({
           if (outbound) {
             const e: ArchiveEntry = { id, with: to.bare, withResource: to.resource, direction: 'out', stanza: xml, createdAt };
             writes.push(
-              store.append(host, from.local, [e]).then(() => {
+              writer.write(host, from.local, e).then(() => {
                 undo.push({ user: from.local, id });
                 msg.stanzaIds.set(from.bare, encodeId(id));
               }),

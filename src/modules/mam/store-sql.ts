@@ -7,6 +7,8 @@ import type { ArchiveDefault, ArchiveDirection, ArchiveEntry, ArchiveFilter, Arc
 const COLUMNS = ['id', 'with_jid', 'with_resource', 'direction', 'stanza', 'created_at'] as const;
 type Row = Pick<ArchiveTable, (typeof COLUMNS)[number]>;
 
+/** Rows per INSERT statement (8 parameters each: well under SQLite's and MySQL's limits). */
+const INSERT_CHUNK = 400;
 /** Rows deleted per statement by the retention sweep, so no lock is held for long. */
 const SWEEP_BATCH = 5000;
 
@@ -32,6 +34,26 @@ export class SqlArchiveStore implements ArchiveStore {
           })),
         )
         .execute();
+    });
+  }
+
+  appendMany(rows: Array<{ host: string; username: string; entry: ArchiveEntry }>): Promise<void> {
+    if (rows.length === 0) return Promise.resolve();
+    return storageOp('archive messages', async () => {
+      const byDb = new Map<Kysely<Database>, ArchiveTable[]>();
+      for (const { host, username, entry: e } of rows) {
+        const db = this.storage.forUser(host, username);
+        let list = byDb.get(db);
+        if (!list) byDb.set(db, (list = []));
+        list.push({ host, username, id: e.id, with_jid: e.with, with_resource: e.withResource, direction: e.direction, stanza: e.stanza, created_at: e.createdAt });
+      }
+      await Promise.all(
+        [...byDb].map(([db, list]) =>
+          db.transaction().execute(async (tx) => {
+            for (let i = 0; i < list.length; i += INSERT_CHUNK) await tx.insertInto('archive').values(list.slice(i, i + INSERT_CHUNK)).execute();
+          }),
+        ),
+      );
     });
   }
 

@@ -49,6 +49,11 @@ export interface ArchivePrefs {
 export interface ArchiveStore {
   /** Adds messages to one user's archive. */
   append(host: string, username: string, entries: ArchiveEntry[]): Promise<void>;
+  /**
+   * Adds messages to the archives of several users at once: one transaction per
+   * database (group commit). All or nothing per database.
+   */
+  appendMany(rows: Array<{ host: string; username: string; entry: ArchiveEntry }>): Promise<void>;
   /** Removes messages by id (undoing an append). */
   remove(host: string, username: string, ids: number[]): Promise<void>;
   has(host: string, username: string, id: number): Promise<boolean>;

@@ -1,0 +1,52 @@
+/**
+ * Group commit for the archive: the messages routed in one turn of the event loop are
+ * written together (one transaction per database) instead of one transaction each.
+ * Each write still resolves only once its row is stored, so "archived before delivered"
+ * holds for every message.
+ */
+import type { ArchiveEntry, ArchiveStore } from './store.js';
+
+interface Pending {
+  host: string;
+  username: string;
+  entry: ArchiveEntry;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+export class ArchiveWriter {
+  readonly #store: ArchiveStore;
+  #queue: Pending[] = [];
+  #scheduled = false;
+
+  constructor(store: ArchiveStore) {
+    this.#store = store;
+  }
+
+  write(host: string, username: string, entry: ArchiveEntry): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ host, username, entry, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => void this.#flush());
+      }
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#scheduled = false;
+    try {
+      await this.#store.appendMany(batch);
+      for (const p of batch) p.resolve();
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      // One bad row must not cost the others their place: write them one by one.
+      for (const p of batch) this.#store.append(p.host, p.username, [p.entry]).then(p.resolve, p.reject);
+    }
+  }
+}
