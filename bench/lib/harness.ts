@@ -43,6 +43,9 @@ export async function startBenchServer(opts: {
     listen: { c2s: { port: 0, requireTls: false }, c2sTls: { enabled: false }, http: { enabled: false } } as Record<string, unknown>,
     limits: { authTimeout: '120s' },
     offline: { maxPerUser: 100000 },
+    // Routing and transports are measured without the archive; `mam-pairs` measures what
+    // archiving costs by turning it on.
+    mam: { enabled: false },
     log: { level: 'warn' },
     ...opts.extra,
   };
