@@ -2,11 +2,36 @@
  * What the server and its accounts announce through service discovery (XEP-0030) and
  * entity capabilities: features and identities registered by modules.
  */
-import type { Identity, IqScope } from './module.js';
+import type { XmlElement } from '../xml/element.js';
+import type { Identity, IqRequest, IqScope } from './module.js';
+
+/**
+ * A disco node (XEP-0030 §3.3, §4.2) answered by a module: it returns the whole
+ * `<query/>` (with its `node` attribute) or throws StanzaError.
+ */
+export interface DiscoNodeHandler {
+  info(req: IqRequest): XmlElement | Promise<XmlElement>;
+  items(req: IqRequest): XmlElement | Promise<XmlElement>;
+}
 
 export class DiscoRegistry {
   readonly #features: Record<IqScope, Map<string, number>> = { host: new Map(), account: new Map() };
   readonly #identities: Record<IqScope, Identity[]> = { host: [], account: [] };
+  readonly #nodes: Record<IqScope, Map<string, DiscoNodeHandler>> = { host: new Map(), account: new Map() };
+
+  /** Answers disco#info and disco#items on `node` (of the server or of each account); returns its removal. */
+  addNode(node: string, scope: IqScope, handler: DiscoNodeHandler): () => void {
+    const m = this.#nodes[scope];
+    if (m.has(node)) throw new Error(`disco node ${node} is already handled`);
+    m.set(node, handler);
+    return () => {
+      if (m.get(node) === handler) m.delete(node);
+    };
+  }
+
+  node(node: string, scope: IqScope): DiscoNodeHandler | undefined {
+    return this.#nodes[scope].get(node);
+  }
 
   addFeature(ns: string, scope: IqScope): () => void {
     const m = this.#features[scope];

@@ -7,6 +7,7 @@ import { NS } from '../../xmpp/ns.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule, type IqScope } from '../../core/module.js';
 import type { ServerCore } from '../../core/server.js';
+import type { DiscoNodeHandler } from '../../core/disco.js';
 
 export default defineModule({
   name: 'disco',
@@ -24,13 +25,15 @@ export default defineModule({
       NS.DISCO_INFO,
       'query',
       (req) => {
-        if (req.payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
         if (req.to.local !== '' && !req.isSelf) {
           // SECURITY: another account's features are only for the account itself; others
           // learn nothing beyond what presence already tells them.
           throw new StanzaError('service-unavailable');
         }
-        return info(server, req.to.local === '' ? 'host' : 'account');
+        const scope = req.to.local === '' ? 'host' : 'account';
+        const node = req.payload.attrs.node;
+        if (node !== undefined) return nodeHandler(server, node, scope).info(req);
+        return info(server, scope);
       },
       { scope: 'both' },
     );
@@ -40,14 +43,22 @@ export default defineModule({
       NS.DISCO_ITEMS,
       'query',
       (req) => {
-        if (req.payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
         if (req.to.local !== '' && !req.isSelf) throw new StanzaError('service-unavailable');
+        const node = req.payload.attrs.node;
+        if (node !== undefined) return nodeHandler(server, node, req.to.local === '' ? 'host' : 'account').items(req);
         return x('query', { xmlns: NS.DISCO_ITEMS });
       },
       { scope: 'both' },
     );
   },
 });
+
+/** The module answering a node; a node nobody answers does not exist (XEP-0030 §8). */
+function nodeHandler(server: ServerCore, node: string, scope: IqScope): DiscoNodeHandler {
+  const h = server.disco.node(node, scope);
+  if (!h) throw new StanzaError('item-not-found');
+  return h;
+}
 
 function info(server: ServerCore, scope: IqScope): XmlElement {
   const q = x('query', { xmlns: NS.DISCO_INFO });

@@ -3,7 +3,13 @@
  * delay stamp on the next initial presence, and the safety net that makes "nothing is
  * lost" hold: messages a closing session could not deliver come back here.
  * References: XEP-0160 (best practices for offline messages), XEP-0203 (delayed
- * delivery), RFC 6121 §8.5.2.1.1, XEP-0334 (processing hints).
+ * delivery), RFC 6121 §8.5.2.1.1, XEP-0334 (processing hints), XEP-0013 (flexible
+ * offline message retrieval: count, headers, view, remove, fetch, purge).
+ *
+ * XEP-0013 §2.2: a session that asks for the offline node (disco#info or #items) or
+ * fetches before its initial presence chose POP3-like retrieval: no flood at its initial
+ * presence, nor at the initial presence of the user's other resources while it is online.
+ * Its messages stay stored until it removes or purges them.
  */
 import { x, type XmlElement } from '../../xml/element.js';
 import { parseElement } from '../../xml/parse.js';
@@ -11,7 +17,7 @@ import { serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
-import { defineModule } from '../../core/module.js';
+import { defineModule, type IqRequest } from '../../core/module.js';
 import type { LocalSession } from '../../core/session.js';
 import { SqlOfflineStore } from './store-sql.js';
 import type { OfflineStore } from './store.js';
@@ -19,6 +25,8 @@ import type { OfflineStore } from './store.js';
 const CHAT_STATES = 'http://jabber.org/protocol/chatstates';
 const HINTS = 'urn:xmpp:hints';
 const BATCH = 200;
+/** Most messages one XEP-0013 request lists or sends. */
+const FLEX_MAX = 10_000;
 
 export default defineModule({
   name: 'offline',
@@ -31,6 +39,9 @@ export default defineModule({
     const delivering = new Map<string, Promise<void>>();
 
     ctx.addFeature(NS.OFFLINE);
+    ctx.addFeature(NS.FLEX_OFFLINE);
+    /** Per user: the sessions that chose flexible retrieval (XEP-0013). */
+    const flexible = new Map<string, Set<LocalSession>>();
 
     ctx.hook('message-offline', async ({ to, stanza }) => {
       if (!worthStoring(stanza)) return true; // chat states and no-store hints: dropped by design (XEP-0160 §3, XEP-0334)
@@ -38,22 +49,132 @@ export default defineModule({
       if (result === 'full') throw new StanzaError('resource-constraint', 'the recipient’s offline storage is full', 'wait');
       // The user may have come online while this was being written.
       const now = server.sessions.available(to.bare).find((s) => s.priority >= 0);
-      if (now) deliverTo(now);
+      if (now && !isFlexible(to.bare)) deliverTo(now);
       return true;
     });
 
     ctx.hook('session-available', (session, initial) => {
-      if (initial && session.priority >= 0) deliverTo(session);
+      if (initial && session.priority >= 0 && !isFlexible(session.jid.bare)) deliverTo(session);
     });
 
     // Nothing is lost: messages the session did not get to its client are routed again
     // (to another resource of the user, or into offline storage).
     ctx.hook('session-closed', (session, { undelivered }) => {
+      const flex = flexible.get(session.jid.bare);
+      if (flex?.delete(session) && flex.size === 0) flexible.delete(session.jid.bare);
       for (const msg of undelivered) {
         const from = Jid.tryParse(msg.attrs.from) ?? server.router.domainJid;
         server.router.route(msg, from, session.jid.toBare());
       }
     });
+
+    // ---------------------------------------------------------------- XEP-0013
+
+    function isFlexible(bare: string): boolean {
+      const set = flexible.get(bare);
+      if (!set) return false;
+      for (const s of set) if (!s.isClosed) return true;
+      return false;
+    }
+
+    /** The session asked for the offline node: no flood for it (XEP-0013 §2.2). */
+    function chooseFlexible(req: IqRequest): void {
+      // SECURITY: only the account itself reads its offline messages (XEP-0013 §4).
+      if (!req.isSelf) throw new StanzaError('forbidden');
+      const s = req.session;
+      if (!s || s.isClosed) return;
+      let set = flexible.get(s.jid.bare);
+      if (!set) flexible.set(s.jid.bare, (set = new Set()));
+      set.add(s);
+    }
+
+    const removeNode = ctx.server.disco.addNode(NS.FLEX_OFFLINE, 'account', {
+      async info(req) {
+        chooseFlexible(req);
+        const n = await store.count(host, req.to.local);
+        return x(
+          'query',
+          { xmlns: NS.DISCO_INFO, node: NS.FLEX_OFFLINE },
+          x('identity', { category: 'automation', type: 'message-list' }),
+          x('feature', { var: NS.FLEX_OFFLINE }),
+          x(
+            'x',
+            { xmlns: NS.X_DATA, type: 'result' },
+            x('field', { var: 'FORM_TYPE', type: 'hidden' }, x('value', null, NS.FLEX_OFFLINE)),
+            x('field', { var: 'number_of_messages' }, x('value', null, String(n))),
+          ),
+        );
+      },
+      async items(req) {
+        chooseFlexible(req);
+        const q = x('query', { xmlns: NS.DISCO_ITEMS, node: NS.FLEX_OFFLINE });
+        for (const m of await store.fetch(host, req.to.local, FLEX_MAX)) {
+          const el = parse(m.stanza, m.id);
+          q.append(x('item', { jid: req.to.bare, node: String(m.id), name: el?.attrs.from }));
+        }
+        return q;
+      },
+    });
+    ctx.onStop(removeNode);
+
+    // <offline/>: view (get) and remove (set) by node, fetch (get) and purge (set).
+    const offlineCommand = async (req: IqRequest): Promise<null> => {
+      if (!req.isSelf) throw new StanzaError('forbidden');
+      const user = req.to.local;
+      const cmd = req.payload;
+      const fetchAll = cmd.getChild('fetch');
+      const purge = cmd.getChild('purge');
+      const items = cmd.getChildren('item');
+      if (req.type === 'get' && fetchAll && items.length === 0) {
+        chooseFlexible(req);
+        send(req, await store.fetch(host, user, FLEX_MAX));
+        return null;
+      }
+      if (req.type === 'set' && purge && items.length === 0) {
+        await store.clear(host, user);
+        return null;
+      }
+      const action = req.type === 'get' ? 'view' : 'remove';
+      if (items.length === 0 || fetchAll || purge || items.some((i) => i.attrs.action !== action)) {
+        throw new StanzaError('bad-request', req.type === 'get' ? 'use <fetch/> or items with action view' : 'use <purge/> or items with action remove');
+      }
+      const ids: number[] = [];
+      for (const i of items) {
+        const node = i.attrs.node ?? '';
+        if (!/^\d{1,15}$/.test(node)) throw new StanzaError('item-not-found');
+        ids.push(Number(node));
+      }
+      const found = await store.fetchByIds(host, user, ids);
+      if (found.length !== new Set(ids).size) throw new StanzaError('item-not-found');
+      if (action === 'view') send(req, found);
+      else await store.remove(host, user, ids);
+      return null;
+    };
+    ctx.handleIq('get', NS.FLEX_OFFLINE, 'offline', offlineCommand, { scope: 'account' });
+    ctx.handleIq('set', NS.FLEX_OFFLINE, 'offline', offlineCommand, { scope: 'account' });
+
+    /** Sends stored messages to the requesting resource, each marked with its node (before the IQ result). */
+    function send(req: IqRequest, messages: Array<{ id: number; stanza: string; createdAt: number }>): void {
+      for (const m of messages) {
+        const el = parse(m.stanza, m.id);
+        if (!el) continue;
+        el.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(m.createdAt).toISOString() }, 'Offline storage'));
+        el.append(x('offline', { xmlns: NS.FLEX_OFFLINE }, x('item', { node: String(m.id) })));
+        if (req.session && !req.session.isClosed) req.session.deliver(el);
+        else server.router.route(el, Jid.tryParse(el.attrs.from) ?? server.router.domainJid, req.from);
+      }
+    }
+
+    function parse(xml: string, id: number): XmlElement | null {
+      try {
+        return parseElement(xml);
+      } catch (err) {
+        ctx.log.error({ err, id }, 'stored offline message is not valid XML');
+        return null;
+      }
+    }
+
+    // ---------------------------------------------------------------- flood at initial presence
 
     function deliverTo(session: LocalSession): void {
       const bare = session.jid.bare;

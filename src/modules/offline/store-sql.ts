@@ -52,6 +52,28 @@ export class SqlOfflineStore implements OfflineStore {
     });
   }
 
+  fetchByIds(host: string, username: string, ids: number[]): Promise<OfflineMessage[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return storageOp('read offline messages', async () => {
+      const rows = await this.storage
+        .forUser(host, username)
+        .selectFrom('offline')
+        .select(['id', 'stanza', 'created_at'])
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .where('id', 'in', ids)
+        .orderBy('id')
+        .execute();
+      return rows.map((r) => ({ id: Number(r.id), stanza: r.stanza, createdAt: Number(r.created_at) }));
+    });
+  }
+
+  clear(host: string, username: string): Promise<void> {
+    return storageOp('remove offline messages', async () => {
+      await this.storage.forUser(host, username).deleteFrom('offline').where('host', '=', host).where('username', '=', username).execute();
+    });
+  }
+
   count(host: string, username: string): Promise<number> {
     return storageOp('count offline messages', async () => {
       const r = await this.storage

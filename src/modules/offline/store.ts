@@ -14,4 +14,8 @@ export interface OfflineStore {
   fetch(host: string, username: string, limit: number): Promise<OfflineMessage[]>;
   remove(host: string, username: string, ids: number[]): Promise<void>;
   count(host: string, username: string): Promise<number>;
+  /** The messages with these ids that exist, oldest first (XEP-0013 view and remove). */
+  fetchByIds(host: string, username: string, ids: number[]): Promise<OfflineMessage[]>;
+  /** Removes every message of the user (XEP-0013 purge). */
+  clear(host: string, username: string): Promise<void>;
 }

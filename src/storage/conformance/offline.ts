@@ -18,5 +18,18 @@ export const offlineSuite: ConformanceSuite = {
       assert.deepEqual((await o.fetch(HOST, 'bob', 10)).map((m) => m.stanza), ['<message id="m3"/>', '<message id="m4"/>']);
       assert.equal(await o.count(HOST, 'alice'), 0);
     },
+    async 'fetch by ids returns only existing messages of that user, and clear empties one user only'(storage) {
+      const o = new SqlOfflineStore(storage);
+      for (let i = 0; i < 4; i++) await o.push(HOST, 'bob', `<message id="b${i}"/>`, 10);
+      await o.push(HOST, 'carl', '<message id="c0"/>', 10);
+      const all = await o.fetch(HOST, 'bob', 10);
+      const carl = await o.fetch(HOST, 'carl', 10);
+      const picked = await o.fetchByIds(HOST, 'bob', [all[2]!.id, all[0]!.id, 999_999, carl[0]!.id]);
+      assert.deepEqual(picked.map((m) => m.stanza), ['<message id="b0"/>', '<message id="b2"/>'], 'oldest first, not another user’s');
+      assert.deepEqual(await o.fetchByIds(HOST, 'bob', []), []);
+      await o.clear(HOST, 'bob');
+      assert.equal(await o.count(HOST, 'bob'), 0);
+      assert.equal(await o.count(HOST, 'carl'), 1);
+    },
   },
 };
