@@ -399,3 +399,63 @@ describe('with @xmpp/client', () => {
     assert.equal(bob.received.filter((el) => el.attrs.id === 'x1').length, 1, 'no duplicate');
   });
 });
+
+describe('bounds and shutdown', () => {
+  test('a client that does not acknowledge more than maxQueue stanzas loses the session, and its messages go offline', async () => {
+    const small = await startTestServer({ listen: { c2s: { requireTls: false } }, streamManagement: { maxQueue: 10 } });
+    try {
+      await small.addUser('quinn');
+      await small.addUser('ruth');
+      const c = await XmlClient.session(() => XmlClient.tcp(small.port), 'quinn', 'slow', { presence: false });
+      const s = await XmlClient.tcp(small.port);
+      await s.login('ruth');
+      await s.bind('send');
+      const bodies = Array.from({ length: 12 }, (_, i) => `b${i}`);
+      sendMessages(s, `quinn@${DOMAIN}/slow`, bodies);
+      await c.c.waitFor((el) => el.localName === 'error' && !!el.getChild('resource-constraint', STREAMS), 'resource-constraint');
+      await until(() => small.server.core.sessions.resources(`quinn@${DOMAIN}`).length === 0, 'the session ended');
+      const back = await XmlClient.tcp(small.port);
+      await back.login('quinn');
+      await back.bind('back');
+      back.write('<presence/>');
+      await untilBodies(back, bodies);
+      const live = new Set(c.c.bodies());
+      assert.ok(live.size >= 10, 'the first ones reached the connection');
+      assert.deepEqual(back.bodies(), bodies, 'every unacknowledged message, in order, from offline storage');
+      for (const x of [c.c, s, back]) x.cut();
+    } finally {
+      await small.stop();
+    }
+  });
+
+  test('a session waiting for resumption when the server stops hands its messages to offline storage', async () => {
+    let srv = await startTestServer({ listen: { c2s: { requireTls: false } } });
+    const dataDir = srv.dataDir;
+    try {
+      await srv.addUser('sid');
+      await srv.addUser('tess');
+      const { c } = await XmlClient.session(() => XmlClient.tcp(srv.port), 'sid', 'away');
+      const s = await XmlClient.tcp(srv.port);
+      await s.login('tess');
+      await s.bind('send');
+      sendMessages(s, `sid@${DOMAIN}/away`, ['k1']);
+      await untilBodies(c, ['k1']);
+      c.cut();
+      await until(() => (srv.server.core.sessions.get(Jid.of('sid', DOMAIN, 'away')) as unknown as { isHibernated: boolean } | undefined)?.isHibernated === true, 'hibernated');
+      sendMessages(s, `sid@${DOMAIN}/away`, ['k2']);
+      await new Promise((r) => setTimeout(r, 100));
+      s.cut();
+      await srv.stop({ keepData: true });
+      srv = await startTestServer({ dataDir, listen: { c2s: { requireTls: false } } });
+      const back = await XmlClient.tcp(srv.port);
+      await back.login('sid');
+      await back.bind('back');
+      back.write('<presence/>');
+      await untilBodies(back, ['k1', 'k2']);
+      assert.deepEqual(back.bodies(), ['k1', 'k2']);
+      back.cut();
+    } finally {
+      await srv.stop();
+    }
+  });
+});

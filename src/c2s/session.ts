@@ -74,6 +74,8 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   #held: PresenceBuffer | null = null;
   /** The client said `<inactive/>` (XEP-0352). */
   #inactive = false;
+  /** Messages that came between close and the end (handed back after the undelivered ones). */
+  #late: XmlElement[] | null = null;
   priority = 0;
   presence: XmlElement | null = null;
   rosterRequested = false;
@@ -192,9 +194,16 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     }
   }
 
-  /** A message that reached this session after it closed goes back through routing. */
+  /**
+   * A message that reached this session after it closed goes back through routing: after
+   * the session's own undelivered messages when those are not handed back yet (order kept).
+   */
   #lateMessage(stanza: XmlElement): void {
     if (stanza.name !== 'message' || this.#jid === UNBOUND) return;
+    if (this.#state === State.Closing && this.#wasBound) {
+      (this.#late ??= []).push(stanza);
+      return;
+    }
     const from = Jid.tryParse(stanza.attrs.from) ?? this.#core.router.domainJid;
     this.#core.router.route(stanza, from, this.#jid.toBare());
   }
@@ -320,6 +329,10 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       const unacked = this.#unackedMessages(sm);
       const known = new Set(unacked);
       undelivered = [...undelivered.filter((m) => !known.has(m)), ...unacked];
+    }
+    if (this.#late !== null) {
+      undelivered = undelivered.concat(this.#late);
+      this.#late = null;
     }
     void this.#core.track(this.#core.hooks.notify('session-closed', this, { reason: this.#closeReason, undelivered }));
   }
