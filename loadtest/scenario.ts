@@ -33,6 +33,12 @@ export interface Scenario {
   transports: TransportMix;
   /** Logins per second, all workers together. */
   loginRate: number;
+  /**
+   * At most this many logins in progress at once, all workers together (0: no limit).
+   * With it, a server slower than `loginRate` is measured at its own pace instead of
+   * being buried under a queue of logins that time out.
+   */
+  loginConcurrency: number;
   /** Friends per user (rosters must exist: see provisioning). */
   rosterSize: number;
   /** Presence changes per user per minute. */
@@ -81,6 +87,7 @@ export const DEFAULTS: Scenario = {
   mechanism: 'PLAIN',
   transports: { tcp: 1, bosh: 0, websocket: 0 },
   loginRate: 200,
+  loginConcurrency: 0,
   rosterSize: 0,
   presencePerMinute: 0,
   messagesPerMinute: 1,

@@ -133,13 +133,25 @@ async function login(u: User): Promise<void> {
 /** Logs users in at `rate` per second, each as soon as its turn comes. */
 async function loginAll(list: User[], rate: number): Promise<void> {
   const interval = 1000 / rate;
+  const limit = sc.loginConcurrency > 0 ? Math.max(1, Math.ceil(sc.loginConcurrency / sc.workers)) : Infinity;
+  let inProgress = 0;
+  let wake: (() => void) | null = null;
   const t0 = performance.now();
   const pending: Promise<void>[] = [];
   for (let k = 0; k < list.length; k++) {
     const due = t0 + k * interval;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    pending.push(login(list[k]!));
+    while (inProgress >= limit) await new Promise<void>((r) => (wake = r));
+    inProgress++;
+    pending.push(
+      login(list[k]!).finally(() => {
+        inProgress--;
+        const w = wake;
+        wake = null;
+        w?.();
+      }),
+    );
   }
   await Promise.all(pending);
 }
