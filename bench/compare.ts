@@ -128,7 +128,7 @@ interface ScenarioRun {
   /** Friends per user that must exist before the run (0: none). */
   rosterSize: number;
   /** `parley loadtest` flags, besides the server's address, users and pids. */
-  flags: Record<string, string | number>;
+  flags: Record<string, string | number | boolean>;
   figures: Figure[];
 }
 
@@ -249,7 +249,7 @@ function scenarios(o: Options): ScenarioRun[] {
       // Its own users (after S3's), so S3's rosters and S4's offline messages never meet.
       id: 's4',
       group: 's4',
-      title: `S4 reconnect storm: ${s4Users.toLocaleString('en-US')} TCP users with ${s4Roster} friends and 30 messages per user per minute all drop at ${stormAt / 1000} s and log in again within ${stormWithin / 1000} s`,
+      title: `S4 reconnect storm: ${s4Users.toLocaleString('en-US')} TCP users with ${s4Roster} friends and 30 messages per user per minute all drop at ${stormAt / 1000} s and log in again within ${stormWithin / 1000} s (clients ack with stream management where the server offers it)`,
       users: s4Users,
       first: s3Users + 1,
       rosterSize: s4Roster,
@@ -260,6 +260,9 @@ function scenarios(o: Options): ScenarioRun[] {
         rosterSize: s4Roster,
         messagesPerMinute: 30,
         reconnectUsers: s4Users,
+        // As mobile and desktop clients do: acks, so that what a server wrote into a
+        // connection that was already dead is known to be undelivered (XEP-0198).
+        streamManagement: true,
         reconnectAt: `${stormAt}ms`,
         reconnectWithin: `${stormWithin}ms`,
         warmup: `${ms(2000, 1000)}ms`,
@@ -745,9 +748,9 @@ async function runScenario(server: Server, sc: ScenarioRun, pids: number[], dir:
   const loginRate = Number(sc.flags.loginRate ?? 200);
   const budget =
     (sc.users / Math.min(loginRate, 50)) * 1000 +
-    durationMs(sc.flags.warmup) +
-    durationMs(sc.flags.duration) +
-    durationMs(sc.flags.drain) +
+    durationMs(sc.flags.warmup as string | number | undefined) +
+    durationMs(sc.flags.duration as string | number | undefined) +
+    durationMs(sc.flags.drain as string | number | undefined) +
     (sc.flags.reconnectUsers ? 120_000 : 0) +
     120_000;
   const r = await runCommand(

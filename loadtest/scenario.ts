@@ -65,6 +65,8 @@ export interface Scenario {
   serverPids: number[];
   /** BOSH: hold and wait asked for. */
   boshWait: number;
+  /** TCP and WebSocket clients enable stream management (XEP-0198 acks) where offered. */
+  streamManagement: boolean;
   /** Output files ('' = none). */
   json: string;
   html: string;
@@ -104,6 +106,7 @@ export const DEFAULTS: Scenario = {
   sourceAddresses: 4,
   serverPids: [],
   boshWait: 60,
+  streamManagement: false,
   json: '',
   html: '',
   progress: true,

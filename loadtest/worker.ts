@@ -87,6 +87,7 @@ function clientFor(i: number): LoadClient {
     mechanism: sc.mechanism,
     localAddress: sc.host.startsWith('127.') ? `127.0.0.${2 + ((i + workerId) % addresses)}` : undefined,
     boshWait: sc.boshWait,
+    streamManagement: sc.streamManagement,
   };
   if (t === 'bosh') return new BoshLoadClient(opts);
   if (t === 'websocket') return new WsLoadClient(opts);

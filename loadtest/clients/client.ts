@@ -17,7 +17,11 @@ export interface ClientOptions {
   mechanism: 'PLAIN' | 'SCRAM-SHA-1';
   localAddress?: string;
   boshWait: number;
+  /** Enable stream management (XEP-0198, acks only) where the server offers it. */
+  streamManagement: boolean;
 }
+
+const SM = 'urn:xmpp:sm:3';
 
 export type ClientFailure = { condition: string; text?: string };
 
@@ -32,6 +36,10 @@ export abstract class LoadClient {
   #waiter: { pred: (el: XmlElement) => boolean; resolve: (el: XmlElement) => void; reject: (e: ClientFailure) => void } | null = null;
   #early: XmlElement[] = [];
   protected online = false;
+  /** The server offered stream management after authentication. */
+  protected smOffered = false;
+  /** Stanzas handled, once stream management is on (null: off). */
+  #smHandled: number | null = null;
 
   constructor(readonly opts: ClientOptions) {}
 
@@ -47,6 +55,13 @@ export abstract class LoadClient {
       if (el.localName === 'error' && el.ns === 'http://etherx.jabber.org/streams') {
         this.ended(streamErrorCondition(el));
         return;
+      }
+      if (this.#smHandled !== null) {
+        if (el.ns === SM) {
+          if (el.name === 'r') this.send(`<a xmlns='${SM}' h='${this.#smHandled}'/>`);
+          return;
+        }
+        this.#smHandled = (this.#smHandled + 1) % 2 ** 32;
       }
       this.onStanza?.(el);
       return;
@@ -130,6 +145,12 @@ export abstract class LoadClient {
     if (r.attrs.type !== 'result') throw { condition: 'bind:' + (r.getChild('error')?.firstElement()?.name ?? 'error') } satisfies ClientFailure;
     this.jid = r.getChild('bind')?.getChildText('jid') ?? `${this.opts.username}@${this.opts.domain}/${this.opts.resource}`;
     this.online = true;
+    if (this.opts.streamManagement && this.smOffered) {
+      // Acks only, no resumption: a client that drops logs in anew, and the server hands
+      // what it had not acknowledged to offline storage.
+      send(`<enable xmlns='${SM}'/>`);
+      this.#smHandled = 0;
+    }
     // Stanzas that came with the login (e.g. presence) go to the handler too.
     for (const el of this.#early.splice(0)) this.onStanza?.(el);
   }

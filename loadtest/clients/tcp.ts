@@ -40,7 +40,8 @@ export class TcpLoadClient extends LoadClient {
     await this.authenticate((x) => socket.write(x));
     this.#parser.reset();
     socket.write(this.#header);
-    await this.expect((el) => el.localName === 'features');
+    const features = await this.expect((el) => el.localName === 'features');
+    this.smOffered = features.getChild('sm', 'urn:xmpp:sm:3') !== undefined;
     await this.bind((x) => socket.write(x));
   }
 

@@ -45,7 +45,8 @@ export class WsLoadClient extends LoadClient {
     await this.expect((el) => el.localName === 'features');
     await this.authenticate((x) => ws.send(x));
     ws.send(open);
-    await this.expect((el) => el.localName === 'features');
+    const features = await this.expect((el) => el.localName === 'features');
+    this.smOffered = features.getChild('sm', 'urn:xmpp:sm:3') !== undefined;
     await this.bind((x) => ws.send(x));
   }
 
