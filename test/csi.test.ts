@@ -88,7 +88,7 @@ for (const [name, connect] of [
 
     // Still inactive: held again; <active/> releases it.
     cal.write('<presence><show>chat</show></presence>');
-    await pause(100); // (the presence module may reorder an available and an unavailable sent back to back)
+    // Back to back: the router handles one session's presence in order.
     cal.write('<presence type="unavailable"/>');
     await pause(200);
     assert.equal(shows(watcher, 'cal').length, before.cal + 1, 'held again');

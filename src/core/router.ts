@@ -69,6 +69,8 @@ export class Router {
   readonly stages: MessageStages;
   /** The last offline write per recipient (bare JID), to chain the next one on. */
   readonly #offlineQueue = new Map<string, Promise<void>>();
+  /** The last presence of a session still being handled, to chain the next one on. */
+  readonly #presenceChain = new WeakMap<LocalSession, Promise<void>>();
   /** IQs the server sent on its own or an account's behalf, waiting for their reply (by id). */
   readonly #pendingIqs = new Map<string, { to: string; from: string; resolve(reply: XmlElement): void; timer: NodeJS.Timeout }>();
   #iqSeq = 0;
@@ -158,12 +160,24 @@ export class Router {
       }
     }
     switch (stanza.name) {
-      case 'presence':
-        // Broadcast, directed presence and subscriptions: the presence module.
-        this.#run(stanza, from, to ?? from.toBare(), this.#d.hooks.handle('presence-from-client', session, stanza, to).then((handled) => {
-          if (!handled && to) this.route(stanza, from, to, session);
-        }));
+      case 'presence': {
+        // Broadcast, directed presence and subscriptions: the presence module. One
+        // session's presence is handled in the order sent: an available presence that
+        // waits on storage must not overtake the unavailable that follows it.
+        const handle = () =>
+          this.#d.hooks.handle('presence-from-client', session, stanza, to).then((handled) => {
+            if (!handled && to) this.route(stanza, from, to, session);
+          });
+        const prev = this.#presenceChain.get(session);
+        const work = prev ? prev.then(handle) : handle();
+        const tail = work.catch(() => undefined);
+        this.#presenceChain.set(session, tail);
+        void tail.then(() => {
+          if (this.#presenceChain.get(session) === tail) this.#presenceChain.delete(session);
+        });
+        this.#run(stanza, from, to ?? from.toBare(), work);
         return;
+      }
       case 'iq':
         if (to === null || (to.isBare && to.bare === from.bare)) {
           // RFC 6120 §10.3.3: no `to` means the account itself.
