@@ -219,7 +219,7 @@ let body = '';
 
 function sendMessage(from: User, to: number): void {
   const c = from.client;
-  if (!c) return;
+  if (!c?.isOnline) return;
   const seqs = (from.seq ??= new Map());
   const seq = seqs.get(to) ?? 0;
   seqs.set(to, seq + 1);
@@ -230,7 +230,7 @@ function sendMessage(from: User, to: number): void {
 
 function sendPair(p: number): void {
   const u = byIndex.get(p);
-  if (!u?.client) return;
+  if (!u?.client?.isOnline) return;
   while ((inFlight.get(p) ?? 0) < sc.window) {
     inFlight.set(p, (inFlight.get(p) ?? 0) + 1);
     sendMessage(u, sc.pairs + p);
@@ -242,7 +242,7 @@ let msgCarry = 0;
 let presCarry = 0;
 function tick(): void {
   if (!sending || sc.pairs > 0) return;
-  const online = users.filter((u) => u.client);
+  const online = users.filter((u) => u.client?.isOnline);
   if (online.length === 0) return;
   msgCarry += (online.length * sc.messagesPerMinute) / 600;
   presCarry += (online.length * sc.presencePerMinute) / 600;
@@ -265,12 +265,18 @@ function tick(): void {
 /** Drops `share` of this worker's online users and logs them in again over `within` ms. */
 async function storm(share: number, within: number): Promise<void> {
   const t0 = performance.now();
-  const victims = users.filter((u) => u.client).slice(0, share);
+  const victims = users.filter((u) => u.client?.isOnline).slice(0, share);
+  const dropped: LoadClient[] = [];
   for (const u of victims) {
-    const c = u.client!;
-    u.client = null;
-    c.close(false);
+    dropped.push(u.client!);
+    u.client = null; // sends nothing more
   }
+  // The connections drop a moment after their last message, which the server has read
+  // by then: an abrupt close with unread data makes the kernel reset the connection and
+  // discard what the server had not read yet, which would count as lost in transit.
+  setTimeout(() => {
+    for (const c of dropped) c.close(false);
+  }, 200);
   await Promise.all(
     victims.map(async (u) => {
       await new Promise((r) => setTimeout(r, Math.random() * within));
@@ -307,7 +313,7 @@ function report(): WorkerReport {
   const r: WorkerReport = {
     type: 'report',
     worker: workerId,
-    online: users.reduce((n, u) => n + (u.client ? 1 : 0), 0),
+    online: users.reduce((n, u) => n + (u.client?.isOnline ? 1 : 0), 0),
     loginsDone,
     loginErrors,
     loginHist: loginHist.toJSON(),

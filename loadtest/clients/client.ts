@@ -43,6 +43,12 @@ export abstract class LoadClient {
 
   constructor(readonly opts: ClientOptions) {}
 
+  /** Logged in and not closed: only then may traffic be sent (a stanza written during the
+   * login would break the negotiation, and be counted as sent and lost). */
+  get isOnline(): boolean {
+    return this.online && !this.closed;
+  }
+
   /** Connects and logs in: SASL, restart, bind. */
   abstract login(): Promise<void>;
   abstract send(xml: string): void;
