@@ -815,7 +815,7 @@ function markdown(st: Stored, list: ScenarioRun[]): string {
       (plain
         ? 'users log in with SASL PLAIN, so the server derives a key with PBKDF2 at every login (Parley checks PLAIN against its SHA-256 keys), '
         : 'users log in with SASL SCRAM-SHA-1, so the client derives the key and the server only checks a proof, ') +
-      'roster and offline storage on, no MAM, no stream management, no rate limits or shapers; ' +
+      'roster and offline storage on, no MAM, no rate limits or shapers, stream management only in S4 (where the server offers it: ejabberd and Parley; Prosody 0.12 has none); ' +
       'ejabberd on Mnesia, Prosody on its file storage with the generational GC, Parley on SQLite. Configs: `bench/peers/`. ' +
       'The server is restarted before each scenario (so memory figures start from a fresh process); users and rosters stay between scenarios of one server.',
   );
