@@ -47,6 +47,7 @@ export async function mamQuery(archive = 100_000, queriesPerShape = 200): Promis
   let fillSeconds = 0;
   const server = await startBenchServer({
     users: 2,
+    extra: { mam: { enabled: true } },
     prepare: async (storage) => {
       const started = performance.now();
       const store = new SqlArchiveStore(storage);
