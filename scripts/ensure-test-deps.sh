@@ -1,15 +1,39 @@
 #!/usr/bin/env bash
-# What `npm test` needs besides npm packages: Chromium for the browser tests.
-# As root (CI, a fresh Debian machine) it is installed from apt; otherwise we say how.
+# What `npm test` needs besides npm packages: Chromium for the browser tests, and the
+# MariaDB server binaries (mariadbd, mariadb-install-db) for tests that run a private
+# database server (test/helpers/mariadb-server.ts).
+# As root (CI, a fresh Debian machine) they are installed from apt; otherwise we say how.
 set -euo pipefail
 CHROMIUM="${CHROMIUM_PATH:-/usr/bin/chromium}"
-if [ -x "$CHROMIUM" ]; then exit 0; fi
+
+have() { PATH="$PATH:/usr/sbin:/usr/local/sbin" command -v "$1" >/dev/null 2>&1; }
+
+missing=()
+[ -x "$CHROMIUM" ] || missing+=(chromium)
+if ! have mariadbd || ! have mariadb-install-db; then missing+=(mariadb-server); fi
+if [ "${#missing[@]}" -eq 0 ]; then exit 0; fi
+
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-  echo "test deps: installing Chromium from apt (once)..." >&2
+  echo "test deps: installing ${missing[*]} from apt (once)..." >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq chromium >/dev/null
+  for pkg in "${missing[@]}"; do
+    case "$pkg" in
+      chromium) apt-get install -y -qq chromium >/dev/null ;;
+      # Only the server binaries: the tests run their own mariadbd, nothing else is configured.
+      mariadb-server) apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null ;;
+    esac
+  done
   exit 0
 fi
-echo "test deps: Chromium is missing at $CHROMIUM; install it with: sudo apt-get install chromium" >&2
-exit 1
+status=0
+for pkg in "${missing[@]}"; do
+  case "$pkg" in
+    chromium)
+      echo "test deps: Chromium is missing at $CHROMIUM; install it with: sudo apt-get install chromium" >&2
+      status=1 ;;
+    mariadb-server) # not fatal: the tests that need it skip themselves
+      echo "test deps: mariadbd / mariadb-install-db are missing, private-MariaDB tests will be skipped; install them with: sudo apt-get install mariadb-server" >&2 ;;
+  esac
+done
+exit "$status"
