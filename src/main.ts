@@ -12,6 +12,8 @@ import { ServerCore } from './core/server.js';
 import { loadTlsIdentity } from './core/tls.js';
 import type { ModuleDefinition } from './core/module.js';
 import { openStorage } from './storage/open.js';
+import type { ShardedStorage } from './storage/sharded.js';
+import { adminRoutes } from './ops/admin-api.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
 import { StreamError } from './xmpp/errors.js';
 import { startC2sListener, startC2sTlsListener } from './transports/tcp/tcp-listener.js';
@@ -44,6 +46,8 @@ export interface RunningServer {
   readonly listeners: Record<string, Listener>;
   /** The BOSH connection manager, when BOSH is on. */
   readonly bosh: BoshManager | null;
+  /** The storage router (shard status, reloads, moves). */
+  readonly storage: ShardedStorage;
   /** The port a listener is bound to (tests start listeners on port 0). */
   port(name: 'c2s' | 'c2sTls' | 'http'): number;
   stop(): Promise<void>;
@@ -56,7 +60,7 @@ export interface StartOptions {
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.log.level);
-  const storage = await openStorage(config);
+  const storage = await openStorage(config, log);
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
   const listeners: Record<string, Listener> = {};
@@ -68,7 +72,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(core);
     if (config.listen.http.enabled) {
       bosh = config.bosh.enabled ? new BoshManager(core) : null;
-      listeners.http = await startHttpListener(core, { bosh });
+      listeners.http = await startHttpListener(core, { bosh, routes: [adminRoutes(core, storage)] });
     }
   } catch (e) {
     bosh?.stop();
@@ -86,6 +90,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     core: c,
     listeners,
     bosh,
+    storage,
     port(name) {
       const l = listeners[name];
       if (!l) throw new Error(`listener ${name} is not running`);

@@ -44,7 +44,8 @@ async function iq(c: XmlClient, type: 'get' | 'set', payload: string, to?: strin
 
 async function store(from: XmlClient, to: string, bodies: string[]): Promise<void> {
   for (const b of bodies) from.write(`<message to='${to}' type='chat'><body>${b}</body></message>`);
-  await until(async () => (await ts.server.core.storage.forUser(DOMAIN, to.split('@')[0]!).selectFrom('offline').selectAll().where('username', '=', to.split('@')[0]!).execute()).length >= bodies.length);
+  const user = to.split('@')[0]!;
+  await until(async () => (await ts.server.core.storage.forUser(DOMAIN, user, 'test', (db) => db.selectFrom('offline').selectAll().where('username', '=', user).execute())).length >= bodies.length);
 }
 
 async function until(check: () => Promise<boolean>): Promise<void> {

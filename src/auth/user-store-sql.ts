@@ -1,6 +1,6 @@
 /** UserStore on the SQL query layer (SQLite and MySQL alike). */
 import type { ScramCredentials, ScramHash } from '../xmpp/sasl/scram.js';
-import { storageOp, type Storage } from '../storage/storage.js';
+import type { Storage } from '../storage/storage.js';
 import type { AccountCredentials, UserStore } from './user-store.js';
 
 /** "iterations$salt$storedKey$serverKey" with base64 parts. */
@@ -25,36 +25,37 @@ export class SqlUserStore implements UserStore {
   constructor(private readonly storage: Storage) {}
 
   create(host: string, username: string, creds: AccountCredentials): Promise<boolean> {
-    return storageOp('create user', async () => {
-      const db = this.storage.forUser(host, username);
+    return this.storage.forUser(
+      host,
+      username,
+      'create user',
+      async (db) => {
       const res = await db
         .insertInto('users')
         .values({ host, username, ...row(creds), created_at: Date.now() })
-        .onConflict((oc) => oc.doNothing())
         .executeTakeFirst()
-        .catch(async (e) => {
-          // MySQL has no ON CONFLICT; a duplicate key means the account exists.
-          if ((e as { code?: string }).code === 'ER_DUP_ENTRY') return { numInsertedOrUpdatedRows: 0n };
+        .catch((e: unknown) => {
+          // A duplicate key means the account exists (SQLite and MySQL alike).
+          const code = (e as { code?: string }).code;
+          if (code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return { numInsertedOrUpdatedRows: 0n };
           throw e;
         });
       return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
-    });
+      },
+      { creates: true, idempotent: false },
+    );
   }
 
   async createMany(host: string, users: Array<{ username: string; creds: AccountCredentials }>): Promise<number> {
-    let created = 0;
-    // Group by database so each shard gets its own transaction of batched inserts.
-    const groups = new Map<object, Array<{ username: string; creds: AccountCredentials }>>();
-    for (const u of users) {
-      const db = this.storage.forUser(host, u.username);
-      let g = groups.get(db);
-      if (!g) groups.set(db, (g = []));
-      g.push(u);
-    }
-    for (const group of groups.values()) {
-      const db = this.storage.forUser(host, group[0]!.username);
-      created += await storageOp('create users', () =>
-        db.transaction().execute(async (tx) => {
+    // One transaction of batched inserts per shard.
+    const byName = new Map(users.map((u) => [u.username, u]));
+    const counts = await this.storage.forUsers(
+      host,
+      [...byName.keys()],
+      'create users',
+      (db, names) => {
+        const group = names.map((n) => byName.get(n)!);
+        return db.transaction().execute(async (tx) => {
           let n = 0;
           for (let i = 0; i < group.length; i += 200) {
             const batch = group.slice(i, i + 200);
@@ -82,16 +83,16 @@ export class SqlUserStore implements UserStore {
             n += fresh.length;
           }
           return n;
-        }),
-      );
-    }
-    return created;
+        });
+      },
+      { creates: true, idempotent: false },
+    );
+    return counts.reduce((x, y) => x + y, 0);
   }
 
   delete(host: string, username: string): Promise<boolean> {
-    return storageOp('delete user', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'delete user', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           const res = await tx.deleteFrom('users').where('host', '=', host).where('username', '=', username).executeTakeFirst();
@@ -106,9 +107,8 @@ export class SqlUserStore implements UserStore {
   }
 
   setCredentials(host: string, username: string, creds: AccountCredentials): Promise<boolean> {
-    return storageOp('set credentials', async () => {
-      const res = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'set credentials', async (db) => {
+      const res = await db
         .updateTable('users')
         .set(row(creds))
         .where('host', '=', host)
@@ -119,9 +119,8 @@ export class SqlUserStore implements UserStore {
   }
 
   getCredentials(host: string, username: string, hash: ScramHash): Promise<ScramCredentials | null> {
-    return storageOp('get credentials', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'get credentials', async (db) => {
+      const r = await db
         .selectFrom('users')
         .select(hash === 'SHA-1' ? 'scram_sha1 as c' : 'scram_sha256 as c')
         .where('host', '=', host)
@@ -132,9 +131,8 @@ export class SqlUserStore implements UserStore {
   }
 
   exists(host: string, username: string): Promise<boolean> {
-    return storageOp('find user', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'find user', async (db) => {
+      const r = await db
         .selectFrom('users')
         .select('username')
         .where('host', '=', host)
@@ -144,34 +142,28 @@ export class SqlUserStore implements UserStore {
     });
   }
 
-  list(host: string, opts?: { after?: string; limit?: number }): Promise<string[]> {
+  /** Crosses every shard (fan-out): each returns its ordered page, the pages are merged. */
+  async list(host: string, opts?: { after?: string; limit?: number }): Promise<string[]> {
     const limit = opts?.limit ?? 1000;
-    return storageOp('list users', async () => {
-      // Crosses every database: merge their ordered pages.
-      const pages = await Promise.all(
-        this.storage.all().map((db) => {
-          let q = db.selectFrom('users').select('username').where('host', '=', host);
-          if (opts?.after !== undefined) q = q.where('username', '>', opts.after);
-          return q.orderBy('username').limit(limit).execute();
-        }),
-      );
-      return pages
-        .flat()
-        .map((r) => r.username)
-        .sort()
-        .slice(0, limit);
+    const pages = await this.storage.forEachShard('list users', (db) => {
+      let q = db.selectFrom('users').select('username').where('host', '=', host);
+      if (opts?.after !== undefined) q = q.where('username', '>', opts.after);
+      return q.orderBy('username').limit(limit).execute();
     });
+    return pages
+      .flat()
+      .map((r) => r.username)
+      .sort()
+      .slice(0, limit);
   }
 
-  count(host: string): Promise<number> {
-    return storageOp('count users', async () => {
-      let total = 0;
-      for (const db of this.storage.all()) {
-        const r = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('host', '=', host).executeTakeFirst();
-        total += Number(r?.n ?? 0);
-      }
-      return total;
+  /** Crosses every shard (fan-out). */
+  async count(host: string): Promise<number> {
+    const counts = await this.storage.forEachShard('count users', async (db) => {
+      const r = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('host', '=', host).executeTakeFirst();
+      return Number(r?.n ?? 0);
     });
+    return counts.reduce((x, y) => x + y, 0);
   }
 }
 

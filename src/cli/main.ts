@@ -14,6 +14,8 @@ import { ParleyError } from '../xmpp/errors.js';
 import { PARLEY_VERSION } from '../core/version.js';
 import { startServer } from '../main.js';
 import { userCommand } from './user.js';
+import { shardsCommand } from './shards.js';
+import { reloadShards } from '../ops/shards.js';
 
 const USAGE = `Parley ${PARLEY_VERSION}: an XMPP server for web portals
 
@@ -25,6 +27,11 @@ Usage:
   parley user list                             list accounts
   parley user bulk --prefix P --count N --password PW [--start K]
                                                create P1..PN (load tests)
+  parley shards init                           create the shards' databases and schema (mysql)
+  parley shards status                         each shard: address, health, breaker, users, latency
+  parley shards reload                         make the running server read the shard map again
+  parley shards move JID SHARD [--offline]     move one user's data to another shard, online
+  parley shards drain SHARD                    move every user off a draining shard
   parley config check FILE                     validate a configuration file
   parley config docs                           print the configuration reference
   parley loadtest [run|register|rosters] ...   the load generator (parley loadtest --help)
@@ -48,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
       count: { type: 'string' },
       start: { type: 'string' },
       password: { type: 'string' },
+      offline: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -65,6 +73,8 @@ export async function main(argv: string[]): Promise<number> {
         return await start(loadConfig(values.config).config);
       case 'user':
         return await userCommand(loadConfig(values.config).config, rest, values);
+      case 'shards':
+        return await shardsCommand(loadConfig(values.config).config, rest, values);
       case 'config':
         return configCommand(rest);
       default:
@@ -99,6 +109,14 @@ async function start(config: Config): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGHUP: read the shard map again (the operations issue adds limits and log levels).
+    process.on('SIGHUP', () => {
+      if (config.storage.driver !== 'mysql') {
+        server.core.log.info('SIGHUP: nothing to reload (storage is sqlite)');
+        return;
+      }
+      reloadShards(config, server.storage, server.core.log).catch((err: unknown) => server.core.log.error({ err: err instanceof Error ? err.message : err }, 'SIGHUP: shard map reload failed; the map in force is kept'));
+    });
   });
 }
 

@@ -35,6 +35,7 @@ export function loadConfigFile(file: string): LoadedConfig {
   }
   const config = parseConfig(doc.toJS());
   config.dataDir = resolveFrom(dirname(resolve(file)), config.dataDir);
+  config.storage.mysql.shardMap = resolveFrom(dirname(resolve(file)), config.storage.mysql.shardMap);
   if (config.tls.cert) config.tls.cert = resolveFrom(dirname(resolve(file)), config.tls.cert);
   if (config.tls.key) config.tls.key = resolveFrom(dirname(resolve(file)), config.tls.key);
   return { config, file: resolve(file) };

@@ -19,13 +19,28 @@ export const configSchema = obj({
   dataDir: str({ doc: 'directory for the SQLite file, the generated TLS certificate and other state', default: './data' }),
   storage: obj(
     {
-      driver: oneOf(['sqlite'] as const, { doc: 'storage backend: sqlite (embedded)', default: 'sqlite' }),
+      driver: oneOf(['sqlite', 'mysql'] as const, { doc: 'storage backend: sqlite (embedded, one file) or mysql (MySQL/MariaDB shards partitioned by user)', default: 'sqlite' }),
       sqlite: obj(
         {
           file: str({ doc: 'database file, relative to dataDir (":memory:" for a throw-away database)', default: 'parley.db' }),
           busyTimeout: duration({ doc: 'how long a write waits for a lock held by another process', default: '5s' }),
         },
         'SQLite settings',
+      ),
+      mysql: obj(
+        {
+          shardMap: str({ doc: 'the shard map file (YAML: directory, defaults, shards), relative to the config file; reloaded by `parley shards reload` and SIGHUP', default: 'shards.yaml', minLength: 1 }),
+          poolSize: int({ doc: 'connections per shard', default: 8, min: 1, max: 500 }),
+          connectTimeout: duration({ doc: 'time to open a connection to a shard', default: '3s', min: '100ms' }),
+          queryTimeout: duration({ doc: 'time one query may take before its connection is dropped', default: '10s', min: '100ms' }),
+          retries: int({ doc: 'retries of a failed operation (only where a retry cannot write twice)', default: 2, min: 0, max: 10 }),
+          retryBackoff: duration({ doc: 'first retry delay (doubled each time, with jitter)', default: '50ms' }),
+          breakerThreshold: int({ doc: 'consecutive server failures that open a shard\'s circuit breaker', default: 5, min: 1 }),
+          breakerCooldown: duration({ doc: 'how long an open breaker refuses work before one trial operation', default: '5s', min: '100ms' }),
+          healthInterval: duration({ doc: 'period of the health check (SELECT 1) of every shard; 0 turns it off', default: '2s' }),
+          moveTimeout: duration({ doc: 'how long a user move waits for the user\'s operations in flight', default: '10s', min: '100ms' }),
+        },
+        'MySQL/MariaDB settings (storage.driver: mysql)',
       ),
     },
     'where users, rosters and offline messages are kept',
@@ -169,6 +184,12 @@ export const configSchema = obj({
       capsCache: int({ doc: 'entity capabilities (XEP-0115) hashes remembered, to know which clients want which notifications', default: 10_000, min: 16 }),
     },
     'personal eventing (XEP-0163): avatars (XEP-0084), nicknames, OMEMO keys, ...',
+  ),
+  admin: obj(
+    {
+      token: optionalStr({ doc: 'bearer token of the admin HTTP API (/admin/v1/ on the HTTP listener) and of `parley shards`; the API is off when unset' }),
+    },
+    'administration',
   ),
   log: obj(
     {

@@ -12,17 +12,35 @@ export type Dialect = 'sqlite' | 'mysql';
 const KEY = 'varchar(191)';
 
 function migrations(dialect: Dialect): Record<string, Migration> {
-  const autoId = (db: Kysely<any>, table: string) =>
+  // MySQL tables are utf8mb4 with binary collation whatever the database's default:
+  // identifiers compare exactly as PRECIS left them ("müller" and "muller" are two users).
+  const table = (db: Kysely<any>, name: string) => {
+    const t = db.schema.createTable(name).ifNotExists();
+    return dialect === 'mysql' ? t.modifyEnd(sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`) : t;
+  };
+  // CREATE INDEX IF NOT EXISTS is MariaDB and SQLite only: on MySQL ask the catalogue first.
+  const index = async (db: Kysely<any>, name: string, on: string, columns: string[], unique = false) => {
+    if (dialect === 'mysql') {
+      const found = await sql`SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ${on} AND index_name = ${name} LIMIT 1`.execute(db);
+      if (found.rows.length > 0) return;
+      let b = db.schema.createIndex(name).on(on).columns(columns);
+      if (unique) b = b.unique();
+      await b.execute();
+      return;
+    }
+    let b = db.schema.createIndex(name).ifNotExists().on(on).columns(columns);
+    if (unique) b = b.unique();
+    await b.execute();
+  };
+  const autoId = (db: Kysely<any>, name: string) =>
     dialect === 'mysql'
-      ? db.schema.createTable(table).ifNotExists().addColumn('id', 'bigint', (c) => c.autoIncrement().primaryKey())
-      : db.schema.createTable(table).ifNotExists().addColumn('id', 'integer', (c) => c.autoIncrement().primaryKey());
+      ? table(db, name).addColumn('id', 'bigint', (c) => c.autoIncrement().primaryKey())
+      : table(db, name).addColumn('id', 'integer', (c) => c.autoIncrement().primaryKey());
   const longText = dialect === 'mysql' ? sql`mediumtext` : sql`text`;
   return {
     '0001_users': {
       async up(db) {
-        await db.schema
-          .createTable('users')
-          .ifNotExists()
+        await table(db, 'users')
           .addColumn('host', KEY, (c) => c.notNull())
           .addColumn('username', KEY, (c) => c.notNull())
           .addColumn('scram_sha1', 'text', (c) => c.notNull())
@@ -34,9 +52,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     },
     '0002_roster': {
       async up(db) {
-        await db.schema
-          .createTable('roster')
-          .ifNotExists()
+        await table(db, 'roster')
           .addColumn('host', KEY, (c) => c.notNull())
           .addColumn('username', KEY, (c) => c.notNull())
           .addColumn('contact', KEY, (c) => c.notNull())
@@ -50,9 +66,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('groups', 'text', (c) => c.notNull())
           .addPrimaryKeyConstraint('roster_pk', ['host', 'username', 'contact'])
           .execute();
-        await db.schema
-          .createTable('roster_version')
-          .ifNotExists()
+        await table(db, 'roster_version')
           .addColumn('host', KEY, (c) => c.notNull())
           .addColumn('username', KEY, (c) => c.notNull())
           .addColumn('version', 'bigint', (c) => c.notNull())
@@ -68,15 +82,13 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('stanza', longText, (c) => c.notNull())
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .execute();
-        await db.schema.createIndex('offline_user').ifNotExists().on('offline').columns(['host', 'username', 'id']).execute();
+        await index(db, 'offline_user', 'offline', ['host', 'username', 'id']);
       },
     },
     '0004_privacy': {
       async up(db) {
         // XEP-0016 privacy lists (the XEP-0191 blocklist is the default list's jid+deny items).
-        await db.schema
-          .createTable('privacy_lists')
-          .ifNotExists()
+        await table(db, 'privacy_lists')
           .addColumn('host', KEY, (c) => c.notNull())
           .addColumn('username', KEY, (c) => c.notNull())
           .addColumn('name', KEY, (c) => c.notNull())
@@ -90,9 +102,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       async up(db) {
         // XEP-0313 user archives. `id` is the archive id: time-ordered (milliseconds × 1024
         // plus a sequence), unique in its archive, chosen by the server before the write.
-        await db.schema
-          .createTable('archive')
-          .ifNotExists()
+        await table(db, 'archive')
           .addColumn('host', KEY, (c) => c.notNull())
           .addColumn('username', KEY, (c) => c.notNull())
           .addColumn('id', 'bigint', (c) => c.notNull())
@@ -105,11 +115,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           // SQLite: rows live in the primary key's B-tree (one tree fewer to write per row).
           .$call((t) => (dialect === 'sqlite' ? t.modifyEnd(sql`without rowid`) : t))
           .execute();
-        await db.schema.createIndex('archive_with').ifNotExists().on('archive').columns(['host', 'username', 'with_jid', 'id']).execute();
-        await db.schema.createIndex('archive_time').ifNotExists().on('archive').columns(['created_at']).execute();
-        await db.schema
-          .createTable('archive_prefs')
-          .ifNotExists()
+        await index(db, 'archive_with', 'archive', ['host', 'username', 'with_jid', 'id']);
+        await index(db, 'archive_time', 'archive', ['created_at']);
+        await table(db, 'archive_prefs')
           .addColumn('host', KEY, (c) => c.notNull())
           .addColumn('username', KEY, (c) => c.notNull())
           .addColumn('default_mode', 'varchar(8)', (c) => c.notNull())
@@ -121,9 +129,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     },
     '0006_profiles': {
       async up(db) {
-        await db.schema
-          .createTable('vcard')
-          .ifNotExists()
+        await table(db, 'vcard')
           .addColumn('host', KEY, (c) => c.notNull())
           .addColumn('username', KEY, (c) => c.notNull())
           .addColumn('vcard', longText, (c) => c.notNull())
@@ -131,9 +137,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('updated_at', 'bigint', (c) => c.notNull())
           .addPrimaryKeyConstraint('vcard_pk', ['host', 'username'])
           .execute();
-        await db.schema
-          .createTable('pep_node')
-          .ifNotExists()
+        await table(db, 'pep_node')
           .addColumn('host', KEY, (c) => c.notNull())
           .addColumn('username', KEY, (c) => c.notNull())
           .addColumn('node', KEY, (c) => c.notNull())
@@ -149,8 +153,21 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('payload', longText, (c) => c.notNull())
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .execute();
-        await db.schema.createIndex('pep_item_key').ifNotExists().unique().on('pep_item').columns(['host', 'username', 'node', 'item_id']).execute();
-        await db.schema.createIndex('pep_item_order').ifNotExists().on('pep_item').columns(['host', 'username', 'node', 'id']).execute();
+        await index(db, 'pep_item_key', 'pep_item', ['host', 'username', 'node', 'item_id'], true);
+        await index(db, 'pep_item_order', 'pep_item', ['host', 'username', 'node', 'id']);
+      },
+    },
+    '0007_shard_directory': {
+      async up(db) {
+        // Per-user placement overrides of the MySQL shard map (kept on the directory shard;
+        // the table exists everywhere so any shard can become the directory).
+        await table(db, 'shard_directory')
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('shard', 'varchar(64)', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('shard_directory_pk', ['host', 'username'])
+          .execute();
       },
     },
   };

@@ -122,6 +122,14 @@ export interface PrivacyListsTable {
   is_default: number;
 }
 
+/** A user placed on a shard other than the hash ring's choice (MySQL shards only). */
+export interface ShardDirectoryTable {
+  host: string;
+  username: string;
+  shard: string;
+  updated_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   roster: RosterTable;
@@ -133,4 +141,5 @@ export interface Database {
   vcard: VcardTable;
   pep_node: PepNodeTable;
   pep_item: PepItemTable;
+  shard_directory: ShardDirectoryTable;
 }

@@ -11,13 +11,13 @@ test('migrations run on a new database and a second run changes nothing', async 
   try {
     const file = join(dir, 'p.db');
     const s1 = await openSqlite({ file, busyTimeoutMs: 1000 });
-    const again = await migrateToLatest(s1.all()[0]!, 'sqlite');
+    const [again] = await s1.forEachShard('migrate', (db) => migrateToLatest(db, 'sqlite'));
     assert.deepEqual(again, [], 'nothing left to apply');
     await s1.close();
     // Reopening runs them a third time, still without effect.
     const s2 = await openSqlite({ file, busyTimeoutMs: 1000 });
-    const tables = await s2.all()[0]!.introspection.getTables();
-    const names = tables.map((t) => t.name).sort();
+    const [tables] = await s2.forEachShard('tables', (db) => db.introspection.getTables());
+    const names = tables!.map((t) => t.name).sort();
     for (const t of ['offline', 'roster', 'roster_version', 'users']) assert.ok(names.includes(t), `table ${t}`);
     await s2.close();
   } finally {

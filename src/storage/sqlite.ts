@@ -1,23 +1,27 @@
 /**
  * The embedded default backend: one SQLite file (better-sqlite3 12.x; 13.x crashes on
- * Node 20), WAL journal, through the same query layer as MySQL.
+ * Node 20), WAL journal, through the same query layer and the same storage router as
+ * MySQL (as a single shard that never moves).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import type { Logger } from '../core/logger.js';
 import { StorageError } from '../xmpp/errors.js';
 import { migrateToLatest } from './migrations.js';
+import type { Backend } from './mysql.js';
 import type { Database } from './schema.js';
-import type { Storage } from './storage.js';
+import { ShardedStorage } from './sharded.js';
 
 export interface SqliteOptions {
   /** File path, or ':memory:'. */
   file: string;
   busyTimeoutMs: number;
+  log?: Pick<Logger, 'info' | 'warn' | 'error'>;
 }
 
-export async function openSqlite(opts: SqliteOptions): Promise<Storage> {
+export async function openSqlite(opts: SqliteOptions): Promise<ShardedStorage> {
   let raw: BetterSqlite3.Database;
   try {
     if (opts.file !== ':memory:') mkdirSync(dirname(resolve(opts.file)), { recursive: true });
@@ -30,17 +34,28 @@ export async function openSqlite(opts: SqliteOptions): Promise<Storage> {
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
   await migrateToLatest(db, 'sqlite');
-  const list = [db];
-  return {
-    dialect: 'sqlite',
-    forUser: () => db,
-    all: () => list,
-    async close() {
-      await db.destroy();
+  let closed: Promise<void> | null = null;
+  const backend: Backend = {
+    address: opts.file,
+    db,
+    inFlight: 0,
+    async ping() {
+      const t = performance.now();
+      await sql`select 1`.execute(db);
+      return performance.now() - t;
+    },
+    close() {
+      closed ??= db.destroy();
+      return closed;
     },
   };
+  // One local file: no breaker worth the name (it would open only on a full disk), no
+  // health timer; a busy database is retried by SQLite itself (busyTimeout).
+  return ShardedStorage.single(
+    { dialect: 'sqlite', log: opts.log, retries: 1, retryBackoffMs: 20, breakerThreshold: 1_000_000, breakerCooldownMs: 1000, healthIntervalMs: 0, healthTimeoutMs: 1000, moveTimeoutMs: 0 },
+    backend,
+  );
 }
-
 /** Prepared statements kept per SQL text (the stores' queries are a small, fixed set). */
 const STATEMENT_CACHE = 500;
 

@@ -1,6 +1,6 @@
 /** ArchiveStore on the SQL query layer (SQLite and MySQL alike), sharded by user. */
 import type { Kysely, SelectQueryBuilder } from 'kysely';
-import { storageOp, type Storage } from '../../storage/storage.js';
+import type { Storage } from '../../storage/storage.js';
 import type { ArchiveTable, Database } from '../../storage/schema.js';
 import type { ArchiveDefault, ArchiveDirection, ArchiveEntry, ArchiveFilter, ArchivePage, ArchivePrefs, ArchiveStore } from './store.js';
 
@@ -17,9 +17,8 @@ export class SqlArchiveStore implements ArchiveStore {
 
   append(host: string, username: string, entries: ArchiveEntry[]): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
-    return storageOp('archive message', async () => {
-      await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'archive message', async (db) => {
+      await db
         .insertInto('archive')
         .values(
           entries.map((e) => ({
@@ -37,37 +36,46 @@ export class SqlArchiveStore implements ArchiveStore {
     });
   }
 
-  appendMany(rows: Array<{ host: string; username: string; entry: ArchiveEntry }>): Promise<void> {
-    if (rows.length === 0) return Promise.resolve();
-    return storageOp('archive messages', async () => {
-      const byDb = new Map<Kysely<Database>, ArchiveTable[]>();
-      for (const { host, username, entry: e } of rows) {
-        const db = this.storage.forUser(host, username);
-        let list = byDb.get(db);
-        if (!list) byDb.set(db, (list = []));
-        list.push({ host, username, id: e.id, with_jid: e.with, with_resource: e.withResource, direction: e.direction, stanza: e.stanza, created_at: e.createdAt });
-      }
-      await Promise.all(
-        [...byDb].map(([db, list]) =>
-          db.transaction().execute(async (tx) => {
-            for (let i = 0; i < list.length; i += INSERT_CHUNK) await tx.insertInto('archive').values(list.slice(i, i + INSERT_CHUNK)).execute();
-          }),
+  async appendMany(rows: Array<{ host: string; username: string; entry: ArchiveEntry }>): Promise<void> {
+    if (rows.length === 0) return;
+    // One transaction per shard (and host) for the whole batch.
+    const byHost = new Map<string, Map<string, ArchiveTable[]>>();
+    for (const { host, username, entry: e } of rows) {
+      let users = byHost.get(host);
+      if (!users) byHost.set(host, (users = new Map()));
+      let list = users.get(username);
+      if (!list) users.set(username, (list = []));
+      list.push({ host, username, id: e.id, with_jid: e.with, with_resource: e.withResource, direction: e.direction, stanza: e.stanza, created_at: e.createdAt });
+    }
+    await Promise.all(
+      [...byHost].map(([host, users]) =>
+        this.storage.forUsers(
+          host,
+          [...users.keys()],
+          'archive messages',
+          (db, names) => {
+            const list = names.flatMap((n) => users.get(n)!);
+            return db.transaction().execute(async (tx) => {
+              for (let i = 0; i < list.length; i += INSERT_CHUNK) await tx.insertInto('archive').values(list.slice(i, i + INSERT_CHUNK)).execute();
+            });
+          },
+          // The ids are chosen before the write: a repeated insert fails on the key instead of doubling.
+          { idempotent: false },
         ),
-      );
-    });
+      ),
+    );
   }
 
   remove(host: string, username: string, ids: number[]): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
-    return storageOp('remove archived messages', async () => {
-      await this.storage.forUser(host, username).deleteFrom('archive').where('host', '=', host).where('username', '=', username).where('id', 'in', ids).execute();
+    return this.storage.forUser(host, username, 'remove archived messages', async (db) => {
+      await db.deleteFrom('archive').where('host', '=', host).where('username', '=', username).where('id', 'in', ids).execute();
     });
   }
 
   has(host: string, username: string, id: number): Promise<boolean> {
-    return storageOp('read archive', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'read archive', async (db) => {
+      const r = await db
         .selectFrom('archive')
         .select('id')
         .where('host', '=', host)
@@ -79,9 +87,8 @@ export class SqlArchiveStore implements ArchiveStore {
   }
 
   page(host: string, username: string, filter: ArchiveFilter, opts: { limit: number; from: 'start' | 'end'; offset?: number }): Promise<ArchivePage> {
-    return storageOp('query archive', async () => {
+    return this.storage.forUser(host, username, 'query archive', async (db) => {
       if (filter.ids?.length === 0) return { items: [], more: false };
-      const db = this.storage.forUser(host, username);
       let q = this.#filtered(db, host, username, filter).select(COLUMNS);
       q = opts.from === 'start' ? q.orderBy('id', 'asc') : q.orderBy('id', 'desc');
       q = q.limit(opts.limit + 1);
@@ -95,9 +102,8 @@ export class SqlArchiveStore implements ArchiveStore {
   }
 
   count(host: string, username: string, filter: ArchiveFilter): Promise<number> {
-    return storageOp('count archive', async () => {
+    return this.storage.forUser(host, username, 'count archive', async (db) => {
       if (filter.ids?.length === 0) return 0;
-      const db = this.storage.forUser(host, username);
       const r = await this.#filtered(db, host, username, filter)
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .executeTakeFirst();
@@ -106,8 +112,7 @@ export class SqlArchiveStore implements ArchiveStore {
   }
 
   bounds(host: string, username: string): Promise<{ first: ArchiveEntry; last: ArchiveEntry } | null> {
-    return storageOp('read archive', async () => {
-      const db = this.storage.forUser(host, username);
+    return this.storage.forUser(host, username, 'read archive', async (db) => {
       const base = db.selectFrom('archive').select(COLUMNS).where('host', '=', host).where('username', '=', username).limit(1);
       const first = await base.orderBy('id', 'asc').executeTakeFirst();
       if (!first) return null;
@@ -116,10 +121,11 @@ export class SqlArchiveStore implements ArchiveStore {
     });
   }
 
-  removeOlderThan(before: number): Promise<number> {
-    return storageOp('sweep archive', async () => {
+  /** Crosses every shard (fan-out): each shard sweeps its own rows. */
+  async removeOlderThan(before: number): Promise<number> {
+    const totals = await this.storage.forEachShard('sweep archive', async (db) => {
       let total = 0;
-      for (const db of this.storage.all()) {
+      {
         for (;;) {
           // Batches keyed by the primary key work the same on SQLite and MySQL.
           const rows = await db.selectFrom('archive').select(['host', 'username', 'id']).where('created_at', '<', before).limit(SWEEP_BATCH).execute();
@@ -140,20 +146,19 @@ export class SqlArchiveStore implements ArchiveStore {
       }
       return total;
     });
+    return totals.reduce((x, y) => x + y, 0);
   }
 
   removeUser(host: string, username: string): Promise<void> {
-    return storageOp('remove archive', async () => {
-      const db = this.storage.forUser(host, username);
+    return this.storage.forUser(host, username, 'remove archive', async (db) => {
       await db.deleteFrom('archive').where('host', '=', host).where('username', '=', username).execute();
       await db.deleteFrom('archive_prefs').where('host', '=', host).where('username', '=', username).execute();
     });
   }
 
   getPrefs(host: string, username: string): Promise<ArchivePrefs | null> {
-    return storageOp('read archive preferences', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'read archive preferences', async (db) => {
+      const r = await db
         .selectFrom('archive_prefs')
         .select(['default_mode', 'always_jids', 'never_jids'])
         .where('host', '=', host)
@@ -165,10 +170,9 @@ export class SqlArchiveStore implements ArchiveStore {
   }
 
   setPrefs(host: string, username: string, prefs: ArchivePrefs): Promise<void> {
-    return storageOp('store archive preferences', async () => {
+    return this.storage.forUser(host, username, 'store archive preferences', async (db) => {
       const row = { default_mode: prefs.default, always_jids: JSON.stringify(prefs.always), never_jids: JSON.stringify(prefs.never) };
-      await this.storage
-        .forUser(host, username)
+      await db
         .transaction()
         .execute(async (tx) => {
           const r = await tx.updateTable('archive_prefs').set(row).where('host', '=', host).where('username', '=', username).executeTakeFirst();

@@ -1,14 +1,13 @@
 /** OfflineStore on the SQL query layer (SQLite and MySQL alike). */
-import { storageOp, type Storage } from '../../storage/storage.js';
+import type { Storage } from '../../storage/storage.js';
 import type { OfflineMessage, OfflineStore } from './store.js';
 
 export class SqlOfflineStore implements OfflineStore {
   constructor(private readonly storage: Storage) {}
 
   push(host: string, username: string, stanza: string, max: number): Promise<'stored' | 'full'> {
-    return storageOp('store offline message', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'store offline message', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           const r = await tx
@@ -25,9 +24,8 @@ export class SqlOfflineStore implements OfflineStore {
   }
 
   fetch(host: string, username: string, limit: number): Promise<OfflineMessage[]> {
-    return storageOp('read offline messages', async () => {
-      const rows = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'read offline messages', async (db) => {
+      const rows = await db
         .selectFrom('offline')
         .select(['id', 'stanza', 'created_at'])
         .where('host', '=', host)
@@ -41,9 +39,8 @@ export class SqlOfflineStore implements OfflineStore {
 
   remove(host: string, username: string, ids: number[]): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
-    return storageOp('remove offline messages', async () => {
-      await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'remove offline messages', async (db) => {
+      await db
         .deleteFrom('offline')
         .where('host', '=', host)
         .where('username', '=', username)
@@ -54,9 +51,8 @@ export class SqlOfflineStore implements OfflineStore {
 
   fetchByIds(host: string, username: string, ids: number[]): Promise<OfflineMessage[]> {
     if (ids.length === 0) return Promise.resolve([]);
-    return storageOp('read offline messages', async () => {
-      const rows = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'read offline messages', async (db) => {
+      const rows = await db
         .selectFrom('offline')
         .select(['id', 'stanza', 'created_at'])
         .where('host', '=', host)
@@ -69,15 +65,14 @@ export class SqlOfflineStore implements OfflineStore {
   }
 
   clear(host: string, username: string): Promise<void> {
-    return storageOp('remove offline messages', async () => {
-      await this.storage.forUser(host, username).deleteFrom('offline').where('host', '=', host).where('username', '=', username).execute();
+    return this.storage.forUser(host, username, 'remove offline messages', async (db) => {
+      await db.deleteFrom('offline').where('host', '=', host).where('username', '=', username).execute();
     });
   }
 
   count(host: string, username: string): Promise<number> {
-    return storageOp('count offline messages', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'count offline messages', async (db) => {
+      const r = await db
         .selectFrom('offline')
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .where('host', '=', host)

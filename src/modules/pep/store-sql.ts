@@ -1,7 +1,7 @@
 /** PepStore on the SQL query layer (SQLite and MySQL alike). */
 import type { Transaction } from 'kysely';
 import type { Database } from '../../storage/schema.js';
-import { storageOp, type Storage } from '../../storage/storage.js';
+import type { Storage } from '../../storage/storage.js';
 import { configFromJson, configToJson, type NodeConfig } from './node-config.js';
 import type { PepStore, StoredItem } from './store.js';
 
@@ -13,9 +13,8 @@ export class SqlPepStore implements PepStore {
   ) {}
 
   getNode(host: string, username: string, node: string): Promise<NodeConfig | null> {
-    return storageOp('read pep node', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'read pep node', async (db) => {
+      const r = await db
         .selectFrom('pep_node')
         .select('config')
         .where('host', '=', host)
@@ -27,9 +26,8 @@ export class SqlPepStore implements PepStore {
   }
 
   listNodes(host: string, username: string): Promise<Array<{ node: string; config: NodeConfig }>> {
-    return storageOp('list pep nodes', async () => {
-      const rows = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'list pep nodes', async (db) => {
+      const rows = await db
         .selectFrom('pep_node')
         .select(['node', 'config'])
         .where('host', '=', host)
@@ -41,9 +39,8 @@ export class SqlPepStore implements PepStore {
   }
 
   createNode(host: string, username: string, node: string, config: NodeConfig, maxNodes: number): Promise<'created' | 'exists' | 'full'> {
-    return storageOp('create pep node', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'create pep node', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           const existing = await tx
@@ -68,9 +65,8 @@ export class SqlPepStore implements PepStore {
   }
 
   configureNode(host: string, username: string, node: string, config: NodeConfig): Promise<boolean> {
-    return storageOp('configure pep node', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'configure pep node', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           const existing = await tx
@@ -96,9 +92,8 @@ export class SqlPepStore implements PepStore {
   }
 
   deleteNode(host: string, username: string, node: string): Promise<boolean> {
-    return storageOp('delete pep node', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'delete pep node', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           await tx.deleteFrom('pep_item').where('host', '=', host).where('username', '=', username).where('node', '=', node).execute();
@@ -109,9 +104,8 @@ export class SqlPepStore implements PepStore {
   }
 
   publish(host: string, username: string, node: string, item: { id: string; payload: string }, maxItems: number): Promise<void> {
-    return storageOp('publish pep item', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'publish pep item', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           // A republished id becomes the newest item (XEP-0060 §7.1.2: it replaces the old one).
@@ -129,10 +123,9 @@ export class SqlPepStore implements PepStore {
   }
 
   items(host: string, username: string, node: string, opts: { max?: number; ids?: string[] } = {}): Promise<StoredItem[]> {
-    return storageOp('read pep items', async () => {
+    return this.storage.forUser(host, username, 'read pep items', async (db) => {
       if (opts.ids !== undefined && opts.ids.length === 0) return [];
-      let q = this.storage
-        .forUser(host, username)
+      let q = db
         .selectFrom('pep_item')
         .select(['item_id', 'payload', 'created_at', 'id'])
         .where('host', '=', host)
@@ -147,10 +140,9 @@ export class SqlPepStore implements PepStore {
   }
 
   lastItems(host: string, username: string, nodes: string[]): Promise<Map<string, StoredItem>> {
-    return storageOp('read last pep items', async () => {
+    return this.storage.forUser(host, username, 'read last pep items', async (db) => {
       const out = new Map<string, StoredItem>();
       if (nodes.length === 0) return out;
-      const db = this.storage.forUser(host, username);
       const rows = await db
         .selectFrom('pep_item')
         .select(['node', 'item_id', 'payload', 'created_at'])
@@ -170,9 +162,8 @@ export class SqlPepStore implements PepStore {
   }
 
   retract(host: string, username: string, node: string, itemId: string): Promise<boolean> {
-    return storageOp('retract pep item', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'retract pep item', async (db) => {
+      const r = await db
         .deleteFrom('pep_item')
         .where('host', '=', host)
         .where('username', '=', username)
@@ -184,15 +175,14 @@ export class SqlPepStore implements PepStore {
   }
 
   purge(host: string, username: string, node: string): Promise<void> {
-    return storageOp('purge pep node', async () => {
-      await this.storage.forUser(host, username).deleteFrom('pep_item').where('host', '=', host).where('username', '=', username).where('node', '=', node).execute();
+    return this.storage.forUser(host, username, 'purge pep node', async (db) => {
+      await db.deleteFrom('pep_item').where('host', '=', host).where('username', '=', username).where('node', '=', node).execute();
     });
   }
 
   removeUser(host: string, username: string): Promise<void> {
-    return storageOp('remove pep data', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'remove pep data', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           await tx.deleteFrom('pep_item').where('host', '=', host).where('username', '=', username).execute();

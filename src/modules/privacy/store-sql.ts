@@ -1,14 +1,13 @@
 /** PrivacyStore on the SQL query layer (SQLite and MySQL alike). */
-import { storageOp, type Storage } from '../../storage/storage.js';
+import type { Storage } from '../../storage/storage.js';
 import type { PrivacyItem, PrivacyList, PrivacyStore, UserPrivacy } from './store.js';
 
 export class SqlPrivacyStore implements PrivacyStore {
   constructor(private readonly storage: Storage) {}
 
   load(host: string, username: string): Promise<UserPrivacy> {
-    return storageOp('load privacy lists', async () => {
-      const rows = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'load privacy lists', async (db) => {
+      const rows = await db
         .selectFrom('privacy_lists')
         .select(['name', 'items', 'is_default'])
         .where('host', '=', host)
@@ -26,9 +25,8 @@ export class SqlPrivacyStore implements PrivacyStore {
   }
 
   putList(host: string, username: string, list: PrivacyList): Promise<void> {
-    return storageOp('store privacy list', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'store privacy list', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           const items = JSON.stringify(list.items);
@@ -47,9 +45,8 @@ export class SqlPrivacyStore implements PrivacyStore {
   }
 
   removeList(host: string, username: string, name: string): Promise<boolean> {
-    return storageOp('remove privacy list', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'remove privacy list', async (db) => {
+      const r = await db
         .deleteFrom('privacy_lists')
         .where('host', '=', host)
         .where('username', '=', username)
@@ -60,9 +57,8 @@ export class SqlPrivacyStore implements PrivacyStore {
   }
 
   setDefault(host: string, username: string, name: string | null): Promise<boolean> {
-    return storageOp('set default privacy list', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'set default privacy list', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           if (name !== null) {
@@ -85,9 +81,8 @@ export class SqlPrivacyStore implements PrivacyStore {
   }
 
   putDefaultList(host: string, username: string, list: PrivacyList): Promise<void> {
-    return storageOp('store default privacy list', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'store default privacy list', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           await tx.updateTable('privacy_lists').set({ is_default: 0 }).where('host', '=', host).where('username', '=', username).where('is_default', '=', 1).execute();

@@ -2,16 +2,15 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { RosterItem, Subscription } from '../../core/services.js';
 import type { Database, RosterTable } from '../../storage/schema.js';
-import { storageOp, type Storage } from '../../storage/storage.js';
+import type { Storage } from '../../storage/storage.js';
 import type { RosterStore } from './store.js';
 
 export class SqlRosterStore implements RosterStore {
   constructor(private readonly storage: Storage) {}
 
   list(host: string, username: string): Promise<RosterItem[]> {
-    return storageOp('read roster', async () => {
-      const rows = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'read roster', async (db) => {
+      const rows = await db
         .selectFrom('roster')
         .selectAll()
         .where('host', '=', host)
@@ -23,16 +22,15 @@ export class SqlRosterStore implements RosterStore {
   }
 
   get(host: string, username: string, contact: string): Promise<RosterItem | null> {
-    return storageOp('read roster item', async () => {
-      const row = await getRow(this.storage.forUser(host, username), host, username, contact);
+    return this.storage.forUser(host, username, 'read roster item', async (db) => {
+      const row = await getRow(db, host, username, contact);
       return row ? fromRow(row) : null;
     });
   }
 
   update(host: string, username: string, contact: string, change: (item: RosterItem | null) => RosterItem | null) {
-    return storageOp('update roster', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'update roster', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           const row = await getRow(tx, host, username, contact);
@@ -59,9 +57,8 @@ export class SqlRosterStore implements RosterStore {
   }
 
   version(host: string, username: string): Promise<number> {
-    return storageOp('read roster version', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'read roster version', async (db) => {
+      const r = await db
         .selectFrom('roster_version')
         .select('version')
         .where('host', '=', host)

@@ -1,14 +1,13 @@
 /** VcardStore on the SQL query layer (SQLite and MySQL alike). */
-import { storageOp, type Storage } from '../../storage/storage.js';
+import type { Storage } from '../../storage/storage.js';
 import type { StoredVcard, VcardStore } from './store.js';
 
 export class SqlVcardStore implements VcardStore {
   constructor(private readonly storage: Storage) {}
 
   get(host: string, username: string): Promise<StoredVcard | null> {
-    return storageOp('read vcard', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'read vcard', async (db) => {
+      const r = await db
         .selectFrom('vcard')
         .select(['vcard', 'photo_hash'])
         .where('host', '=', host)
@@ -19,9 +18,8 @@ export class SqlVcardStore implements VcardStore {
   }
 
   photoHash(host: string, username: string): Promise<string | null> {
-    return storageOp('read vcard photo hash', async () => {
-      const r = await this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'read vcard photo hash', async (db) => {
+      const r = await db
         .selectFrom('vcard')
         .select('photo_hash')
         .where('host', '=', host)
@@ -32,9 +30,8 @@ export class SqlVcardStore implements VcardStore {
   }
 
   set(host: string, username: string, vcard: StoredVcard): Promise<void> {
-    return storageOp('store vcard', () =>
-      this.storage
-        .forUser(host, username)
+    return this.storage.forUser(host, username, 'store vcard', (db) =>
+      db
         .transaction()
         .execute(async (tx) => {
           const values = { vcard: vcard.xml, photo_hash: vcard.photoHash, updated_at: Date.now() };
@@ -47,8 +44,8 @@ export class SqlVcardStore implements VcardStore {
   }
 
   remove(host: string, username: string): Promise<void> {
-    return storageOp('remove vcard', async () => {
-      await this.storage.forUser(host, username).deleteFrom('vcard').where('host', '=', host).where('username', '=', username).execute();
+    return this.storage.forUser(host, username, 'remove vcard', async (db) => {
+      await db.deleteFrom('vcard').where('host', '=', host).where('username', '=', username).execute();
     });
   }
 }

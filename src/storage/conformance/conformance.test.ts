@@ -1,12 +1,17 @@
 /**
  * Runs every store's conformance suite on every backend, each case on a fresh database.
- * SQLite always; MySQL joins the list when its backend exists.
+ * SQLite, and MySQL as two shards on the local MariaDB (so every store is also checked
+ * with users spread over two databases, and the fan-out listings merge them).
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { openSqlite } from '../sqlite.js';
+import { openMysqlStorage } from '../open.js';
+import { createTestShards, TEST_TUNING, type TestShards } from '../mysql-testing.js';
+import { USER_TABLES } from '../mover.js';
 import type { Storage } from '../storage.js';
 import { SUITES } from './index.js';
 
@@ -30,7 +35,38 @@ const BACKENDS: Backend[] = [
       };
     },
   },
+  {
+    name: 'mysql',
+    async open() {
+      // Two databases, migrated once per run; each case starts from empty tables.
+      mysqlShards ??= createTestShards(2);
+      const shards = await mysqlShards;
+      const storage = await openMysqlStorage(shards.map, {
+        ...TEST_TUNING,
+        retries: 1,
+        retryBackoffMs: 10,
+        breakerThreshold: 5,
+        breakerCooldownMs: 1000,
+        healthIntervalMs: 0,
+        moveTimeoutMs: 2000,
+      });
+      await storage.forEachShard('empty tables', async (db) => {
+        for (const t of [...USER_TABLES.map((u) => u.table), 'shard_directory']) await sql`DELETE FROM ${sql.table(t)}`.execute(db);
+      });
+      return {
+        storage,
+        async dispose() {
+          await storage.close();
+        },
+      };
+    },
+  },
 ];
+
+let mysqlShards: Promise<TestShards> | undefined;
+after(async () => {
+  if (mysqlShards) await (await mysqlShards).drop();
+});
 
 for (const backend of BACKENDS) {
   for (const suite of SUITES) {

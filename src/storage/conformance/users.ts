@@ -24,6 +24,18 @@ export const usersSuite: ConformanceSuite = {
       assert.equal(await users.delete(HOST, 'alice'), false);
       assert.equal(await users.getCredentials(HOST, 'alice', 'SHA-1'), null);
     },
+    async 'names differing by accent, case or width are different accounts'(storage) {
+      // PRECIS has already mapped case; what is left must compare exactly (binary collation on MySQL).
+      const users = new SqlUserStore(storage);
+      const creds = await makeCredentials('pw');
+      for (const name of ['müller', 'muller', 'Muller', 'ｍuller', "o'brien", 'x;drop table users']) {
+        assert.equal(await users.create(HOST, name, creds), true, name);
+      }
+      assert.equal(await users.count(HOST), 6);
+      assert.equal(await users.delete(HOST, 'muller'), true);
+      assert.equal(await users.exists(HOST, 'müller'), true);
+      assert.equal(await users.exists(HOST, 'Muller'), true);
+    },
     async 'bulk create, count and list in pages'(storage) {
       const users = new SqlUserStore(storage);
       const creds = await makeCredentials('pw');

@@ -1,0 +1,150 @@
+/**
+ * One MySQL/MariaDB shard as the query layer sees it: a mysql2 connection pool behind
+ * Kysely's MySQL dialect, with a connect timeout, a timeout on every query, and failures
+ * marked with the phase they happened in (so a retry knows whether the query was sent).
+ * Works with MariaDB 10.11 and MySQL 8 (utf8mb4, no vendor-only SQL).
+ */
+import mysql from 'mysql2';
+import type { Pool, PoolConnection, PoolOptions } from 'mysql2';
+import { Kysely, MysqlDialect, type MysqlPool } from 'kysely';
+import { StorageError } from '../xmpp/errors.js';
+import type { Database } from './schema.js';
+import { shardAddress, type ShardSpec } from './shard-map.js';
+
+export interface MysqlTuning {
+  connectTimeoutMs: number;
+  queryTimeoutMs: number;
+  poolSize: number;
+}
+
+/** A database handle and what is running on it (an old handle closes once idle). */
+export interface Backend {
+  readonly address: string;
+  readonly db: Kysely<Database>;
+  /** Operations started on this handle and not yet finished. */
+  inFlight: number;
+  /** Round trip of `SELECT 1`, in milliseconds; throws like any query. */
+  ping(timeoutMs: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+function poolOptions(spec: ShardSpec, t: MysqlTuning, withDatabase: boolean): PoolOptions {
+  return {
+    host: spec.host,
+    port: spec.port,
+    user: spec.user,
+    password: spec.password,
+    database: withDatabase ? spec.database : undefined,
+    connectionLimit: t.poolSize,
+    maxIdle: Math.min(t.poolSize, 4),
+    idleTimeout: 60_000,
+    connectTimeout: t.connectTimeoutMs,
+    waitForConnections: true,
+    queueLimit: 5000,
+    enableKeepAlive: true,
+    // Binary collation: JIDs are compared as PRECIS leaves them ("müller" is not "muller").
+    charset: 'UTF8MB4_BIN',
+    // Archive ids and timestamps fit in 53 bits; COUNT(*) comes back as a number.
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    multipleStatements: false,
+  };
+}
+
+/**
+ * The pool Kysely is given: every query carries the timeout, a connection whose query
+ * timed out is destroyed rather than reused (mysql2 leaves it mid-protocol), and a
+ * failure to get a connection is marked `parleyPhase: 'connect'` (nothing was sent).
+ */
+function timedPool(pool: Pool, queryTimeoutMs: number): MysqlPool {
+  return {
+    getConnection(cb) {
+      pool.getConnection((err, conn) => {
+        if (err) {
+          (err as { parleyPhase?: string }).parleyPhase = 'connect';
+          cb(err, undefined as never);
+          return;
+        }
+        cb(null, wrapConnection(conn, queryTimeoutMs));
+      });
+    },
+    end(cb) {
+      pool.end(cb);
+    },
+  };
+}
+
+function wrapConnection(conn: PoolConnection, queryTimeoutMs: number): ReturnType<typeof Object> {
+  let broken = false;
+  return {
+    query(sql: string, parameters: readonly unknown[], cb: (err: unknown, result: unknown) => void) {
+      return conn.query({ sql, values: parameters as unknown[], timeout: queryTimeoutMs }, (err, result) => {
+        if (err && ((err as { code?: string }).code === 'PROTOCOL_SEQUENCE_TIMEOUT' || (err as { fatal?: boolean }).fatal)) broken = true;
+        cb(err, result);
+      });
+    },
+    release() {
+      if (broken) conn.destroy();
+      else conn.release();
+    },
+  };
+}
+
+/** Opens a shard's pool (connections are made when first needed). */
+export function openMysqlBackend(spec: ShardSpec, t: MysqlTuning): Backend {
+  const pool = mysql.createPool(poolOptions(spec, t, true));
+  // A pool-level error (a connection dying while idle) must not crash the process.
+  pool.on('connection', (c) => c.on('error', () => {}));
+  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: timedPool(pool, t.queryTimeoutMs) }) });
+  let closed: Promise<void> | null = null;
+  return {
+    address: shardAddress(spec),
+    db,
+    inFlight: 0,
+    ping(timeoutMs: number) {
+      const started = performance.now();
+      return new Promise<number>((resolve, reject) => {
+        pool.getConnection((err, conn) => {
+          if (err) {
+            (err as { parleyPhase?: string }).parleyPhase = 'connect';
+            reject(err);
+            return;
+          }
+          conn.query({ sql: 'SELECT 1', timeout: timeoutMs }, (qerr) => {
+            if (qerr) {
+              conn.destroy();
+              reject(qerr);
+              return;
+            }
+            conn.release();
+            resolve(performance.now() - started);
+          });
+        });
+      });
+    },
+    close() {
+      closed ??= db.destroy().catch(() => {});
+      return closed;
+    },
+  };
+}
+
+/** Runs one statement on the server without choosing a database (CREATE/DROP DATABASE). */
+export async function serverQuery(spec: ShardSpec, t: MysqlTuning, sql: string): Promise<unknown> {
+  const conn = mysql.createConnection({ ...poolOptions(spec, t, false), connectionLimit: undefined } as mysql.ConnectionOptions);
+  conn.on('error', () => {});
+  try {
+    return await new Promise((resolve, reject) => conn.query({ sql, timeout: t.queryTimeoutMs }, (err, r) => (err ? reject(err) : resolve(r))));
+  } finally {
+    conn.destroy();
+  }
+}
+
+/** Creates the shard's database when missing (`parley shards init`). */
+export async function createDatabase(spec: ShardSpec, t: MysqlTuning): Promise<void> {
+  try {
+    await serverQuery(spec, t, `CREATE DATABASE IF NOT EXISTS \`${spec.database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  } catch (e) {
+    throw new StorageError(`cannot create database ${shardAddress(spec)} (shard ${spec.name}): ${(e as { code?: string }).code ?? String(e)}`, false, { cause: e });
+  }
+}

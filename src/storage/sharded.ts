@@ -1,0 +1,573 @@
+/**
+ * The storage router: every user's data lives on exactly one shard, and every store
+ * operation goes through here to reach it. One class serves both backends: the embedded
+ * SQLite file is a single shard that never moves; MySQL is many shards placed by a
+ * consistent-hash ring over the bare JID, with per-user overrides from a small directory
+ * table (kept in memory, written through to the directory shard).
+ *
+ * What it adds around each operation:
+ * - placement: `placeOf(host, user)` = override, else ring;
+ * - moves: a user being moved (`moveUser`) has their operations wait (a write freeze for
+ *   that user alone) and then run on the new shard;
+ * - failures: bounded retries with backoff (only where a retry cannot double a write),
+ *   a circuit breaker per shard, a health check per shard, counters per shard;
+ * - live changes (`reload`): shards added, addresses replaced (operations in flight finish
+ *   on the old pool, which closes when idle), shards drained; when the ring changes, users
+ *   whose ring placement would change are first pinned where their data is.
+ */
+import type { Kysely } from 'kysely';
+import type { Logger } from '../core/logger.js';
+import { ConfigError, StorageError } from '../xmpp/errors.js';
+import { CircuitBreaker } from './breaker.js';
+import type { Dialect } from './migrations.js';
+import { copyUser, deleteUserRows } from './mover.js';
+import type { Backend } from './mysql.js';
+import { HashRing } from './ring.js';
+import type { Database } from './schema.js';
+import { sameConnection, type ShardMap, type ShardSpec } from './shard-map.js';
+import { classifyFailure, isServerFailure, toStorageError, type OpOptions, type ShardStatus, type Storage } from './storage.js';
+
+export interface ShardedOptions {
+  dialect: Dialect;
+  log?: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** Retries of a failed operation (0: none). */
+  retries: number;
+  /** First retry delay; doubled each time, with jitter. */
+  retryBackoffMs: number;
+  breakerThreshold: number;
+  breakerCooldownMs: number;
+  /** Health check period (0: none). */
+  healthIntervalMs: number;
+  healthTimeoutMs: number;
+  /** How long a move waits for the user's operations in flight before giving up. */
+  moveTimeoutMs: number;
+}
+
+/** Opens (and migrates) a backend for a shard; used at start and by reloads. */
+export type BackendFactory = (spec: ShardSpec) => Promise<Backend>;
+
+interface Shard {
+  name: string;
+  spec: ShardSpec | null;
+  backend: Backend;
+  breaker: CircuitBreaker;
+  draining: boolean;
+  healthy: boolean;
+  latencyMs: number | null;
+  lastError: string | null;
+  ops: number;
+  errors: number;
+  retries: number;
+  rejected: number;
+}
+
+export interface MoveResult {
+  jid: string;
+  from: string;
+  to: string;
+  moved: boolean;
+  rows: number;
+  /** How long the user's operations were held. */
+  frozenMs: number;
+}
+
+export interface ReloadResult {
+  added: string[];
+  replaced: string[];
+  removed: string[];
+  draining: string[];
+  /** Users pinned to their current shard because the ring changed under them. */
+  pinned: number;
+}
+
+const jidKey = (host: string, username: string) => `${username}@${host}`;
+
+export class ShardedStorage implements Storage {
+  readonly dialect: Dialect;
+  readonly #opts: ShardedOptions;
+  readonly #shards = new Map<string, Shard>();
+  #ring: HashRing;
+  /** Bare JID → shard, for users not where the ring puts them. */
+  readonly #overrides = new Map<string, string>();
+  readonly #directory: string | null;
+  readonly #factory: BackendFactory | null;
+  /** Users being moved: their operations wait on the promise. */
+  readonly #frozen = new Map<string, Promise<void>>();
+  /** Operations in flight per user (only counted where moves are possible). */
+  readonly #userOps = new Map<string, number>();
+  readonly #idleWaiters = new Map<string, () => void>();
+  /** Set while a ring change pins users: account creation waits. */
+  #placing: Promise<void> | null = null;
+  #reloading: Promise<unknown> = Promise.resolve();
+  readonly #retired = new Set<Backend>();
+  readonly #movable: boolean;
+  #health: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  private constructor(opts: ShardedOptions, shards: Array<{ spec: ShardSpec | null; name: string; backend: Backend; draining: boolean; weight: number }>, directory: string | null, factory: BackendFactory | null) {
+    this.dialect = opts.dialect;
+    this.#opts = opts;
+    this.#directory = directory;
+    this.#factory = factory;
+    this.#movable = directory !== null;
+    for (const s of shards) this.#shards.set(s.name, this.#newShard(s.name, s.spec, s.backend, s.draining));
+    this.#ring = new HashRing(shards.filter((s) => !s.draining).map((s) => ({ name: s.name, weight: s.weight })));
+  }
+
+  /** A single database that holds everyone (the embedded SQLite file). */
+  static single(opts: ShardedOptions, backend: Backend): ShardedStorage {
+    const s = new ShardedStorage(opts, [{ name: 'main', spec: null, backend, draining: false, weight: 1 }], null, null);
+    s.#startHealth();
+    return s;
+  }
+
+  /**
+   * Shards from a shard map: opens every shard (each migrated by the factory), loads the
+   * directory. Fails when a shard cannot be reached: placement must be known to start.
+   */
+  static async fromMap(opts: ShardedOptions, map: ShardMap, factory: BackendFactory): Promise<ShardedStorage> {
+    const opened: Array<{ spec: ShardSpec; name: string; backend: Backend; draining: boolean; weight: number }> = [];
+    try {
+      for (const spec of map.shards) opened.push({ spec, name: spec.name, backend: await factory(spec), draining: spec.draining, weight: spec.weight });
+    } catch (e) {
+      await Promise.all(opened.map((o) => o.backend.close()));
+      throw e;
+    }
+    const s = new ShardedStorage(opts, opened, map.directory, factory);
+    try {
+      await s.#loadDirectory();
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
+    s.#startHealth();
+    return s;
+  }
+
+  // ------------------------------------------------------------------ placement
+
+  /** The shard holding a user's data. */
+  placeOf(host: string, username: string): string {
+    if (!this.#movable) return 'main';
+    const jid = jidKey(host, username);
+    return this.#overrides.get(jid) ?? this.#ring.lookup(jid);
+  }
+
+  /** Where the ring alone would put a user. */
+  ringPlaceOf(host: string, username: string): string {
+    return this.#movable ? this.#ring.lookup(jidKey(host, username)) : 'main';
+  }
+
+  get shardNames(): string[] {
+    return [...this.#shards.keys()];
+  }
+
+  /** Per-user overrides in force (copies). */
+  overrides(): Map<string, string> {
+    return new Map(this.#overrides);
+  }
+
+  // ------------------------------------------------------------------ operations
+
+  async forUser<T>(host: string, username: string, what: string, fn: (db: Kysely<Database>) => Promise<T>, opts?: OpOptions): Promise<T> {
+    if (!this.#movable) return this.#run('main', what, fn, opts);
+    const jid = jidKey(host, username);
+    await this.#enter(jid, opts);
+    try {
+      return await this.#run(this.placeOf(host, username), what, fn, opts);
+    } finally {
+      this.#leave(jid);
+    }
+  }
+
+  async forUsers<T>(host: string, usernames: string[], what: string, fn: (db: Kysely<Database>, usernames: string[]) => Promise<T>, opts?: OpOptions): Promise<T[]> {
+    if (usernames.length === 0) return [];
+    if (!this.#movable) return [await this.#run('main', what, (db) => fn(db, usernames), opts)];
+    const jids = [...new Set(usernames.map((u) => jidKey(host, u)))];
+    for (const jid of jids) await this.#enter(jid, opts);
+    try {
+      const groups = new Map<string, string[]>();
+      for (const u of new Set(usernames)) {
+        const shard = this.placeOf(host, u);
+        let g = groups.get(shard);
+        if (!g) groups.set(shard, (g = []));
+        g.push(u);
+      }
+      return await Promise.all([...groups].map(([shard, names]) => this.#run(shard, what, (db) => fn(db, names), opts)));
+    } finally {
+      for (const jid of jids) this.#leave(jid);
+    }
+  }
+
+  forEachShard<T>(what: string, fn: (db: Kysely<Database>, shard: string) => Promise<T>): Promise<T[]> {
+    return Promise.all([...this.#shards.keys()].map((name) => this.#run(name, `${what} (all shards)`, (db) => fn(db, name))));
+  }
+
+  /** Waits while the user is frozen (or, for account creation, while users are pinned); then counts the operation. */
+  async #enter(jid: string, opts?: OpOptions): Promise<void> {
+    for (;;) {
+      const frozen = this.#frozen.get(jid);
+      if (frozen) {
+        await frozen;
+        continue;
+      }
+      if (opts?.creates && this.#placing) {
+        await this.#placing;
+        continue;
+      }
+      break;
+    }
+    this.#userOps.set(jid, (this.#userOps.get(jid) ?? 0) + 1);
+  }
+
+  #leave(jid: string): void {
+    const n = (this.#userOps.get(jid) ?? 1) - 1;
+    if (n > 0) {
+      this.#userOps.set(jid, n);
+      return;
+    }
+    this.#userOps.delete(jid);
+    const w = this.#idleWaiters.get(jid);
+    if (w) {
+      this.#idleWaiters.delete(jid);
+      w();
+    }
+  }
+
+  /** Runs one operation on a shard: breaker, retries, counters, StorageError. */
+  async #run<T>(name: string, what: string, fn: (db: Kysely<Database>) => Promise<T>, opts?: OpOptions): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const shard = this.#shards.get(name);
+      if (!shard) throw new StorageError(`${what} failed: no shard ${name} in the shard map`, false);
+      if (this.#closed) throw new StorageError(`${what} failed: storage is closed`, true);
+      if (!shard.breaker.allow()) {
+        shard.rejected++;
+        throw new StorageError(`${what} failed: shard ${name} is unavailable (circuit open after repeated failures)`, true);
+      }
+      const backend = shard.backend;
+      backend.inFlight++;
+      shard.ops++;
+      try {
+        const r = await fn(backend.db);
+        shard.breaker.success();
+        return r;
+      } catch (e) {
+        if (e instanceof StorageError || e instanceof ConfigError) {
+          shard.breaker.release();
+          throw e;
+        }
+        const kind = classifyFailure(e);
+        shard.errors++;
+        if (isServerFailure(kind)) {
+          shard.breaker.failure();
+          shard.healthy = false;
+          shard.lastError = describeError(e);
+        } else {
+          // The server answered (a constraint, a rolled-back transaction): it is alive.
+          shard.breaker.success();
+        }
+        const retryable = kind === 'not-sent' || kind === 'rolled-back' || (kind === 'ambiguous' && opts?.idempotent !== false);
+        if (retryable && attempt < this.#opts.retries && shard.breaker.state === 'closed' && !this.#closed) {
+          shard.retries++;
+          const delay = this.#opts.retryBackoffMs * 2 ** attempt * (0.5 + Math.random());
+          await new Promise((r) => setTimeout(r, delay));
+          continue;
+        }
+        const err = toStorageError(what, e, this.#movable ? name : undefined);
+        this.#opts.log?.warn({ shard: name, kind, attempt, err: err.message }, 'storage operation failed');
+        throw err;
+      } finally {
+        backend.inFlight--;
+        if (backend.inFlight === 0 && this.#retired.has(backend)) {
+          this.#retired.delete(backend);
+          void backend.close();
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ health
+
+  #newShard(name: string, spec: ShardSpec | null, backend: Backend, draining: boolean): Shard {
+    const breaker = new CircuitBreaker({ failureThreshold: this.#opts.breakerThreshold, cooldownMs: this.#opts.breakerCooldownMs });
+    const shard: Shard = { name, spec, backend, breaker, draining, healthy: true, latencyMs: null, lastError: null, ops: 0, errors: 0, retries: 0, rejected: 0 };
+    breaker.onChange = (state) => {
+      const log = this.#opts.log;
+      if (state === 'open') log?.error({ shard: name, address: shard.backend.address, lastError: shard.lastError }, 'shard unavailable: circuit open');
+      else if (state === 'closed') log?.info({ shard: name }, 'shard available again: circuit closed');
+    };
+    return shard;
+  }
+
+  #startHealth(): void {
+    if (this.#opts.healthIntervalMs <= 0) return;
+    this.#health = setInterval(() => void this.checkHealth(), this.#opts.healthIntervalMs);
+    this.#health.unref();
+  }
+
+  /** Pings every shard once: latency, health, and the breaker closes when a dead shard answers again. */
+  async checkHealth(): Promise<void> {
+    await Promise.all(
+      [...this.#shards.values()].map(async (shard) => {
+        try {
+          shard.latencyMs = await shard.backend.ping(this.#opts.healthTimeoutMs);
+          if (!shard.healthy) this.#opts.log?.info({ shard: shard.name }, 'shard healthy again');
+          shard.healthy = true;
+          shard.breaker.success();
+        } catch (e) {
+          shard.healthy = false;
+          shard.lastError = describeError(e);
+          shard.breaker.failure();
+        }
+      }),
+    );
+  }
+
+  status(): ShardStatus[] {
+    return [...this.#shards.values()].map((s) => ({
+      name: s.name,
+      address: s.backend.address,
+      healthy: s.healthy,
+      breaker: s.breaker.state,
+      draining: s.draining,
+      latencyMs: s.latencyMs === null ? null : Math.round(s.latencyMs * 100) / 100,
+      lastError: s.lastError,
+      ops: s.ops,
+      errors: s.errors,
+      retries: s.retries,
+      rejected: s.rejected,
+      inFlight: s.backend.inFlight,
+    }));
+  }
+
+  // ------------------------------------------------------------------ directory
+
+  async #loadDirectory(): Promise<void> {
+    if (this.#directory === null) return;
+    const rows = await this.#run(this.#directory, 'load shard directory', (db) => db.selectFrom('shard_directory').select(['host', 'username', 'shard']).execute());
+    this.#overrides.clear();
+    for (const r of rows) this.#overrides.set(jidKey(r.host, r.username), r.shard);
+  }
+
+  /** Writes (or with null, removes) a user's override, then applies it here. */
+  async #setOverride(host: string, username: string, shard: string | null): Promise<void> {
+    const dir = this.#directory!;
+    await this.#run(dir, 'write shard directory', (db) =>
+      db.transaction().execute(async (tx) => {
+        await tx.deleteFrom('shard_directory').where('host', '=', host).where('username', '=', username).execute();
+        if (shard !== null) await tx.insertInto('shard_directory').values({ host, username, shard, updated_at: Date.now() }).execute();
+      }),
+    );
+    if (shard === null) this.#overrides.delete(jidKey(host, username));
+    else this.#overrides.set(jidKey(host, username), shard);
+  }
+
+  // ------------------------------------------------------------------ moves
+
+  /**
+   * Moves one user's data to another shard while Parley runs. The user's new operations
+   * wait (others are untouched); once the ones in flight finish, the rows are copied to
+   * the target, the directory is switched, the old rows are deleted, and the waiting
+   * operations run on the target. A message to the user during the move waits too: none
+   * is lost. An interrupted move leaves the user where they were.
+   */
+  async moveUser(host: string, username: string, target: string): Promise<MoveResult> {
+    if (!this.#movable) throw new StorageError('moving users needs the mysql driver with a shard map', false);
+    if (!this.#shards.has(target)) throw new ConfigError('shard', `no shard "${target}" (shards: ${this.shardNames.join(', ')})`);
+    const jid = jidKey(host, username);
+    if (this.#frozen.has(jid)) throw new StorageError(`${jid} is already being moved`, true);
+    let release!: () => void;
+    this.#frozen.set(jid, new Promise<void>((r) => (release = r)));
+    const started = performance.now();
+    try {
+      await this.#waitIdle(jid);
+      const from = this.placeOf(host, username);
+      if (from === target) return { jid, from, to: target, moved: false, rows: 0, frozenMs: performance.now() - started };
+      const src = this.#shards.get(from)!;
+      const exists = await this.#run(from, 'move: find user', (db) =>
+        db.selectFrom('users').select('username').where('host', '=', host).where('username', '=', username).executeTakeFirst(),
+      );
+      if (!exists) throw new StorageError(`${jid} has no account on shard ${from}`, false);
+      const rows = await this.#run(target, 'move: copy user', (dst) => copyUser(src.backend.db, dst, host, username));
+      try {
+        await this.#setOverride(host, username, this.#ring.lookup(jid) === target ? null : target);
+      } catch (e) {
+        // The directory was not switched: the user stays on `from`; drop the copy.
+        await this.#run(target, 'move: drop copy', (db) => db.transaction().execute((tx) => deleteUserRows(tx, host, username))).catch(() => {});
+        throw e;
+      }
+      try {
+        await this.#run(from, 'move: delete old rows', (db) => db.transaction().execute((tx) => deleteUserRows(tx, host, username)));
+      } catch (e) {
+        // The move is done (the directory points at the target); the old rows are orphans, invisible to everyone.
+        this.#opts.log?.warn({ jid, shard: from, err: describeError(e) }, 'moved user: old rows left behind; delete them when the shard is back');
+      }
+      const frozenMs = performance.now() - started;
+      this.#opts.log?.info({ jid, from, to: target, rows, frozenMs: Math.round(frozenMs) }, 'user moved');
+      return { jid, from, to: target, moved: true, rows, frozenMs };
+    } finally {
+      this.#frozen.delete(jid);
+      release();
+    }
+  }
+
+  #waitIdle(jid: string): Promise<void> {
+    if (!this.#userOps.has(jid)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#idleWaiters.delete(jid);
+        reject(new StorageError(`${jid}: operations still running after ${this.#opts.moveTimeoutMs} ms; not moved`, true));
+      }, this.#opts.moveTimeoutMs);
+      this.#idleWaiters.set(jid, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Users (host, username) on a shard, in pages: drains and pins walk them. */
+  async *usersOn(shard: string, page = 1000): AsyncGenerator<Array<{ host: string; username: string }>> {
+    let after: { host: string; username: string } | null = null;
+    for (;;) {
+      const a = after;
+      const rows = await this.#run(shard, 'list users', (db) => {
+        let q = db.selectFrom('users').select(['host', 'username']);
+        if (a) q = q.where((eb) => eb.or([eb('host', '>', a.host), eb.and([eb('host', '=', a.host), eb('username', '>', a.username)])]));
+        return q.orderBy('host').orderBy('username').limit(page).execute();
+      });
+      if (rows.length === 0) return;
+      yield rows;
+      after = rows[rows.length - 1]!;
+      if (rows.length < page) return;
+    }
+  }
+
+  // ------------------------------------------------------------------ reload
+
+  /** Applies a new shard map without a restart. Reloads run one at a time. */
+  reload(next: ShardMap): Promise<ReloadResult> {
+    const run = this.#reloading.then(() => this.#reload(next));
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(next: ShardMap): Promise<ReloadResult> {
+    if (!this.#movable || !this.#factory) throw new ConfigError('storage.driver', 'the shard map is for the mysql driver');
+    if (next.directory !== this.#directory) {
+      throw new ConfigError('directory', `the directory shard cannot change while running (it is ${this.#directory}; change its address instead)`);
+    }
+    const result: ReloadResult = { added: [], replaced: [], removed: [], draining: [], pinned: 0 };
+    const nextNames = new Set(next.shards.map((s) => s.name));
+    for (const name of this.#shards.keys()) if (!nextNames.has(name)) result.removed.push(name);
+    // A shard leaves the map only empty: its users must be moved off first.
+    for (const name of result.removed) {
+      let users = 0;
+      for await (const page of this.usersOn(name, 1)) {
+        users += page.length;
+        break;
+      }
+      const pinned = [...this.#overrides.values()].filter((s) => s === name).length;
+      if (users > 0 || pinned > 0) {
+        throw new ConfigError(`shards.${name}`, `shard ${name} still holds users; mark it draining and move them off first (parley shards drain ${name})`);
+      }
+    }
+    // Open what is new or moved to another address, before changing anything.
+    const fresh = new Map<string, Backend>();
+    try {
+      for (const spec of next.shards) {
+        const cur = this.#shards.get(spec.name);
+        if (cur && cur.spec && sameConnection(cur.spec, spec)) continue;
+        fresh.set(spec.name, await this.#factory(spec));
+        (cur ? result.replaced : result.added).push(spec.name);
+      }
+    } catch (e) {
+      await Promise.all([...fresh.values()].map((b) => b.close()));
+      throw e;
+    }
+    const nextRing = new HashRing(next.shards.filter((s) => !s.draining).map((s) => ({ name: s.name, weight: s.weight })));
+    let donePlacing!: () => void;
+    if (!nextRing.sameAs(this.#ring)) {
+      this.#placing = new Promise<void>((r) => (donePlacing = r));
+    }
+    try {
+      if (this.#placing) result.pinned = await this.#pinMovedUsers(nextRing, result.removed);
+      // Swap: new shards appear, replaced ones get the new pool (in-flight work finishes on the old one).
+      for (const spec of next.shards) {
+        const cur = this.#shards.get(spec.name);
+        const b = fresh.get(spec.name);
+        if (!cur) {
+          this.#shards.set(spec.name, this.#newShard(spec.name, spec, b!, spec.draining));
+          continue;
+        }
+        if (b) {
+          const old = cur.backend;
+          cur.backend = b;
+          cur.healthy = true;
+          cur.lastError = null;
+          cur.breaker.success();
+          if (old.inFlight === 0) void old.close();
+          else this.#retired.add(old);
+          this.#opts.log?.info({ shard: spec.name, from: old.address, to: b.address }, 'shard address replaced');
+        }
+        cur.spec = spec;
+        cur.draining = spec.draining;
+        if (spec.draining) result.draining.push(spec.name);
+      }
+      for (const name of result.removed) {
+        const s = this.#shards.get(name)!;
+        this.#shards.delete(name);
+        if (s.backend.inFlight === 0) void s.backend.close();
+        else this.#retired.add(s.backend);
+      }
+      this.#ring = nextRing;
+    } catch (e) {
+      await Promise.all([...fresh.values()].map((b) => b.close()));
+      throw e;
+    } finally {
+      if (this.#placing) {
+        this.#placing = null;
+        donePlacing();
+      }
+    }
+    this.#opts.log?.info(result, 'shard map reloaded');
+    return result;
+  }
+
+  /**
+   * Before the ring changes: every user whose data is where the old ring put them, but
+   * whom the new ring would put elsewhere, gets an override to stay (account creation
+   * waits meanwhile). Their data moves later, one user at a time, with `moveUser`.
+   */
+  async #pinMovedUsers(nextRing: HashRing, removed: string[]): Promise<number> {
+    let pinned = 0;
+    for (const name of this.#shards.keys()) {
+      if (removed.includes(name)) continue;
+      for await (const page of this.usersOn(name)) {
+        for (const u of page) {
+          const jid = jidKey(u.host, u.username);
+          if (this.#overrides.has(jid)) continue;
+          if (this.#ring.lookup(jid) !== name) continue; // an orphan copy, not the user's data
+          if (nextRing.lookup(jid) === name) continue;
+          await this.#setOverride(u.host, u.username, name);
+          pinned++;
+        }
+      }
+    }
+    return pinned;
+  }
+
+  // ------------------------------------------------------------------ shutdown
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#health) clearInterval(this.#health);
+    await Promise.all([...[...this.#shards.values()].map((s) => s.backend.close()), ...[...this.#retired].map((b) => b.close())]);
+  }
+}
+
+function describeError(e: unknown): string {
+  const code = (e as { code?: string }).code;
+  const msg = e instanceof Error ? e.message : String(e);
+  return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
+}
