@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
-import { connectClient, xml, type Element, type TestClient } from './helpers/client.js';
+import { authFailure, connectClient, xml, type Element, type TestClient } from './helpers/client.js';
 import { mamQuery } from './helpers/mam.js';
 import { privateMariadbAvailable, startPrivateMariadb, type PrivateMariadb } from './helpers/mariadb-server.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
@@ -228,7 +228,11 @@ test('a shard server killed mid-run and brought back: its users get errors, neve
   ]);
   await sleep(1000);
   await m2.kill();
-  await sleep(1200);
+  await sleep(400);
+  // While it is down: its users cannot log in (told to try later), the others can.
+  assert.equal(await authFailure({ port: ts.port, username: usersOn('s2').at(-1)! }), 'temporary-auth-failure');
+  await online(usersOn('s1').at(-1)!);
+  await sleep(800);
   await m2.restart();
   await traffic;
   await breakerClosed('s2');
