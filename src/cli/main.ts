@@ -115,7 +115,7 @@ async function start(config: Config): Promise<number> {
         server.core.log.info('SIGHUP: nothing to reload (storage is sqlite)');
         return;
       }
-      reloadShards(config, server.storage, server.core.log).catch((err: unknown) => server.core.log.error({ err: err instanceof Error ? err.message : err }, 'SIGHUP: shard map reload failed; the map in force is kept'));
+      reloadShards(config, server.storage).catch((err: unknown) => server.core.log.error({ err: err instanceof Error ? err.message : err }, 'SIGHUP: shard map reload failed; the map in force is kept'));
     });
   });
 }

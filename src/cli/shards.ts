@@ -168,7 +168,9 @@ async function countUsers(spec: ShardSpec, config: Config): Promise<number | str
     const r = await b.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
     return Number(r?.n ?? 0);
   } catch (e) {
-    return (e as { code?: string }).code ?? '?';
+    const code = (e as { code?: string }).code;
+    if (code === 'ER_NO_SUCH_TABLE' || code === 'ER_BAD_DB_ERROR') return 'uninitialised (run parley shards init)';
+    return code ?? '?';
   } finally {
     await b.close();
   }

@@ -77,7 +77,7 @@ export function adminRoutes(core: ServerCore, storage: ShardedStorage): HttpRout
           send(res, 200, { driver: core.config.storage.driver, shards: storage.status() });
           return true;
         case 'POST /admin/v1/shards/reload':
-          send(res, 200, await reloadShards(core.config, storage, core.log));
+          send(res, 200, await reloadShards(core.config, storage));
           return true;
         case 'POST /admin/v1/shards/move': {
           const body = await readJson(req);

@@ -22,12 +22,9 @@ function requireMysql(config: Config): void {
 }
 
 /** Reads the shard map file again and applies it. A bad file changes nothing. */
-export async function reloadShards(config: Config, storage: ShardedStorage, log?: Pick<Logger, 'info'>): Promise<ReloadResult> {
+export async function reloadShards(config: Config, storage: ShardedStorage): Promise<ReloadResult> {
   requireMysql(config);
-  const map = loadShardMap(config.storage.mysql.shardMap);
-  const r = await storage.reload(map);
-  log?.info({ ...r }, 'shard map reload done');
-  return r;
+  return storage.reload(loadShardMap(config.storage.mysql.shardMap));
 }
 
 /** Moves one user (bare JID "name@host") to a shard, online. */

@@ -56,7 +56,7 @@ function poolOptions(spec: ShardSpec, t: MysqlTuning, withDatabase: boolean): Po
  * timed out is destroyed rather than reused (mysql2 leaves it mid-protocol), and a
  * failure to get a connection is marked `parleyPhase: 'connect'` (nothing was sent).
  */
-function timedPool(pool: Pool, queryTimeoutMs: number): MysqlPool {
+function timedPool(pool: Pool, queryTimeoutMs: number, onEnd: () => void): MysqlPool {
   return {
     getConnection(cb) {
       pool.getConnection((err, conn) => {
@@ -69,6 +69,7 @@ function timedPool(pool: Pool, queryTimeoutMs: number): MysqlPool {
       });
     },
     end(cb) {
+      onEnd();
       pool.end(cb);
     },
   };
@@ -95,7 +96,8 @@ export function openMysqlBackend(spec: ShardSpec, t: MysqlTuning): Backend {
   const pool = mysql.createPool(poolOptions(spec, t, true));
   // A pool-level error (a connection dying while idle) must not crash the process.
   pool.on('connection', (c) => c.on('error', () => {}));
-  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: timedPool(pool, t.queryTimeoutMs) }) });
+  let ended = false;
+  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: timedPool(pool, t.queryTimeoutMs, () => (ended = true)) }) });
   let closed: Promise<void> | null = null;
   return {
     address: shardAddress(spec),
@@ -123,7 +125,11 @@ export function openMysqlBackend(spec: ShardSpec, t: MysqlTuning): Backend {
       });
     },
     close() {
-      closed ??= db.destroy().catch(() => {});
+      // Kysely ends the pool only if it used it; ping() may have used it alone.
+      closed ??= db
+        .destroy()
+        .catch(() => {})
+        .then(() => (ended ? undefined : new Promise<void>((r) => pool.end(() => r()))));
       return closed;
     },
   };
