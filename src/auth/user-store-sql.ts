@@ -1,6 +1,7 @@
 /** UserStore on the SQL query layer (SQLite and MySQL alike). */
 import type { ScramCredentials, ScramHash } from '../xmpp/sasl/scram.js';
 import type { Storage } from '../storage/storage.js';
+import { deleteUserRows } from '../storage/mover.js';
 import type { AccountCredentials, UserStore } from './user-store.js';
 
 /** "iterations$salt$storedKey$serverKey" with base64 parts. */
@@ -96,13 +97,11 @@ export class SqlUserStore implements UserStore {
         .transaction()
         .execute(async (tx) => {
           const res = await tx.deleteFrom('users').where('host', '=', host).where('username', '=', username).executeTakeFirst();
-          // The account's data goes with it.
-          await tx.deleteFrom('roster').where('host', '=', host).where('username', '=', username).execute();
-          await tx.deleteFrom('roster_version').where('host', '=', host).where('username', '=', username).execute();
-          await tx.deleteFrom('offline').where('host', '=', host).where('username', '=', username).execute();
-          await tx.deleteFrom('privacy_lists').where('host', '=', host).where('username', '=', username).execute();
+          // The account's data goes with it: every per-user table (the list moves use too).
+          await deleteUserRows(tx, host, username);
           return Number(res.numDeletedRows) > 0;
         }),
+      { idempotent: false },
     );
   }
 

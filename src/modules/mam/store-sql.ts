@@ -33,7 +33,7 @@ export class SqlArchiveStore implements ArchiveStore {
           })),
         )
         .execute();
-    });
+    }, { idempotent: false });
   }
 
   async appendMany(rows: Array<{ host: string; username: string; entry: ArchiveEntry }>): Promise<void> {

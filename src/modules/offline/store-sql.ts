@@ -20,6 +20,7 @@ export class SqlOfflineStore implements OfflineStore {
           await tx.insertInto('offline').values({ host, username, stanza, created_at: Date.now() }).execute();
           return 'stored' as const;
         }),
+      { idempotent: false },
     );
   }
 

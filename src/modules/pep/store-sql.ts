@@ -61,6 +61,7 @@ export class SqlPepStore implements PepStore {
           await tx.insertInto('pep_node').values({ host, username, node, config: configToJson(config), created_at: Date.now() }).execute();
           return 'created' as const;
         }),
+      { idempotent: false },
     );
   }
 
@@ -100,6 +101,7 @@ export class SqlPepStore implements PepStore {
           const r = await tx.deleteFrom('pep_node').where('host', '=', host).where('username', '=', username).where('node', '=', node).executeTakeFirst();
           return Number(r.numDeletedRows) > 0;
         }),
+      { idempotent: false },
     );
   }
 
@@ -171,7 +173,7 @@ export class SqlPepStore implements PepStore {
         .where('item_id', '=', itemId)
         .executeTakeFirst();
       return Number(r.numDeletedRows) > 0;
-    });
+    }, { idempotent: false });
   }
 
   purge(host: string, username: string, node: string): Promise<void> {

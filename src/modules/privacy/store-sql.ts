@@ -53,7 +53,7 @@ export class SqlPrivacyStore implements PrivacyStore {
         .where('name', '=', name)
         .executeTakeFirst();
       return Number(r.numDeletedRows) > 0;
-    });
+    }, { idempotent: false });
   }
 
   setDefault(host: string, username: string, name: string | null): Promise<boolean> {

@@ -53,6 +53,7 @@ export class SqlRosterStore implements RosterStore {
           const version = await bumpVersion(tx, host, username);
           return { before, after, version };
         }),
+      { idempotent: false },
     );
   }
 
