@@ -4,7 +4,9 @@
  * a TCP forwarder), chatting with the archive on while
  *   1. the second shard's whole server is killed and brought back,
  *   2. the second shard's address is replaced by another one (failover) and the old one cut,
- *   3. a user is moved to the other shard mid-conversation (`parley shards move`).
+ *   3. a user is moved to the other shard mid-conversation (`parley shards move`),
+ *   4. the second shard fails over to its replica (a third mariadbd replicating from the
+ *      second): the address is replaced, the replica promoted and the old primary killed.
  * Every message the clients send is accounted for: delivered + stored + bounced = sent,
  * with no message counted twice, and users whose shard is healthy see no error at all.
  */
@@ -28,7 +30,8 @@ const TOKEN = 'shard-test-token';
 const skip = privateMariadbAvailable() ? false : 'mariadbd is not installed (scripts/ensure-test-deps.sh installs it)';
 
 let ts: TestServer;
-let m2: PrivateMariadb;
+let m2: PrivateMariadb; // s2's primary
+let m3: PrivateMariadb; // s2's replica
 let local: TestShards; // s1 on the system MariaDB
 let remote: TestShards; // s2 on the private server
 let proxy: TcpProxy; // the address s2 is known by
@@ -48,7 +51,14 @@ function writeMap(s2Port: number): void {
 
 before(async () => {
   if (skip) return;
-  m2 = await startPrivateMariadb();
+  m2 = await startPrivateMariadb({ extraArgs: ['--log-bin=mysql-bin', '--server-id=1', '--binlog-format=ROW'] });
+  m3 = await startPrivateMariadb({ extraArgs: ['--server-id=2'] });
+  // m3 replicates everything m2 will hold, from the start (GTID positions, retry each second).
+  await onServer(
+    m3.port,
+    `CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${m2.port}, MASTER_USER='root', MASTER_PASSWORD='', MASTER_USE_GTID=current_pos, MASTER_CONNECT_RETRY=1`,
+    'START SLAVE',
+  );
   local = await createTestShards(1);
   remote = await createTestShards(1, { port: m2.port });
   proxy = await startTcpProxy(m2.port);
@@ -82,7 +92,20 @@ after(async () => {
   await local?.drop();
   await remote?.drop();
   await m2?.destroy();
+  await m3?.destroy();
 });
+
+async function onServer(port: number, ...statements: string[]): Promise<unknown[]> {
+  const mysql = (await import('mysql2/promise')).default;
+  const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', password: '' });
+  try {
+    const out: unknown[] = [];
+    for (const q of statements) out.push((await c.query(q))[0]);
+    return out;
+  } finally {
+    await c.end();
+  }
+}
 
 // ---------------------------------------------------------------------- helpers
 
@@ -322,4 +345,41 @@ test('a user moved to the other shard mid-conversation (parley shards move): no 
   assert.equal(on('s2').archive, mine.length, 'one archive row per message sent or received');
   const page = await mamQuery(cm, { max: 1 });
   assert.equal(page.count, mine.length, 'the archive query counts every message, read from the new shard');
+});
+
+test('a shard fails over to its replica mid-run: writes held while it catches up, then promoted; nothing lost, nothing bounced', { skip, timeout: 60_000 }, async (t) => {
+  const [a1, a2] = usersOn('s1').slice(9);
+  const [b1, b2, c3] = usersOn('s2').slice(7);
+  const ledger = new Ledger();
+  const ca1 = await online(a1!), ca2 = await online(a2!);
+  const cb1 = await online(b1!), cb2 = await online(b2!);
+  for (const [c, u] of [[ca1, a1], [ca2, a2], [cb1, b1], [cb2, b2]] as const) ledger.watch(c, u!);
+  const end = Date.now() + 3000;
+  const traffic = Promise.all([
+    ledger.talk(ca1, a1!, b1!, 'failover', 20, end),
+    ledger.talk(cb2, b2!, a2!, 'failover', 20, end),
+    ledger.talk(ca2, a2!, c3!, 'failover', 20, end),
+  ]);
+  await sleep(1000);
+  // The operator points s2 at the replica; Parley holds s2's writes until it has caught up.
+  writeMap(m3.port);
+  const r = await adminPost('/admin/v1/shards/reload');
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.deepEqual(r.json.replaced, ['s2']);
+  // Then promotes it and retires the old primary.
+  await onServer(m3.port, 'STOP SLAVE', 'RESET SLAVE ALL');
+  await proxy.close();
+  await m2.kill();
+  await traffic;
+  const cc3 = await online(c3!);
+  ledger.watch(cc3, c3!, 'stored');
+  await ledger.settle();
+  t.diagnostic(ledger.report());
+  ledger.assertBalanced();
+  assert.equal(ledger.bounced.size, 0, `a planned failover bounces nothing (${ledger.report()})`);
+  assert.match(ts.server.storage.status().find((s) => s.name === 's2')!.address, new RegExp(`:${m3.port}/`));
+  // The replica holds every archived message of b1's conversation, from before and after the switch.
+  const mine = [...ledger.sent].filter((id) => id.includes(`>${b1}:`));
+  const page = await mamQuery(cb1, { max: 1, with: jid(a1!) });
+  assert.equal(page.count, mine.length, 'the archive on the promoted replica is complete');
 });

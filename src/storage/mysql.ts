@@ -6,7 +6,7 @@
  */
 import mysql from 'mysql2';
 import type { Pool, PoolConnection, PoolOptions } from 'mysql2';
-import { Kysely, MysqlDialect, type MysqlPool } from 'kysely';
+import { Kysely, MysqlDialect, sql, type MysqlPool } from 'kysely';
 import { StorageError } from '../xmpp/errors.js';
 import type { Database } from './schema.js';
 import { shardAddress, type ShardSpec } from './shard-map.js';
@@ -25,6 +25,13 @@ export interface Backend {
   inFlight: number;
   /** Round trip of `SELECT 1`, in milliseconds; throws like any query. */
   ping(timeoutMs: number): Promise<number>;
+  /**
+   * Where this server's replication stream is (GTID set), or null when it has none or
+   * cannot say (not MySQL, binary log off, server down).
+   */
+  replicationPosition?(): Promise<string | null>;
+  /** Waits until this server (a replica) has applied `position`; false on timeout. */
+  waitForPosition?(position: string, timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -123,6 +130,31 @@ export function openMysqlBackend(spec: ShardSpec, t: MysqlTuning): Backend {
           });
         });
       });
+    },
+    async replicationPosition() {
+      // "kind:server_id:gtid-set", so a wait on the same server (a second address of it) is skipped.
+      try {
+        const v = await sql<{ v: string; id: number }>`SELECT VERSION() AS v, @@server_id AS id`.execute(db);
+        const mariadb = /mariadb/i.test(v.rows[0]?.v ?? '');
+        const r = mariadb ? await sql<{ p: string }>`SELECT @@GLOBAL.gtid_binlog_pos AS p`.execute(db) : await sql<{ p: string }>`SELECT @@GLOBAL.gtid_executed AS p`.execute(db);
+        const p = r.rows[0]?.p ?? '';
+        return p === '' ? null : `${mariadb ? 'mariadb' : 'mysql'}:${v.rows[0]?.id}:${p}`;
+      } catch {
+        return null;
+      }
+    },
+    async waitForPosition(position, timeoutMs) {
+      const m = /^(mariadb|mysql):(\d+):(.*)$/s.exec(position);
+      if (!m) return false;
+      const self = await sql<{ id: number }>`SELECT @@server_id AS id`.execute(db);
+      if (String(self.rows[0]?.id) === m[2]) return true; // the same server under another address
+      const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+      // MASTER_GTID_WAIT: 0 reached, -1 timeout; WAIT_FOR_EXECUTED_GTID_SET: 0 reached, 1 timeout.
+      const r =
+        m[1] === 'mariadb'
+          ? await sql<{ r: number }>`SELECT MASTER_GTID_WAIT(${m[3]}, ${seconds}) AS r`.execute(db)
+          : await sql<{ r: number }>`SELECT WAIT_FOR_EXECUTED_GTID_SET(${m[3]}, ${seconds}) AS r`.execute(db);
+      return Number(r.rows[0]?.r) === 0;
     },
     close() {
       // Kysely ends the pool only if it used it; ping() may have used it alone.

@@ -48,6 +48,8 @@ export type BackendFactory = (spec: ShardSpec) => Promise<Backend>;
 
 interface Shard {
   name: string;
+  /** Set while the shard changes address: new operations wait for it. */
+  hold: Promise<void> | null;
   spec: ShardSpec | null;
   backend: Backend;
   breaker: CircuitBreaker;
@@ -237,7 +239,11 @@ export class ShardedStorage implements Storage {
   /** Runs one operation on a shard: breaker, retries, counters, StorageError. */
   async #run<T>(name: string, what: string, fn: (db: Kysely<Database>) => Promise<T>, opts?: OpOptions): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      const shard = this.#shards.get(name);
+      let shard = this.#shards.get(name);
+      while (shard?.hold) {
+        await shard.hold;
+        shard = this.#shards.get(name);
+      }
       if (!shard) throw new StorageError(`${what} failed: no shard ${name} in the shard map`, false);
       if (this.#closed) throw new StorageError(`${what} failed: storage is closed`, true);
       if (!shard.breaker.allow()) {
@@ -290,7 +296,7 @@ export class ShardedStorage implements Storage {
 
   #newShard(name: string, spec: ShardSpec | null, backend: Backend, draining: boolean): Shard {
     const breaker = new CircuitBreaker({ failureThreshold: this.#opts.breakerThreshold, cooldownMs: this.#opts.breakerCooldownMs });
-    const shard: Shard = { name, spec, backend, breaker, draining, healthy: true, latencyMs: null, lastError: null, ops: 0, errors: 0, retries: 0, rejected: 0 };
+    const shard: Shard = { name, hold: null, spec, backend, breaker, draining, healthy: true, latencyMs: null, lastError: null, ops: 0, errors: 0, retries: 0, rejected: 0 };
     breaker.onChange = (state) => {
       const log = this.#opts.log;
       if (state === 'open') log?.error({ shard: name, address: shard.backend.address, lastError: shard.lastError }, 'shard unavailable: circuit open');
@@ -497,17 +503,12 @@ export class ShardedStorage implements Storage {
         const b = fresh.get(spec.name);
         if (!cur) {
           this.#shards.set(spec.name, this.#newShard(spec.name, spec, b!, spec.draining));
+          fresh.delete(spec.name);
           continue;
         }
         if (b) {
-          const old = cur.backend;
-          cur.backend = b;
-          cur.healthy = true;
-          cur.lastError = null;
-          cur.breaker.success();
-          if (old.inFlight === 0) void old.close();
-          else this.#retired.add(old);
-          this.#opts.log?.info({ shard: spec.name, from: old.address, to: b.address }, 'shard address replaced');
+          await this.#switchBackend(cur, b);
+          fresh.delete(spec.name);
         }
         cur.spec = spec;
         cur.draining = spec.draining;
@@ -531,6 +532,40 @@ export class ShardedStorage implements Storage {
     }
     this.#opts.log?.info(result, 'shard map reloaded');
     return result;
+  }
+
+  /**
+   * Points a shard at a new address (failover to a replica, a new VIP) so that no write
+   * lands on the old server after one landed on the new: new operations are held, the
+   * ones in flight finish on the old pool, a replica is given time to apply everything
+   * the old server wrote (GTID wait, when both can tell), then the hold is released onto
+   * the new pool. A replica that does not catch up in time fails the reload: the shard
+   * stays where it was. The hold lasts as long as the operations in flight (milliseconds).
+   */
+  async #switchBackend(shard: Shard, next: Backend): Promise<void> {
+    let release!: () => void;
+    shard.hold = new Promise<void>((r) => (release = r));
+    const old = shard.backend;
+    const started = performance.now();
+    try {
+      const deadline = Date.now() + this.#opts.moveTimeoutMs;
+      while (old.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+      const pos = (await old.replicationPosition?.()) ?? null;
+      if (pos !== null && next.waitForPosition) {
+        const caughtUp = await next.waitForPosition(pos, this.#opts.moveTimeoutMs).catch(() => false);
+        if (!caughtUp) throw new StorageError(`shard ${shard.name}: ${next.address} did not reach ${old.address}'s position ${pos} in ${this.#opts.moveTimeoutMs} ms; address not changed`, true);
+      }
+      shard.backend = next;
+      shard.healthy = true;
+      shard.lastError = null;
+      shard.breaker.success();
+      if (old.inFlight === 0) void old.close();
+      else this.#retired.add(old);
+      this.#opts.log?.info({ shard: shard.name, from: old.address, to: next.address, position: pos, heldMs: Math.round(performance.now() - started) }, 'shard address replaced');
+    } finally {
+      shard.hold = null;
+      release();
+    }
   }
 
   /**

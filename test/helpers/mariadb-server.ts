@@ -222,7 +222,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * Starts a private MariaDB server on a fresh copy of the initialised data directory and
  * resolves once `SELECT 1` works. Root logs in over TCP on 127.0.0.1 with an empty password.
  */
-export async function startPrivateMariadb(opts: { port?: number } = {}): Promise<PrivateMariadb> {
+/** `extraArgs` go last on mariadbd's command line (e.g. ['--log-bin', '--server-id=2'] for replication). */
+export async function startPrivateMariadb(opts: { port?: number; extraArgs?: string[] } = {}): Promise<PrivateMariadb> {
   const bins = binaries();
   if (!bins) throw new Error('mariadbd / mariadb-install-db not found (apt-get install mariadb-server)');
   installExitHook();
@@ -272,6 +273,7 @@ export async function startPrivateMariadb(opts: { port?: number } = {}): Promise
           '--skip-name-resolve',
           ...sizing,
           '--max-connections=200',
+          ...(opts.extraArgs ?? []),
         ],
         { stdio: ['ignore', fd, fd] },
       );
