@@ -8,6 +8,19 @@ CHROMIUM="${CHROMIUM_PATH:-/usr/bin/chromium}"
 
 have() { PATH="$PATH:/usr/sbin:/usr/local/sbin" command -v "$1" >/dev/null 2>&1; }
 
+# The storage tests use the MariaDB on 127.0.0.1:3306 (root, no password; PARLEY_TEST_MYSQL_*
+# point them elsewhere). Start the installed server if it is not running (as .ci/run does).
+start_mariadb() {
+  [ -n "${PARLEY_TEST_MYSQL_HOST:-}" ] && return 0
+  (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null && return 0
+  [ "$(id -u)" = "0" ] && have mariadbd || return 0
+  echo "test deps: starting MariaDB on 127.0.0.1:3306..." >&2
+  start-stop-daemon --start --oknodo --background --exec "$(PATH="$PATH:/usr/sbin" command -v mariadbd)" -- --user=mysql >/dev/null 2>&1 || true
+  for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null && return 0; sleep 1; done
+  echo "test deps: MariaDB did not come up on 127.0.0.1:3306" >&2
+}
+trap start_mariadb EXIT
+
 missing=()
 [ -x "$CHROMIUM" ] || missing+=(chromium)
 if ! have mariadbd || ! have mariadb-install-db; then missing+=(mariadb-server); fi
