@@ -2,6 +2,11 @@
  * Message archive benchmarks:
  * - `mam-pairs`: `tcp-pairs` twice, with the archive on (every message written to the
  *   sender's and the recipient's archive before delivery) and off: what archiving costs;
+ * - `mam-storage`: `mam-pairs` with the archive on, plus offline recipients (one message in
+ *   five goes to a user who is not logged in, so offline storage is written too), once on
+ *   SQLite and once on MySQL with two shards (throw-away databases on the local MariaDB,
+ *   dropped afterwards): delivered messages/s, archive rows written/s and offline rows
+ *   stored, counted in the databases around the measured window;
  * - `mam-query`: one user with an archive of 100,000 messages (written in bulk through the
  *   store before the server starts) queries pages of 50 over TCP, one query at a time:
  *   the latest page (what a client opening a conversation asks), pages after a random
@@ -26,6 +31,24 @@ export async function mamPairs(pairs = 500, window = 10, warmupMs = 3000, measur
   const off = await tcpPairs(pairs, window, warmupMs, measureMs, { mam: { enabled: false } });
   const on = await tcpPairs(pairs, window, warmupMs, measureMs, { mam: { enabled: true, default: 'always' } });
   return { on, off, ratio: on.messagesPerSecond / off.messagesPerSecond };
+}
+
+export interface MamStorageResult {
+  sqlite: PairsResult;
+  mysql: PairsResult;
+  /** MySQL ÷ SQLite, delivered messages per second. */
+  ratio: number;
+}
+
+/** Offline messages: one for every 4 delivered, i.e. one message in 5 goes to a user who is offline. */
+export const OFFLINE_EVERY = 4;
+
+export async function mamStorage(pairs = 500, window = 10, warmupMs = 3000, measureMs = 10_000, shards = 2): Promise<MamStorageResult> {
+  const extra = { mam: { enabled: true, default: 'always' } };
+  const opts = { offlineEvery: OFFLINE_EVERY, countRows: ['archive', 'offline'] as Array<'archive' | 'offline'> };
+  const sqlite = await tcpPairs(pairs, window, warmupMs, measureMs, extra, { ...opts, storage: { driver: 'sqlite' } });
+  const mysql = await tcpPairs(pairs, window, warmupMs, measureMs, extra, { ...opts, storage: { driver: 'mysql', shards } });
+  return { sqlite, mysql, ratio: mysql.messagesPerSecond / sqlite.messagesPerSecond };
 }
 
 export interface MamQueryResult {

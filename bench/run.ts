@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { tcpIdle } from './tcp-idle.js';
 import { tcpPairs } from './tcp-pairs.js';
 import { boshIdle, boshPairs } from './bosh.js';
-import { mamPairs, mamQuery } from './mam.js';
+import { mamPairs, mamQuery, mamStorage, OFFLINE_EVERY } from './mam.js';
 
 const args = process.argv.slice(2);
 /** `--quick`: shorter runs of the benchmarks that support it, to check they work. */
@@ -65,6 +65,29 @@ if (want('mam-pairs')) {
     );
   }
   console.log(`mam-pairs: with the archive on, ${f(r.ratio * 100)}% of the messages/s of archive off`);
+}
+
+if (want('mam-storage')) {
+  // The only benchmark that needs a database server (MySQL/MariaDB, see bench/README.md):
+  // without one it is reported as failed and the others still run.
+  const r = await (quick ? mamStorage(100, 10, 1000, 4000) : mamStorage(500, 10)).catch((e: unknown) => {
+    console.log(`mam-storage: failed (is MariaDB/MySQL running? PARLEY_TEST_MYSQL_* name it): ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 1;
+    return null;
+  });
+  if (r) {
+    results['mam-storage'] = r;
+    for (const p of [r.sqlite, r.mysql]) {
+      const archive = p.rows?.archive;
+      const offline = p.rows?.offline;
+      const shards = archive && Object.keys(archive.perShard).length > 1 ? ` (rows at the end: ${Object.entries(archive.perShard).map(([k, n]) => `${k} ${f(n)}`).join(', ')})` : '';
+      const db = p.databaseCpuPercent != null ? `, database server CPU ${f(p.databaseCpuPercent)}% (whole process)` : '';
+      console.log(
+        `mam-storage (${p.storage}): ${p.pairs} pairs, window ${p.window}, archive on, 1 message in ${OFFLINE_EVERY + 1} to an offline user: ${f(p.messagesPerSecond)} msg/s delivered, p50 ${f(p.p50ms, 2)} ms, p99 ${f(p.p99ms, 2)} ms, lost ${p.lost}; archive ${f(archive?.perSecond ?? NaN)} rows/s written${shards}; offline ${f(offline?.added ?? NaN)} rows stored in the window (${f(offline?.perSecond ?? NaN)}/s), ${f(p.offline?.stored ?? NaN)} of ${f(p.offline?.sent ?? NaN)} sent (at most ${f(p.offline?.window ?? NaN)} unstored at a time), all stored ${f(p.offline?.catchUpSeconds ?? NaN, 1)} s after the window; ${p.errors ?? 0} errors; server CPU ${f(p.serverCpuPercent)}%${db}, generator CPU ${f(p.generatorCpuPercent)}%`,
+      );
+    }
+    console.log(`mam-storage: on ${r.mysql.storage}, ${f(r.ratio * 100)}% of the messages/s of SQLite`);
+  }
 }
 
 if (want('mam-query')) {
