@@ -101,8 +101,14 @@ function wrapConnection(conn: PoolConnection, queryTimeoutMs: number): ReturnTyp
 /** Opens a shard's pool (connections are made when first needed). */
 export function openMysqlBackend(spec: ShardSpec, t: MysqlTuning): Backend {
   const pool = mysql.createPool(poolOptions(spec, t, true));
-  // A pool-level error (a connection dying while idle) must not crash the process.
-  pool.on('connection', (c) => c.on('error', () => {}));
+  pool.on('connection', (c) => {
+    // A connection dying while idle must not crash the process.
+    c.on('error', () => {});
+    // READ COMMITTED: an INSERT ... SELECT (the offline queue's bounded insert) reads
+    // without next-key locks, so users whose rows sit next to each other in an index do
+    // not deadlock each other. Queued before the connection's first query.
+    c.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', () => {});
+  });
   let ended = false;
   const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: timedPool(pool, t.queryTimeoutMs, () => (ended = true)) }) });
   let closed: Promise<void> | null = null;

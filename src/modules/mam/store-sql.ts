@@ -55,6 +55,8 @@ export class SqlArchiveStore implements ArchiveStore {
           'archive messages',
           (db, names) => {
             const list = names.flatMap((n) => users.get(n)!);
+            // One INSERT is atomic by itself: no BEGIN/COMMIT round trips for a small batch.
+            if (list.length <= INSERT_CHUNK) return db.insertInto('archive').values(list).execute().then(() => undefined);
             return db.transaction().execute(async (tx) => {
               for (let i = 0; i < list.length; i += INSERT_CHUNK) await tx.insertInto('archive').values(list.slice(i, i + INSERT_CHUNK)).execute();
             });

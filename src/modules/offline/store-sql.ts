@@ -1,4 +1,5 @@
 /** OfflineStore on the SQL query layer (SQLite and MySQL alike). */
+import { sql } from 'kysely';
 import type { Storage } from '../../storage/storage.js';
 import type { OfflineMessage, OfflineStore } from './store.js';
 
@@ -6,20 +7,20 @@ export class SqlOfflineStore implements OfflineStore {
   constructor(private readonly storage: Storage) {}
 
   push(host: string, username: string, stanza: string, max: number): Promise<'stored' | 'full'> {
-    return this.storage.forUser(host, username, 'store offline message', (db) =>
-      db
-        .transaction()
-        .execute(async (tx) => {
-          const r = await tx
-            .selectFrom('offline')
-            .select((eb) => eb.fn.countAll<number>().as('n'))
-            .where('host', '=', host)
-            .where('username', '=', username)
-            .executeTakeFirst();
-          if (Number(r?.n ?? 0) >= max) return 'full' as const;
-          await tx.insertInto('offline').values({ host, username, stanza, created_at: Date.now() }).execute();
-          return 'stored' as const;
-        }),
+    // One statement (one round trip on MySQL instead of four): insert unless the queue is full.
+    // Two pushes racing for the last place may both get it; the router writes one user's
+    // offline messages one at a time, so that takes two nodes writing for the same user.
+    return this.storage.forUser(
+      host,
+      username,
+      'store offline message',
+      async (db) => {
+        const r = await sql`INSERT INTO offline (host, username, stanza, created_at)
+          SELECT ${host}, ${username}, ${stanza}, ${Date.now()}
+          FROM (SELECT COUNT(*) AS n FROM offline WHERE host = ${host} AND username = ${username}) AS queued
+          WHERE queued.n < ${max}`.execute(db);
+        return Number(r.numAffectedRows ?? 0n) > 0 ? ('stored' as const) : ('full' as const);
+      },
       { idempotent: false },
     );
   }
