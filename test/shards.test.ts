@@ -383,3 +383,38 @@ test('a shard fails over to its replica mid-run: writes held while it catches up
   const page = await mamQuery(cb1, { max: 1, with: jid(a1!) });
   assert.equal(page.count, mine.length, 'the archive on the promoted replica is complete');
 });
+
+test('a shard server frozen (SIGSTOP): its users get errors after the timeouts; users of the other shard are not held up', { skip, timeout: 60_000 }, async (t) => {
+  const [a1, a2, a3] = usersOn('s1').slice(11);
+  const [b1] = usersOn('s2').slice(10);
+  const ledger = new Ledger();
+  const ca1 = await online(a1!), ca2 = await online(a2!), ca3 = await online(a3!);
+  const cb1 = await online(b1!);
+  for (const [c, u] of [[ca1, a1], [ca2, a2], [ca3, a3], [cb1, b1]] as const) ledger.watch(c, u!);
+  m3.freeze();
+  let thawed = false;
+  try {
+    const end = Date.now() + 3000;
+    await Promise.all([
+      ledger.talk(ca1, a1!, b1!, 'frozen', 50, end), // to the frozen shard
+      ledger.talk(ca2, a2!, a3!, 'frozen', 50, end), // between users of the healthy shard
+    ]);
+    // Everything between s1 users arrived while s2 was still frozen.
+    const healthy = [...ledger.sent].filter((id) => id.startsWith(`frozen:${a2}>`));
+    const deadline = Date.now() + 5000;
+    while (!healthy.every((id) => ledger.delivered.has(id)) && Date.now() < deadline) await sleep(20);
+    assert.ok(healthy.every((id) => ledger.delivered.has(id)), 's1 → s1 messages are not held up by the frozen shard');
+    assert.equal(ledger.bouncedBy.get(a2!) ?? 0, 0);
+  } finally {
+    m3.thaw();
+    thawed = true;
+  }
+  assert.ok(thawed);
+  await ledger.settle();
+  t.diagnostic(ledger.report());
+  ledger.assertBalanced();
+  assert.ok(ledger.bounced.size > 0, 'messages to the frozen shard were bounced after the timeouts, not held for ever');
+  await breakerClosed('s2');
+  await ca1.send(xml('message', { to: jid(b1!), type: 'chat', id: 'after-thaw' }, xml('body', null, 'after-thaw')));
+  await cb1.waitFor((el) => el.getChildText('body') === 'after-thaw', 5000, 'a message after the thaw');
+});

@@ -63,16 +63,30 @@ function poolOptions(spec: ShardSpec, t: MysqlTuning, withDatabase: boolean): Po
  * timed out is destroyed rather than reused (mysql2 leaves it mid-protocol), and a
  * failure to get a connection is marked `parleyPhase: 'connect'` (nothing was sent).
  */
-function timedPool(pool: Pool, queryTimeoutMs: number, onEnd: () => void): MysqlPool {
+function timedPool(pool: Pool, t: MysqlTuning, onEnd: () => void): MysqlPool {
   return {
     getConnection(cb) {
+      // The pool's own queue waits for ever; a shard that stopped answering would hold
+      // every waiting operation until it came back. Give up after the connect timeout.
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        const err = Object.assign(new Error(`no connection to the shard within ${t.connectTimeoutMs} ms`), { code: 'PARLEY_NO_CONNECTION', parleyPhase: 'connect' });
+        cb(err, undefined as never);
+      }, t.connectTimeoutMs);
       pool.getConnection((err, conn) => {
+        if (settled) {
+          conn?.release();
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
         if (err) {
           (err as { parleyPhase?: string }).parleyPhase = 'connect';
           cb(err, undefined as never);
           return;
         }
-        cb(null, wrapConnection(conn, queryTimeoutMs));
+        cb(null, wrapConnection(conn, t.queryTimeoutMs));
       });
     },
     end(cb) {
@@ -110,7 +124,7 @@ export function openMysqlBackend(spec: ShardSpec, t: MysqlTuning): Backend {
     c.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', () => {});
   });
   let ended = false;
-  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: timedPool(pool, t.queryTimeoutMs, () => (ended = true)) }) });
+  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: timedPool(pool, t, () => (ended = true)) }) });
   let closed: Promise<void> | null = null;
   return {
     address: shardAddress(spec),

@@ -62,6 +62,11 @@ export interface Storage {
    * sweeps). Callers say so by calling this; a shard that is down fails the call.
    */
   forEachShard<T>(what: string, fn: (db: Kysely<Database>, shard: string) => Promise<T>): Promise<T[]>;
+  /**
+   * The name of the database holding a user's data now. Writers that batch several users
+   * commit each database's share apart, so a slow shard delays only its own users.
+   */
+  placeOf(host: string, username: string): string;
   status(): ShardStatus[];
   close(): Promise<void>;
 }

@@ -68,6 +68,10 @@ export class SqlArchiveStore implements ArchiveStore {
     );
   }
 
+  partitionOf(host: string, username: string): string {
+    return this.storage.placeOf(host, username);
+  }
+
   remove(host: string, username: string, ids: number[]): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
     return this.storage.forUser(host, username, 'remove archived messages', async (db) => {

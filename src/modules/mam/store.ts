@@ -54,6 +54,11 @@ export interface ArchiveStore {
    * database (group commit). All or nothing per database.
    */
   appendMany(rows: Array<{ host: string; username: string; entry: ArchiveEntry }>): Promise<void>;
+  /**
+   * Which database holds a user's archive. The group commit writes each one's rows apart,
+   * so a database that is down or slow holds up only the messages of its own users.
+   */
+  partitionOf(host: string, username: string): string;
   /** Removes messages by id (undoing an append). */
   remove(host: string, username: string, ids: number[]): Promise<void>;
   has(host: string, username: string, id: number): Promise<boolean>;

@@ -4,6 +4,7 @@
  * Each write still resolves only once its row is stored, so "archived before delivered"
  * holds for every message.
  */
+import { StorageError } from '../../xmpp/errors.js';
 import type { ArchiveEntry, ArchiveStore } from './store.js';
 
 interface Pending {
@@ -28,21 +29,34 @@ export class ArchiveWriter {
       this.#queue.push({ host, username, entry, resolve, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
-        setImmediate(() => void this.#flush());
+        setImmediate(() => this.#flush());
       }
     });
   }
 
-  async #flush(): Promise<void> {
+  #flush(): void {
     const batch = this.#queue;
     this.#queue = [];
     this.#scheduled = false;
+    // One commit per database: users on a healthy shard never wait for a slow or dead one.
+    const parts = new Map<string, Pending[]>();
+    for (const p of batch) {
+      const key = this.#store.partitionOf(p.host, p.username);
+      let list = parts.get(key);
+      if (!list) parts.set(key, (list = []));
+      list.push(p);
+    }
+    for (const part of parts.values()) void this.#commit(part);
+  }
+
+  async #commit(batch: Pending[]): Promise<void> {
     try {
       await this.#store.appendMany(batch);
       for (const p of batch) p.resolve();
     } catch (err) {
-      if (batch.length === 1) {
-        batch[0]!.reject(err);
+      // A database that is down fails every row alike: no point trying them one by one.
+      if (batch.length === 1 || (err instanceof StorageError && err.transient)) {
+        for (const p of batch) p.reject(err);
         return;
       }
       // One bad row must not cost the others their place: write them one by one.
