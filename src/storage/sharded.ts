@@ -578,14 +578,29 @@ export class ShardedStorage implements Storage {
     for (const name of this.#shards.keys()) {
       if (removed.includes(name)) continue;
       for await (const page of this.usersOn(name)) {
-        for (const u of page) {
+        const pins = page.filter((u) => {
           const jid = jidKey(u.host, u.username);
-          if (this.#overrides.has(jid)) continue;
-          if (this.#ring.lookup(jid) !== name) continue; // an orphan copy, not the user's data
-          if (nextRing.lookup(jid) === name) continue;
-          await this.#setOverride(u.host, u.username, name);
-          pinned++;
+          if (this.#overrides.has(jid)) return false;
+          if (this.#ring.lookup(jid) !== name) return false; // an orphan copy, not the user's data
+          return nextRing.lookup(jid) !== name;
+        });
+        if (pins.length === 0) continue;
+        // One multi-row insert per page: a ring change over millions of users pins a
+        // quarter of them, and account creation waits until it is done.
+        const now = Date.now();
+        try {
+          await this.#run(this.#directory!, 'write shard directory', (db) =>
+            db
+              .insertInto('shard_directory')
+              .values(pins.map((u) => ({ host: u.host, username: u.username, shard: name, updated_at: now })))
+              .execute(),
+          );
+          for (const u of pins) this.#overrides.set(jidKey(u.host, u.username), name);
+        } catch {
+          // A row already there (written by another node): one at a time, replacing.
+          for (const u of pins) await this.#setOverride(u.host, u.username, name);
         }
+        pinned += pins.length;
       }
     }
     return pinned;
