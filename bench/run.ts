@@ -10,6 +10,7 @@ import { tcpIdle } from './tcp-idle.js';
 import { tcpPairs } from './tcp-pairs.js';
 import { boshIdle, boshPairs } from './bosh.js';
 import { mamPairs, mamQuery, mamStorage, OFFLINE_EVERY } from './mam.js';
+import { shardMove } from './shard-move.js';
 
 const args = process.argv.slice(2);
 /** `--quick`: shorter runs of the benchmarks that support it, to check they work. */
@@ -97,6 +98,22 @@ if (want('mam-query')) {
   console.log(
     `mam-query: archive of ${f(r.archive)} messages (filled in ${f(r.fillSeconds, 1)} s), pages of ${r.pageSize}, ${r.queries} queries each: latest page ${l(r.latest)}; after an id ${l(r.afterId)}; with a contact after an id ${l(r.withContact)}`,
   );
+}
+
+if (want('shard-move')) {
+  const r = await shardMove(quick ? [0, 1000] : [0, 1000, 10_000, 100_000]).catch((e: unknown) => {
+    console.log(`shard-move: failed (is MariaDB/MySQL running?): ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 1;
+    return null;
+  });
+  if (r) {
+    results['shard-move'] = r;
+    for (const m of r) {
+      console.log(
+        `shard-move: a user with ${f(m.archiveRows)} archived messages: writes held ${f(m.frozenMs, 1)} ms, ${f(m.rowsCopied)} rows copied (${f(m.rowsPerSecond)} rows/s); a neighbour's reads on the same shard at most ${f(m.neighbourMaxMs, 1)} ms`,
+      );
+    }
+  }
 }
 
 const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
