@@ -110,7 +110,7 @@ if (want('shard-move')) {
     results['shard-move'] = r;
     for (const m of r) {
       console.log(
-        `shard-move: a user with ${f(m.archiveRows)} archived messages: writes held ${f(m.frozenMs, 1)} ms, ${f(m.rowsCopied)} rows copied (${f(m.rowsPerSecond)} rows/s); a neighbour's reads on the same shard at most ${f(m.neighbourMaxMs, 1)} ms`,
+        `shard-move: a user with ${f(m.archiveRows)} archived messages: writes held ${f(m.frozenMs, 1)} ms; whole move ${f(m.totalMs, 0)} ms, ${f(m.rowsCopied)} rows copied (${f(m.rowsPerSecond)} rows/s); a neighbour's reads on the same shard at most ${f(m.neighbourMaxMs, 1)} ms`,
       );
     }
   }

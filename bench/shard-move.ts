@@ -1,7 +1,7 @@
 /**
  * shard-move: moving one user between two MySQL shards (`parley shards move`), by the
- * size of the user's archive: how long the user's writes are held, rows copied per
- * second, and what a user of the same shard waits meanwhile (the freeze is per user).
+ * size of the user's archive: how long the user's writes are held, how long the whole
+ * move takes, and what a user of the same shard waits meanwhile (the freeze is per user).
  * Runs on throw-away databases of the local MariaDB (PARLEY_TEST_MYSQL_* name another).
  */
 import { openMysqlStorage } from '../src/storage/open.js';
@@ -14,7 +14,10 @@ import type { ArchiveEntry } from '../src/modules/mam/store.js';
 export interface MoveFigure {
   archiveRows: number;
   rowsCopied: number;
+  /** How long the user's writes were held. */
   frozenMs: number;
+  /** The whole move (the live archive copy, the freeze, the old rows' deletion). */
+  totalMs: number;
   rowsPerSecond: number;
   /** Longest single read of another user on the source shard during the move. */
   neighbourMaxMs: number;
@@ -55,10 +58,12 @@ export async function shardMove(sizes: number[]): Promise<MoveFigure[]> {
           neighbourMaxMs = Math.max(neighbourMaxMs, performance.now() - t);
         }
       })();
+      const t0 = performance.now();
       const r = await storage.moveUser(HOST, name, to);
+      const totalMs = performance.now() - t0;
       moving = false;
       await reads;
-      out.push({ archiveRows: size, rowsCopied: r.rows, frozenMs: r.frozenMs, rowsPerSecond: r.rows / (r.frozenMs / 1000), neighbourMaxMs });
+      out.push({ archiveRows: size, rowsCopied: r.rows, frozenMs: r.frozenMs, totalMs, rowsPerSecond: r.rows / (totalMs / 1000), neighbourMaxMs });
     }
     return out;
   } finally {

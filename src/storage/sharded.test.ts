@@ -233,17 +233,22 @@ test('operations for a user being moved wait and land on the target; other users
     for (let i = 0; i < ARCHIVED; i += 1000) await archive.append(HOST, heavy, Array.from({ length: 1000 }, (_, j) => archiveEntry(i + j)));
 
     let moveDone = false;
-    const move = storage.moveUser(HOST, heavy, to).then((r) => {
-      moveDone = true;
-      return r;
-    });
     const heldUntilMoved: boolean[] = [];
-    const pushes = Array.from({ length: 10 }, (_, i) =>
-      offline.push(HOST, heavy, `<message id="during${i}"/>`, 100).then((r) => {
-        heldUntilMoved.push(moveDone);
+    const pushes: Array<Promise<'stored' | 'full'>> = [];
+    const push = (id: string) =>
+      offline.push(HOST, heavy, `<message id="${id}"/>`, 100).then((r) => {
+        if (id.startsWith('frozen')) heldUntilMoved.push(storage.placeOf(HOST, heavy) === to);
         return r;
-      }),
-    );
+      });
+    // Five writes while the archive is copied live (they land on the source and are
+    // carried over), five once the user is frozen (they wait and land on the target).
+    const move = storage
+      .moveUser(HOST, heavy, to, { onFrozen: () => pushes.push(...Array.from({ length: 5 }, (_, i) => push(`frozen${i}`))) })
+      .then((r) => {
+        moveDone = true;
+        return r;
+      });
+    pushes.push(...Array.from({ length: 5 }, (_, i) => push(`live${i}`)));
     const t0 = performance.now();
     assert.equal(await offline.push(HOST, bystander, '<message id="b"/>', 100), 'stored');
     assert.equal(await offline.count(HOST, bystander), 1);
@@ -255,14 +260,14 @@ test('operations for a user being moved wait and land on the target; other users
     assert.equal(r.moved, true);
     assert.ok(r.frozenMs > bystanderMs, `the move held ${heavy} for ${r.frozenMs.toFixed(0)} ms`);
     assert.deepEqual(await Promise.all(pushes), Array(10).fill('stored'));
-    assert.deepEqual(heldUntilMoved, Array(10).fill(true), 'every write for the moving user waited for the move');
+    assert.deepEqual(heldUntilMoved, Array(5).fill(true), 'every write issued under the freeze waited until the directory pointed at the target');
     const rows = await rowsOf(heavy);
     assert.equal(rows.get(from)!.offline, 0, 'no held write landed on the source');
     assert.equal(rows.get(from)!.archive, 0);
     assert.equal(rows.get(to)!.offline, 10);
     assert.equal(rows.get(to)!.archive, ARCHIVED);
     const stanzas = (await offline.fetch(HOST, heavy, 100)).map((m) => m.stanza).sort();
-    assert.deepEqual(stanzas, Array.from({ length: 10 }, (_, i) => `<message id="during${i}"/>`).sort());
+    assert.deepEqual(stanzas, [...Array.from({ length: 5 }, (_, i) => `<message id="frozen${i}"/>`), ...Array.from({ length: 5 }, (_, i) => `<message id="live${i}"/>`)].sort());
     assert.equal((await rowsOf(bystander)).get(from)!.offline, 1);
   } finally {
     await storage.close();

@@ -20,7 +20,7 @@ import type { Logger } from '../core/logger.js';
 import { ConfigError, StorageError } from '../xmpp/errors.js';
 import { CircuitBreaker } from './breaker.js';
 import type { Dialect } from './migrations.js';
-import { copyUser, deleteUserRows } from './mover.js';
+import { copyArchive, copyUser, dropMovedUser, SMALL_TABLES, syncArchive } from './mover.js';
 import type { Backend } from './mysql.js';
 import { HashRing } from './ring.js';
 import type { Database } from './schema.js';
@@ -93,6 +93,8 @@ export class ShardedStorage implements Storage {
   readonly #overrides = new Map<string, string>();
   readonly #directory: string | null;
   readonly #factory: BackendFactory | null;
+  /** Users whose move has begun (one move per user at a time). */
+  readonly #moving = new Set<string>();
   /** Users being moved: their operations wait on the promise. */
   readonly #frozen = new Map<string, Promise<void>>();
   /** Operations in flight per user (only counted where moves are possible). */
@@ -371,49 +373,69 @@ export class ShardedStorage implements Storage {
   // ------------------------------------------------------------------ moves
 
   /**
-   * Moves one user's data to another shard while Parley runs. The user's new operations
-   * wait (others are untouched); once the ones in flight finish, the rows are copied to
-   * the target, the directory is switched, the old rows are deleted, and the waiting
-   * operations run on the target. A message to the user during the move waits too: none
-   * is lost. An interrupted move leaves the user where they were.
+   * Moves one user's data to another shard while Parley runs. First, with the user still
+   * live on the old shard, the archive (the big table) is copied. Then the user's new
+   * operations wait (others are untouched); once the ones in flight finish, the other
+   * tables are copied and the archive brought up to date, the directory is switched, and
+   * the waiting operations run on the target. The old rows are deleted after the freeze
+   * (nobody reads them any more). A message to the user during the freeze waits with it:
+   * none is lost. An interrupted move leaves the user where they were.
    */
-  async moveUser(host: string, username: string, target: string): Promise<MoveResult> {
+  async moveUser(host: string, username: string, target: string, hooks?: { onFrozen?: () => void }): Promise<MoveResult> {
     if (!this.#movable) throw new StorageError('moving users needs the mysql driver with a shard map', false);
     if (!this.#shards.has(target)) throw new ConfigError('shard', `no shard "${target}" (shards: ${this.shardNames.join(', ')})`);
     const jid = jidKey(host, username);
-    if (this.#frozen.has(jid)) throw new StorageError(`${jid} is already being moved`, true);
-    let release!: () => void;
-    this.#frozen.set(jid, new Promise<void>((r) => (release = r)));
-    const started = performance.now();
+    if (this.#moving.has(jid)) throw new StorageError(`${jid} is already being moved`, true);
+    this.#moving.add(jid);
+    let frozenMs = 0;
     try {
-      await this.#waitIdle(jid);
       const from = this.placeOf(host, username);
-      if (from === target) return { jid, from, to: target, moved: false, rows: 0, frozenMs: performance.now() - started };
-      const src = this.#shards.get(from)!;
+      if (from === target) return { jid, from, to: target, moved: false, rows: 0, frozenMs };
+      const src = () => this.#shards.get(from)!.backend.db;
       const exists = await this.#run(from, 'move: find user', (db) =>
         db.selectFrom('users').select('username').where('host', '=', host).where('username', '=', username).executeTakeFirst(),
       );
       if (!exists) throw new StorageError(`${jid} has no account on shard ${from}`, false);
-      const rows = await this.#run(target, 'move: copy user', (dst) => copyUser(src.backend.db, dst, host, username));
+      const dropCopy = () => this.#run(target, 'move: drop copy', (db) => dropMovedUser(db, host, username)).catch(() => 0);
+      // 1. The archive, live: the user keeps writing to the old shard meanwhile.
+      let pre: { rows: number; lastId: number | null };
       try {
+        await this.#run(target, 'move: clear target', (db) => dropMovedUser(db, host, username));
+        pre = await this.#run(target, 'move: copy archive', (dst) => copyArchive(src(), dst, host, username, null));
+      } catch (e) {
+        await dropCopy();
+        throw e;
+      }
+      // 2. The freeze: the rest, and what the archive gained or lost since.
+      let release!: () => void;
+      this.#frozen.set(jid, new Promise<void>((r) => (release = r)));
+      const started = performance.now();
+      let rows = pre.rows;
+      try {
+        hooks?.onFrozen?.();
+        await this.#waitIdle(jid);
+        rows += await this.#run(target, 'move: copy user', (dst) => copyUser(src(), dst, host, username, SMALL_TABLES));
+        rows += await this.#run(target, 'move: sync archive', (dst) => syncArchive(src(), dst, host, username, pre.lastId));
         await this.#setOverride(host, username, this.#ring.lookup(jid) === target ? null : target);
       } catch (e) {
         // The directory was not switched: the user stays on `from`; drop the copy.
-        await this.#run(target, 'move: drop copy', (db) => db.transaction().execute((tx) => deleteUserRows(tx, host, username))).catch(() => {});
+        await dropCopy();
         throw e;
+      } finally {
+        frozenMs = performance.now() - started;
+        this.#frozen.delete(jid);
+        release();
       }
+      // 3. The old rows, now read by nobody.
       try {
-        await this.#run(from, 'move: delete old rows', (db) => db.transaction().execute((tx) => deleteUserRows(tx, host, username)));
+        await this.#run(from, 'move: delete old rows', (db) => dropMovedUser(db, host, username));
       } catch (e) {
-        // The move is done (the directory points at the target); the old rows are orphans, invisible to everyone.
         this.#opts.log?.warn({ jid, shard: from, err: describeError(e) }, 'moved user: old rows left behind; delete them when the shard is back');
       }
-      const frozenMs = performance.now() - started;
       this.#opts.log?.info({ jid, from, to: target, rows, frozenMs: Math.round(frozenMs) }, 'user moved');
       return { jid, from, to: target, moved: true, rows, frozenMs };
     } finally {
-      this.#frozen.delete(jid);
-      release();
+      this.#moving.delete(jid);
     }
   }
 
