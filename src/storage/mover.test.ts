@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqlite } from './sqlite.js';
-import { USER_TABLES } from './mover.js';
+import { copyArchive, dropMovedUser, syncArchive, USER_TABLES } from './mover.js';
 
 test('USER_TABLES lists every table with host and username columns except shard_directory', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'parley-mover-'));
@@ -30,6 +30,43 @@ test('USER_TABLES lists every table with host and username columns except shard_
       await storage.close();
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('syncArchive: a late row and a deleted one that leave the count alike are both found; the tail is added', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-mover-'));
+  const a = await openSqlite({ file: join(dir, 'a.db'), busyTimeoutMs: 1000 });
+  const b = await openSqlite({ file: join(dir, 'b.db'), busyTimeoutMs: 1000 });
+  try {
+    const H = 'x.test';
+    const row = (id: number, user = 'u') => ({ host: H, username: user, id, with_jid: 'p@x.test', with_resource: '', direction: 'in', stanza: `<m n='${id}'/>`, created_at: id });
+    const ids = (s: typeof a, user = 'u') =>
+      s.forUser(H, user, 'ids', (db) => db.selectFrom('archive').select('id').where('username', '=', user).orderBy('id').execute()).then((r) => r.map((x) => Number(x.id)));
+    await a.forUser(H, 'u', 'fill', (db) => db.insertInto('archive').values([1, 2, 4, 5, 6, 7, 8, 9, 10].map((i) => row(i))).execute());
+    await a.forUser(H, 'v', 'fill', (db) => db.insertInto('archive').values(row(5, 'v')).execute());
+    await b.forUser(H, 'u', 'stale', (db) => db.insertInto('archive').values(row(99)).execute());
+    const [src] = await a.forEachShard('db', async (db) => db);
+    const [dst] = await b.forEachShard('db', async (db) => db);
+    // Step 1: the live copy (after clearing what an earlier attempt left).
+    await dropMovedUser(dst!, H, 'u');
+    const pre = await copyArchive(src!, dst!, H, 'u', null);
+    assert.deepEqual(pre, { rows: 9, lastId: 10 });
+    // Meanwhile on the source: a message committed late with a lower id, one undone, two new.
+    await a.forUser(H, 'u', 'late', (db) => db.insertInto('archive').values([row(3), row(11), row(12)]).execute());
+    await a.forUser(H, 'u', 'undo', (db) => db.deleteFrom('archive').where('username', '=', 'u').where('id', '=', 7).execute());
+    // Step 2, under the freeze.
+    const changed = await syncArchive(src!, dst!, H, 'u', pre.lastId);
+    assert.equal(changed, 4, 'one late row, one deleted row, two new rows');
+    assert.deepEqual(await ids(b), await ids(a));
+    assert.deepEqual(await ids(b), [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12]);
+    assert.deepEqual(await ids(b, 'v'), [], "another user's rows are not copied");
+    // Step 3: the source forgets the user, not the neighbour.
+    assert.equal(await dropMovedUser(src!, H, 'u'), 11);
+    assert.deepEqual(await ids(a, 'v'), [5]);
+  } finally {
+    await a.close();
+    await b.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
