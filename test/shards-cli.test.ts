@@ -95,7 +95,7 @@ test('init, SIGHUP reload, a refused bad map, an online move, status with the se
 
   for (let i = 0; i < 12; i++) assert.equal((await parley('user', 'add', `p${i}`, 'pw')).code, 0);
   const list = await parley('user', 'list');
-  assert.equal(list.out.trim().split('\n').length, 12, 'the listing fans out over both shards');
+  assert.equal(list.out.trim().split('\n').length, 12, `the listing fans out over both shards: ${list.out}`);
 
   server = spawn(process.execPath, [BIN, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

@@ -412,6 +412,7 @@ test('a shard server frozen (SIGSTOP): its users get errors after the timeouts; 
   assert.ok(thawed);
   await ledger.settle();
   t.diagnostic(ledger.report());
+  if (ledger.accounted !== ledger.sent.size) t.diagnostic(`unaccounted; shard status: ${JSON.stringify(ts.server.storage.status())}`);
   ledger.assertBalanced();
   assert.ok(ledger.bounced.size > 0, 'messages to the frozen shard were bounced after the timeouts, not held for ever');
   await breakerClosed('s2');

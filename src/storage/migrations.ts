@@ -176,6 +176,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
 /** Brings a database to the latest schema. Safe to call on every start, and twice. */
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
   const all = migrations(dialect);
+  // Already up to date: skip the migration lock (on MySQL one lock for the whole server,
+  // which every node and shard opening at once would otherwise queue on).
+  const done = await db
+    .selectFrom('kysely_migration')
+    .select('name')
+    .execute()
+    .then((rows: Array<{ name: string }>) => new Set(rows.map((r) => r.name)))
+    .catch(() => new Set<string>());
+  if (Object.keys(all).every((name) => done.has(name))) return [];
   const provider: MigrationProvider = { getMigrations: async () => all };
   const migrator = new Migrator({ db, provider });
   const { error, results } = await migrator.migrateToLatest();

@@ -43,19 +43,25 @@ export function mysqlSettings(config: Config): MysqlSettings {
 /** Opens one shard's pool and brings its schema up to date (under MySQL's migration lock). */
 export async function openMysqlShard(spec: ShardSpec, tuning: MysqlTuning): Promise<Backend> {
   const backend = openMysqlBackend(spec, tuning);
+  // Migrations on a connection of their own, without the query timeout: waiting for the
+  // migration lock while another node migrates is not a failure.
+  const migrator = openMysqlBackend(spec, { ...tuning, poolSize: 1, queryTimeoutMs: 10 * 60_000 });
   try {
-    await migrateToLatest(backend.db, 'mysql');
+    await migrateToLatest(migrator.db, 'mysql');
   } catch (e) {
     await backend.close();
     const code = (e as { cause?: { code?: string } }).cause?.code;
     const hint = code === 'ER_BAD_DB_ERROR' ? ' (the database does not exist: run `parley shards init`)' : '';
     throw new StorageError(`shard ${spec.name} (${shardAddress(spec)}): ${e instanceof Error ? e.message : String(e)}${hint}`, false, { cause: e });
+  } finally {
+    await migrator.close();
   }
   return backend;
 }
 
 /** Sharded MySQL storage from a shard map. */
 export function openMysqlStorage(map: ShardMap, s: MysqlSettings, log?: Log): Promise<ShardedStorage> {
-  const opts: ShardedOptions = { ...s, dialect: 'mysql', log, healthTimeoutMs: Math.min(s.queryTimeoutMs, 2000) };
+  // An operation is a few queries (a transaction): allow a connect and two full query timeouts.
+  const opts: ShardedOptions = { ...s, dialect: 'mysql', log, healthTimeoutMs: Math.min(s.queryTimeoutMs, 2000), opTimeoutMs: s.connectTimeoutMs + 2 * s.queryTimeoutMs };
   return ShardedStorage.fromMap(opts, map, (spec) => openMysqlShard(spec, s));
 }

@@ -258,7 +258,6 @@ test('operations for a user being moved wait and land on the target; other users
 
     const r = await move;
     assert.equal(r.moved, true);
-    assert.ok(r.frozenMs > bystanderMs, `the move held ${heavy} for ${r.frozenMs.toFixed(0)} ms`);
     assert.deepEqual(await Promise.all(pushes), Array(10).fill('stored'));
     assert.deepEqual(heldUntilMoved, Array(5).fill(true), 'every write issued under the freeze waited until the directory pointed at the target');
     const rows = await rowsOf(heavy);

@@ -41,6 +41,12 @@ export interface ShardedOptions {
   healthTimeoutMs: number;
   /** How long a move waits for the user's operations in flight before giving up. */
   moveTimeoutMs: number;
+  /**
+   * The longest one operation may take, all its queries together (0: no limit). Past it
+   * the caller gets a transient error, as for a lost connection, so no message waits on
+   * a database for ever; the driver's own timeouts normally fire first.
+   */
+  opTimeoutMs?: number;
 }
 
 /** Opens (and migrates) a backend for a shard; used at start and by reloads. */
@@ -204,7 +210,7 @@ export class ShardedStorage implements Storage {
   }
 
   forEachShard<T>(what: string, fn: (db: Kysely<Database>, shard: string) => Promise<T>): Promise<T[]> {
-    return Promise.all([...this.#shards.keys()].map((name) => this.#run(name, `${what} (all shards)`, (db) => fn(db, name))));
+    return Promise.all([...this.#shards.keys()].map((name) => this.#run(name, `${what} (all shards)`, (db) => fn(db, name), { long: true })));
   }
 
   /** Waits while the user is frozen (or, for account creation, while users are pinned); then counts the operation. */
@@ -256,7 +262,7 @@ export class ShardedStorage implements Storage {
       backend.inFlight++;
       shard.ops++;
       try {
-        const r = await fn(backend.db);
+        const r = await withDeadline(fn(backend.db), opts?.long ? 0 : (this.#opts.opTimeoutMs ?? 0));
         shard.breaker.success();
         return r;
       } catch (e) {
@@ -396,12 +402,12 @@ export class ShardedStorage implements Storage {
         db.selectFrom('users').select('username').where('host', '=', host).where('username', '=', username).executeTakeFirst(),
       );
       if (!exists) throw new StorageError(`${jid} has no account on shard ${from}`, false);
-      const dropCopy = () => this.#run(target, 'move: drop copy', (db) => dropMovedUser(db, host, username)).catch(() => 0);
+      const dropCopy = () => this.#run(target, 'move: drop copy', (db) => dropMovedUser(db, host, username), { long: true }).catch(() => 0);
       // 1. The archive, live: the user keeps writing to the old shard meanwhile.
       let pre: { rows: number; lastId: number | null };
       try {
-        await this.#run(target, 'move: clear target', (db) => dropMovedUser(db, host, username));
-        pre = await this.#run(target, 'move: copy archive', (dst) => copyArchive(src(), dst, host, username, null));
+        await this.#run(target, 'move: clear target', (db) => dropMovedUser(db, host, username), { long: true });
+        pre = await this.#run(target, 'move: copy archive', (dst) => copyArchive(src(), dst, host, username, null), { long: true });
       } catch (e) {
         await dropCopy();
         throw e;
@@ -414,8 +420,8 @@ export class ShardedStorage implements Storage {
       try {
         hooks?.onFrozen?.();
         await this.#waitIdle(jid);
-        rows += await this.#run(target, 'move: copy user', (dst) => copyUser(src(), dst, host, username, SMALL_TABLES));
-        rows += await this.#run(target, 'move: sync archive', (dst) => syncArchive(src(), dst, host, username, pre.lastId));
+        rows += await this.#run(target, 'move: copy user', (dst) => copyUser(src(), dst, host, username, SMALL_TABLES), { long: true });
+        rows += await this.#run(target, 'move: sync archive', (dst) => syncArchive(src(), dst, host, username, pre.lastId), { long: true });
         await this.#setOverride(host, username, this.#ring.lookup(jid) === target ? null : target);
       } catch (e) {
         // The directory was not switched: the user stays on `from`; drop the copy.
@@ -428,7 +434,7 @@ export class ShardedStorage implements Storage {
       }
       // 3. The old rows, now read by nobody.
       try {
-        await this.#run(from, 'move: delete old rows', (db) => dropMovedUser(db, host, username));
+        await this.#run(from, 'move: delete old rows', (db) => dropMovedUser(db, host, username), { long: true });
       } catch (e) {
         this.#opts.log?.warn({ jid, shard: from, err: describeError(e) }, 'moved user: old rows left behind; delete them when the shard is back');
       }
@@ -636,6 +642,16 @@ export class ShardedStorage implements Storage {
     if (this.#health) clearInterval(this.#health);
     await Promise.all([...[...this.#shards.values()].map((s) => s.backend.close()), ...[...this.#retired].map((b) => b.close())]);
   }
+}
+
+/** Rejects with an ambiguous failure (the work may still complete) when `p` takes longer than `ms`. */
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  if (ms <= 0) return p;
+  let timer: NodeJS.Timeout;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${ms} ms`), { code: 'PROTOCOL_SEQUENCE_TIMEOUT' })), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 function describeError(e: unknown): string {

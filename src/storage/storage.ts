@@ -23,6 +23,8 @@ export interface OpOptions {
   idempotent?: boolean;
   /** The operation creates accounts: it waits while a shard map change pins users. */
   creates?: boolean;
+  /** Bulk work (moves, sweeps) exempt from the per-operation deadline. */
+  long?: boolean;
 }
 
 /** What tools show of one shard (`parley shards status`, the admin API). */
