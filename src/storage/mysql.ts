@@ -121,7 +121,11 @@ export function openMysqlBackend(spec: ShardSpec, t: MysqlTuning): Backend {
     // READ COMMITTED: an INSERT ... SELECT (the offline queue's bounded insert) reads
     // without next-key locks, so users whose rows sit next to each other in an index do
     // not deadlock each other. Queued before the connection's first query.
-    c.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', () => {});
+    // With the query timeout too: a command without one would hold every query queued
+    // behind it on this connection for as long as the server does not answer.
+    c.query({ sql: 'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', timeout: t.queryTimeoutMs }, (err) => {
+      if (err) c.destroy();
+    });
   });
   let ended = false;
   const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: timedPool(pool, t, () => (ended = true)) }) });

@@ -45,7 +45,7 @@ export async function openMysqlShard(spec: ShardSpec, tuning: MysqlTuning): Prom
   const backend = openMysqlBackend(spec, tuning);
   // Migrations on a connection of their own, without the query timeout: waiting for the
   // migration lock while another node migrates is not a failure.
-  const migrator = openMysqlBackend(spec, { ...tuning, poolSize: 1, queryTimeoutMs: 10 * 60_000 });
+  const migrator = openMysqlBackend(spec, { ...tuning, poolSize: 2, queryTimeoutMs: 10 * 60_000 });
   try {
     await migrateToLatest(migrator.db, 'mysql');
   } catch (e) {
