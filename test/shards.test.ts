@@ -384,7 +384,7 @@ test('a shard fails over to its replica mid-run: writes held while it catches up
   assert.equal(page.count, mine.length, 'the archive on the promoted replica is complete');
 });
 
-test('a shard server frozen (SIGSTOP): its users get errors after the timeouts; users of the other shard are not held up', { skip, timeout: 60_000 }, async (t) => {
+test('a shard server frozen (SIGSTOP): messages to its users are delivered (unarchived) or bounced, none held for ever; users of the other shard are not held up', { skip, timeout: 60_000 }, async (t) => {
   const [a1, a2, a3] = usersOn('s1').slice(11);
   const [b1] = usersOn('s2').slice(10);
   const ledger = new Ledger();
@@ -414,7 +414,9 @@ test('a shard server frozen (SIGSTOP): its users get errors after the timeouts; 
   t.diagnostic(ledger.report());
   if (ledger.accounted !== ledger.sent.size) t.diagnostic(`unaccounted; shard status: ${JSON.stringify(ts.server.storage.status())}`);
   ledger.assertBalanced();
-  assert.ok(ledger.bounced.size > 0, 'messages to the frozen shard were bounced after the timeouts, not held for ever');
+  // Whether a message to b1 bounced depends on what its delivery needed from s2 (cached
+  // privacy lists need nothing; an archive write that fails does not bounce): both are fine.
+  for (const cond of new Set(ledger.bounced.values())) assert.match(cond, /^wait\/(internal-server-error|resource-constraint)$/);
   await breakerClosed('s2');
   await ca1.send(xml('message', { to: jid(b1!), type: 'chat', id: 'after-thaw' }, xml('body', null, 'after-thaw')));
   await cb1.waitFor((el) => el.getChildText('body') === 'after-thaw', 5000, 'a message after the thaw');
