@@ -19,13 +19,16 @@ export function parseConfig(input: unknown): Config {
   return configSchema.parse(input ?? {}, '');
 }
 
-/** Reads and validates a YAML file; relative paths in it are relative to the file. */
-export function loadConfigFile(file: string): LoadedConfig {
+/**
+ * Reads a YAML file into plain data; an unreadable file or a syntax error is a
+ * ConfigError naming the file (and the line), with `key` as the key path (or none).
+ */
+export function readYamlFile(file: string, key = ''): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError('', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new ConfigError(key, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -33,7 +36,13 @@ export function loadConfigFile(file: string): LoadedConfig {
     const pos = err.linePos?.[0];
     throw new ConfigError('', `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: YAML syntax: ${err.message.split('\n')[0]}`);
   }
-  const config = parseConfig(doc.toJS());
+  return doc.toJS();
+}
+
+/** Reads and validates a YAML file; relative paths in it are relative to the file. */
+export function loadConfigFile(file: string): LoadedConfig {
+  const data = readYamlFile(file);
+  const config = parseConfig(data);
   config.dataDir = resolveFrom(dirname(resolve(file)), config.dataDir);
   config.storage.mysql.shardMap = resolveFrom(dirname(resolve(file)), config.storage.mysql.shardMap);
   if (config.tls.cert) config.tls.cert = resolveFrom(dirname(resolve(file)), config.tls.cert);

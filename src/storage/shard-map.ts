@@ -13,10 +13,9 @@
  *   s2: { database: parley_s2, host: 10.0.0.12 }
  *   s3: { database: parley_s3, draining: true }   # takes no new users
  */
-import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { ConfigError } from '../xmpp/errors.js';
 import { bool, int, obj, str } from '../config/schema-dsl.js';
+import { readYamlFile } from '../config/load.js';
 
 export interface ShardSpec {
   name: string;
@@ -95,19 +94,7 @@ export function parseShardMap(input: unknown, source = 'shard map'): ShardMap {
 
 /** Reads and validates a shard map file. */
 export function loadShardMap(file: string): ShardMap {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigError('storage.mysql.shardMap', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const err = doc.errors[0]!;
-    const pos = err.linePos?.[0];
-    throw new ConfigError('', `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: YAML syntax: ${err.message.split('\n')[0]}`);
-  }
-  return parseShardMap(doc.toJS(), file);
+  return parseShardMap(readYamlFile(file, 'storage.mysql.shardMap'), file);
 }
 
 /** host:port/database, for logs and status (never the password). */
