@@ -19,11 +19,22 @@ start_mariadb() {
   for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null && return 0; sleep 1; done
   echo "test deps: MariaDB did not come up on 127.0.0.1:3306" >&2
 }
-trap start_mariadb EXIT
+# The cluster tests use Redis on 127.0.0.1:6379 (PARLEY_TEST_REDIS names another).
+start_redis() {
+  [ -n "${PARLEY_TEST_REDIS:-}" ] && return 0
+  (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && return 0
+  have redis-server || return 0
+  echo "test deps: starting Redis on 127.0.0.1:6379..." >&2
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null 2>&1 || true
+  for _ in $(seq 1 20); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && return 0; sleep 0.5; done
+  echo "test deps: Redis did not come up on 127.0.0.1:6379" >&2
+}
+trap 'start_mariadb; start_redis' EXIT
 
 missing=()
 [ -x "$CHROMIUM" ] || missing+=(chromium)
 if ! have mariadbd || ! have mariadb-install-db; then missing+=(mariadb-server); fi
+have redis-server || missing+=(redis-server)
 if [ "${#missing[@]}" -eq 0 ]; then exit 0; fi
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
@@ -35,6 +46,7 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
       chromium) apt-get install -y -qq chromium >/dev/null ;;
       # Only the server binaries: the tests run their own mariadbd, nothing else is configured.
       mariadb-server) apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null ;;
+      redis-server) apt-get install -y -qq --no-install-recommends redis-server >/dev/null ;;
     esac
   done
   exit 0
@@ -44,6 +56,9 @@ for pkg in "${missing[@]}"; do
   case "$pkg" in
     chromium)
       echo "test deps: Chromium is missing at $CHROMIUM; install it with: sudo apt-get install chromium" >&2
+      status=1 ;;
+    redis-server)
+      echo "test deps: redis-server is missing; install it with: sudo apt-get install redis-server" >&2
       status=1 ;;
     mariadb-server) # not fatal: the tests that need it skip themselves
       echo "test deps: mariadbd / mariadb-install-db are missing, private-MariaDB tests will be skipped; install them with: sudo apt-get install mariadb-server" >&2 ;;
