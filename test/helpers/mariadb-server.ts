@@ -378,6 +378,25 @@ export async function startPrivateMariadb(opts: { port?: number; extraArgs?: str
   function signal(sig: NodeJS.Signals): void {
     if (!child || child.exitCode !== null || child.signalCode !== null) throw new Error(`mariadbd is not running (cannot send ${sig})`);
     child.kill(sig);
+    // Return only once the kernel shows the new state (every thread stopped, or running
+    // again), so a query sent right after a freeze cannot be answered.
+    const want = sig === 'SIGSTOP' ? /^[tT]$/ : /^[^tT]$/;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (let i = 0; i < 200; i++) {
+      if (want.test(processState(child.pid!))) return;
+      Atomics.wait(pause, 0, 0, 5);
+    }
+    throw new Error(`mariadbd did not reach the state ${sig} asks for`);
+  }
+
+  /** The state letter of /proc/PID/stat (R, S, T...), '' when it cannot be read. */
+  function processState(pid: number): string {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    } catch {
+      return '';
+    }
   }
 
   try {
