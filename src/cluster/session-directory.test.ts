@@ -1,0 +1,133 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { RedisSessionDirectory } from './session-directory.js';
+
+const URL = process.env.PARLEY_TEST_REDIS ?? 'redis://127.0.0.1:6379';
+const prefixes: string[] = [];
+const open: RedisSessionDirectory[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function dir(prefix: string, nodeId: string): RedisSessionDirectory {
+  const d = new RedisSessionDirectory({ url: URL, prefix, nodeId });
+  open.push(d);
+  return d;
+}
+
+function newPrefix(): string {
+  const p = `parley-test-${randomBytes(4).toString('hex')}`;
+  prefixes.push(p);
+  return p;
+}
+
+async function until(what: string, check: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await sleep(10);
+  }
+}
+
+const view = (d: RedisSessionDirectory, bare: string) =>
+  d
+    .resolve(bare)
+    .map((e) => `${e.resource}@${e.node}:${e.priority}:${e.available ? 'a' : 'u'}`)
+    .sort()
+    .join(' ');
+
+after(async () => {
+  for (const d of open) await d.stop().catch(() => {});
+  const r = new Redis(URL);
+  for (const p of prefixes) {
+    const keys = await r.keys(`${p}:*`);
+    if (keys.length) await r.del(...keys);
+  }
+  r.disconnect();
+});
+
+test('sessions bound on one node resolve on the others from memory; changes and removals follow in order', async () => {
+  const p = newPrefix();
+  const a = dir(p, 'A');
+  const b = dir(p, 'B');
+  await a.start();
+  await b.start();
+  await a.set('ann@x.test/phone', 5, true);
+  await a.set('ann@x.test/web', 0, true);
+  await b.set('ann@x.test/desk', 1, true);
+  await until('b sees all of ann', () => view(b, 'ann@x.test') === 'desk@B:1:a phone@A:5:a web@A:0:a');
+  await until('a sees all of ann', () => view(a, 'ann@x.test') === 'desk@B:1:a phone@A:5:a web@A:0:a');
+  assert.deepEqual(b.locate('ann@x.test/phone'), { node: 'A', priority: 5, available: true });
+  // 200 quick changes arrive in order: the last one wins.
+  for (let i = 0; i < 200; i++) await a.set('ann@x.test/phone', i, i % 2 === 0);
+  await until('the last change', () => b.locate('ann@x.test/phone')?.priority === 199);
+  assert.equal(b.locate('ann@x.test/phone')?.available, false);
+  await a.remove('ann@x.test/web');
+  await until('web gone', () => view(b, 'ann@x.test') === 'desk@B:1:a phone@A:199:u');
+  assert.equal(b.resolve('nobody@x.test').length, 0);
+});
+
+test('a node that starts late loads what the others hold; a gap in the changes reloads that node', async () => {
+  const p = newPrefix();
+  const a = dir(p, 'A');
+  await a.start();
+  for (let i = 0; i < 50; i++) await a.set(`u${i}@x.test/r`, 0, true);
+  const late = dir(p, 'C');
+  await late.start();
+  assert.equal(late.sessionsOf('A').length, 50, 'loaded at start');
+  // A change published with a sequence number past the next one: C reloads A's hash.
+  const r = new Redis(URL);
+  await r.hset(`${p}:sessions:A`, 'extra@x.test/r', JSON.stringify({ p: 3, a: true }), '#seq', '1000');
+  await r.publish(`${p}:sessions`, JSON.stringify({ node: 'A', seq: 1000, op: 'set', jid: 'extra@x.test/r', priority: 3, available: true }));
+  r.disconnect();
+  await until('reloaded', () => late.locate('extra@x.test/r')?.priority === 3);
+  assert.equal(late.sessionsOf('A').length, 51);
+});
+
+test('a dead node: every survivor forgets its sessions, the one that declared it dead deletes them and gets the JIDs once', async () => {
+  const p = newPrefix();
+  const a = dir(p, 'A');
+  const b = dir(p, 'B');
+  const c = dir(p, 'C');
+  for (const d of [a, b, c]) await d.start();
+  await a.set('ann@x.test/r1', 0, true);
+  await a.set('bob@x.test/r1', 0, true);
+  await b.set('ann@x.test/r2', 0, true);
+  await until('c sees a', () => c.sessionsOf('A').length === 2 && c.sessionsOf('B').length === 1);
+  // A dies (no stop(): its hash stays); C declared it dead, B only heard of it.
+  const gone = await c.dropNode('A', true);
+  assert.deepEqual(gone.sort(), ['ann@x.test/r1', 'bob@x.test/r1']);
+  assert.deepEqual((await b.dropNode('A', false)).sort(), ['ann@x.test/r1', 'bob@x.test/r1']);
+  assert.equal(view(c, 'ann@x.test'), 'r2@B:0:a');
+  assert.equal(view(b, 'ann@x.test'), 'r2@B:0:a');
+  const r = new Redis(URL);
+  assert.equal(await r.exists(`${p}:sessions:A`), 0, 'the hash is deleted');
+  r.disconnect();
+  // A later node does not see A's sessions again.
+  const d = dir(p, 'D');
+  await d.start();
+  assert.equal(view(d, 'ann@x.test'), 'r2@B:0:a');
+});
+
+test('after Redis loses everything, nodes write their live sessions again and the others reload them', async () => {
+  const p = newPrefix();
+  const a = dir(p, 'A');
+  const b = dir(p, 'B');
+  await a.start();
+  await b.start();
+  await a.set('ann@x.test/r1', 2, true);
+  await until('b sees ann', () => view(b, 'ann@x.test') === 'r1@A:2:a');
+  const r = new Redis(URL);
+  const keys = await r.keys(`${p}:*`);
+  await r.del(...keys);
+  r.disconnect();
+  // The node still has its sessions in memory: it writes them again.
+  await a.republish([
+    { jid: 'ann@x.test/r1', priority: 2, available: true },
+    { jid: 'cat@x.test/r9', priority: 0, available: false },
+  ]);
+  await until('b reloaded a', () => view(b, 'cat@x.test') === 'r9@A:0:u' && view(b, 'ann@x.test') === 'r1@A:2:a');
+  const late = dir(p, 'C');
+  await late.start();
+  assert.equal(late.sessionsOf('A').length, 2);
+});

@@ -1,0 +1,244 @@
+/**
+ * The cluster's session directory on Redis (issue 7, part 2): every online resource
+ * (full JID → node, priority, availability), with a local replica on every node so that
+ * resolving where a JID lives costs no round trip (presence fan-out to hundreds of
+ * contacts reads memory).
+ *
+ * - Each node owns one hash, `<prefix>:sessions:<node>` (field: full JID; value: JSON),
+ *   with a `#seq` field; a change writes the hash and publishes it on `<prefix>:sessions`
+ *   with the same sequence number, in one MULTI.
+ * - A replica applies a node's changes in sequence; a gap (a lost message, a restart)
+ *   reloads that node's hash. `start()` loads every hash.
+ * - When a node dies, every survivor drops its entries; the one that declared it dead
+ *   deletes its hash (`dropNode(node, true)`) and gets the JIDs back, to send unavailable
+ *   presence for them once.
+ * - After a Redis restart (or a flush), each node writes its live sessions again
+ *   (`republish`), and the others reload them.
+ */
+import { Redis } from 'ioredis';
+
+export interface DirectoryEntry {
+  node: string;
+  priority: number;
+  available: boolean;
+}
+
+export interface DirectoryOptions {
+  url: string;
+  prefix: string;
+  nodeId: string;
+}
+
+type Change = { node: string; seq: number; op: 'set'; jid: string; priority: number; available: boolean } | { node: string; seq: number; op: 'del'; jid: string } | { node: string; seq: number; op: 'reset' };
+
+const SEQ = '#seq';
+
+function splitJid(full: string): [bare: string, resource: string] {
+  const slash = full.indexOf('/');
+  return slash < 0 ? [full, ''] : [full.slice(0, slash), full.slice(slash + 1)];
+}
+
+export class RedisSessionDirectory {
+  readonly #o: DirectoryOptions;
+  readonly #redis: Redis;
+  readonly #sub: Redis;
+  /** bare JID → resource → entry */
+  readonly #byBare = new Map<string, Map<string, DirectoryEntry>>();
+  /** node → its full JIDs */
+  readonly #byNode = new Map<string, Set<string>>();
+  /** Last sequence number applied per node. */
+  readonly #seq = new Map<string, number>();
+  #mySeq = 0;
+  readonly #reloading = new Map<string, Promise<void>>();
+  /** Changes that arrived while their node's hash was being read. */
+  readonly #held = new Map<string, Change[]>();
+
+  constructor(opts: DirectoryOptions) {
+    this.#o = opts;
+    const redisOpts = { lazyConnect: true, maxRetriesPerRequest: 2 };
+    this.#redis = new Redis(opts.url, redisOpts);
+    this.#sub = new Redis(opts.url, redisOpts);
+    this.#redis.on('error', () => {});
+    this.#sub.on('error', () => {});
+  }
+
+  #key(node: string): string {
+    return `${this.#o.prefix}:sessions:${node}`;
+  }
+
+  get #channel(): string {
+    return `${this.#o.prefix}:sessions`;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.#redis.connect(), this.#sub.connect()]);
+    this.#sub.on('message', (_c: string, raw: string) => this.#onMessage(raw));
+    await this.#sub.subscribe(this.#channel);
+    // Our own hash starts empty (a restarted node's old sessions are gone).
+    await this.#redis.del(this.#key(this.#o.nodeId));
+    let cursor = '0';
+    const nodes: string[] = [];
+    do {
+      const [next, keys] = await this.#redis.scan(cursor, 'MATCH', `${this.#o.prefix}:sessions:*`, 'COUNT', 500);
+      cursor = next;
+      for (const k of keys) nodes.push(k.slice(`${this.#o.prefix}:sessions:`.length));
+    } while (cursor !== '0');
+    await Promise.all(nodes.filter((n) => n !== this.#o.nodeId).map((n) => this.#reload(n)));
+  }
+
+  async stop(): Promise<void> {
+    await this.#redis.del(this.#key(this.#o.nodeId)).catch(() => 0);
+    this.#sub.disconnect();
+    this.#redis.disconnect();
+  }
+
+  // ------------------------------------------------------------ reads (no I/O)
+
+  /** The online resources of a bare JID, on every node. */
+  resolve(bare: string): Array<{ resource: string } & DirectoryEntry> {
+    const m = this.#byBare.get(bare);
+    return m ? [...m].map(([resource, e]) => ({ resource, ...e })) : [];
+  }
+
+  /** Where one full JID is bound, if anywhere. */
+  locate(full: string): DirectoryEntry | undefined {
+    const [bare, resource] = splitJid(full);
+    return this.#byBare.get(bare)?.get(resource);
+  }
+
+  /** Full JIDs a node holds, as this replica knows them. */
+  sessionsOf(node: string): string[] {
+    return [...(this.#byNode.get(node) ?? [])];
+  }
+
+  // ------------------------------------------------------------ this node's sessions
+
+  /** A session of this node was bound or changed priority/availability. */
+  async set(full: string, priority: number, available: boolean): Promise<void> {
+    const node = this.#o.nodeId;
+    this.#apply(node, full, { node, priority, available });
+    await this.#write({ node, seq: 0, op: 'set', jid: full, priority, available });
+  }
+
+  /** A session of this node ended. */
+  async remove(full: string): Promise<void> {
+    this.#apply(this.#o.nodeId, full, null);
+    await this.#write({ node: this.#o.nodeId, seq: 0, op: 'del', jid: full });
+  }
+
+  /** Writes this node's live sessions again (after Redis lost them). */
+  async republish(sessions: Iterable<{ jid: string; priority: number; available: boolean }>): Promise<void> {
+    const node = this.#o.nodeId;
+    const seq = ++this.#mySeq;
+    const m = this.#redis.multi().del(this.#key(node));
+    for (const s of sessions) m.hset(this.#key(node), s.jid, JSON.stringify({ p: s.priority, a: s.available }));
+    m.hset(this.#key(node), SEQ, String(seq));
+    m.publish(this.#channel, JSON.stringify({ node, seq, op: 'reset' } satisfies Change));
+    await m.exec();
+  }
+
+  async #write(c: Change): Promise<void> {
+    const seq = ++this.#mySeq;
+    const m = this.#redis.multi();
+    if (c.op === 'set') m.hset(this.#key(c.node), c.jid, JSON.stringify({ p: c.priority, a: c.available }));
+    else if (c.op === 'del') m.hdel(this.#key(c.node), c.jid);
+    m.hset(this.#key(c.node), SEQ, String(seq));
+    m.publish(this.#channel, JSON.stringify({ ...c, seq }));
+    await m.exec();
+  }
+
+  // ------------------------------------------------------------ other nodes
+
+  /**
+   * Forgets a dead node's sessions; `owner` (the node that declared it dead) also deletes
+   * its hash. Returns the full JIDs it held (for unavailable presence, sent once).
+   */
+  async dropNode(node: string, owner: boolean): Promise<string[]> {
+    const jids = this.sessionsOf(node);
+    for (const j of jids) this.#apply(node, j, null);
+    this.#byNode.delete(node);
+    this.#seq.delete(node);
+    if (owner) await this.#redis.del(this.#key(node));
+    return jids;
+  }
+
+  #onMessage(raw: string): void {
+    let c: Change;
+    try {
+      c = JSON.parse(raw) as Change;
+    } catch {
+      return;
+    }
+    if (c.node === this.#o.nodeId || typeof c.seq !== 'number') return;
+    const held = this.#held.get(c.node);
+    if (held) {
+      held.push(c); // replayed once the reload is in
+      return;
+    }
+    this.#applyChange(c);
+  }
+
+  #applyChange(c: Change): void {
+    const last = this.#seq.get(c.node) ?? 0;
+    if (c.seq <= last) return; // already in what we loaded
+    if (c.op === 'reset' || c.seq !== last + 1) {
+      void this.#reload(c.node);
+      return;
+    }
+    this.#seq.set(c.node, c.seq);
+    if (c.op === 'set') this.#apply(c.node, c.jid, { node: c.node, priority: c.priority, available: c.available });
+    else this.#apply(c.node, c.jid, null);
+  }
+
+  /** Replaces what the replica holds of a node with its hash. */
+  #reload(node: string): Promise<void> {
+    let p = this.#reloading.get(node);
+    if (p) return p;
+    this.#held.set(node, []);
+    p = (async () => {
+      try {
+        const h = await this.#redis.hgetall(this.#key(node));
+        for (const j of this.sessionsOf(node)) this.#apply(node, j, null);
+        for (const [jid, v] of Object.entries(h)) {
+          if (jid === SEQ) continue;
+          try {
+            const e = JSON.parse(v) as { p: number; a: boolean };
+            this.#apply(node, jid, { node, priority: e.p, available: e.a });
+          } catch {
+            // a bad field is skipped
+          }
+        }
+        this.#seq.set(node, Number(h[SEQ] ?? 0));
+      } finally {
+        this.#reloading.delete(node);
+        const held = this.#held.get(node) ?? [];
+        this.#held.delete(node);
+        // What was written after the read applies in order; what was before is skipped.
+        for (const c of held.sort((a, b) => a.seq - b.seq)) this.#applyChange(c);
+      }
+    })();
+    this.#reloading.set(node, p);
+    return p;
+  }
+
+  #apply(node: string, full: string, e: DirectoryEntry | null): void {
+    const [bare, resource] = splitJid(full);
+    let byRes = this.#byBare.get(bare);
+    let mine = this.#byNode.get(node);
+    if (e === null) {
+      if (byRes?.get(resource)?.node === node) {
+        byRes.delete(resource);
+        if (byRes.size === 0) this.#byBare.delete(bare);
+      }
+      mine?.delete(full);
+      if (mine?.size === 0) this.#byNode.delete(node);
+      return;
+    }
+    if (!byRes) this.#byBare.set(bare, (byRes = new Map()));
+    const prev = byRes.get(resource);
+    if (prev && prev.node !== node) this.#byNode.get(prev.node)?.delete(full);
+    byRes.set(resource, e);
+    if (!mine) this.#byNode.set(node, (mine = new Set()));
+    mine.add(full);
+  }
+}
