@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What `npm test` needs besides npm packages: Chromium for the browser tests, and the
 # MariaDB server binaries (mariadbd, mariadb-install-db) for tests that run a private
-# database server (test/helpers/mariadb-server.ts).
+# database server (test/helpers/mariadb-server.ts), Redis for the cluster tests, and haproxy
+# for tests that put a private haproxy in front of nodes (test/helpers/haproxy.ts; never
+# started as a service here).
 # As root (CI, a fresh Debian machine) they are installed from apt; otherwise we say how.
 set -euo pipefail
 CHROMIUM="${CHROMIUM_PATH:-/usr/bin/chromium}"
@@ -35,6 +37,7 @@ missing=()
 [ -x "$CHROMIUM" ] || missing+=(chromium)
 if ! have mariadbd || ! have mariadb-install-db; then missing+=(mariadb-server); fi
 have redis-server || missing+=(redis-server)
+have haproxy || missing+=(haproxy)
 if [ "${#missing[@]}" -eq 0 ]; then exit 0; fi
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
@@ -47,6 +50,10 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
       # Only the server binaries: the tests run their own mariadbd, nothing else is configured.
       mariadb-server) apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null ;;
       redis-server) apt-get install -y -qq --no-install-recommends redis-server >/dev/null ;;
+      # The tests run their own haproxy; stop the service the package may have started.
+      haproxy)
+        apt-get install -y -qq --no-install-recommends haproxy >/dev/null
+        { service haproxy stop || true; } >/dev/null 2>&1 ;;
     esac
   done
   exit 0
@@ -60,6 +67,8 @@ for pkg in "${missing[@]}"; do
     redis-server)
       echo "test deps: redis-server is missing; install it with: sudo apt-get install redis-server" >&2
       status=1 ;;
+    haproxy) # not fatal: the tests that need it skip themselves
+      echo "test deps: haproxy is missing, haproxy tests will be skipped; install it with: sudo apt-get install haproxy" >&2 ;;
     mariadb-server) # not fatal: the tests that need it skip themselves
       echo "test deps: mariadbd / mariadb-install-db are missing, private-MariaDB tests will be skipped; install them with: sudo apt-get install mariadb-server" >&2 ;;
   esac

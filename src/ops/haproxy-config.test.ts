@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HAPROXY_DEFAULTS, haproxyConfig } from './haproxy-config.js';
+import { haveHaproxy } from '../../test/helpers/haproxy.js';
+
+// Compiled to dist/src/ops/: the repository root is three levels up.
+const DEPLOY = new URL('../../../deploy/haproxy.cfg', import.meta.url);
+
+test('deploy/haproxy.cfg is haproxyConfig() with the defaults', () => {
+  assert.equal(readFileSync(DEPLOY, 'utf8'), haproxyConfig(HAPROXY_DEFAULTS));
+});
+
+test('every node appears in each backend, the BOSH one with its cookie and the c2s one checked on its HTTP port', () => {
+  const cfg = haproxyConfig({
+    nodes: [
+      { name: 'a', host: '10.0.0.1', c2sPort: 5222, httpPort: 5280 },
+      { name: 'b', host: '10.0.0.2', c2sPort: 5222, httpPort: 5280 },
+    ],
+    checkInterval: 200,
+  });
+  for (const name of ['a', 'b']) {
+    const host = name === 'a' ? '10.0.0.1' : '10.0.0.2';
+    assert.match(cfg, new RegExp(`backend c2s\\n[^]*server ${name} ${host}:5222 check port 5280\\n[^]*\\nbackend bosh`));
+    assert.match(cfg, new RegExp(`backend bosh\\n[^]*server ${name} ${host}:5280 cookie ${name} check\\n[^]*\\nbackend websocket`));
+    assert.match(cfg, new RegExp(`backend websocket\\n[^]*server ${name} ${host}:5280 check\\n`));
+  }
+  assert.match(cfg, /default-server inter 200ms fall 3 rise 2\n/);
+});
+
+test('the BOSH server timeout exceeds the hold time', () => {
+  assert.match(haproxyConfig({ boshHoldSeconds: 120 }), /backend bosh[\s\S]*timeout server 135s/);
+});
+
+test('bad or repeated node names are refused', () => {
+  const node = { host: '127.0.0.1', c2sPort: 1, httpPort: 2 };
+  assert.throws(() => haproxyConfig({ nodes: [] }), /no nodes/);
+  assert.throws(() => haproxyConfig({ nodes: [{ ...node, name: 'a b' }] }), /bad node name/);
+  assert.throws(() => haproxyConfig({ nodes: [{ ...node, name: 'a' }, { ...node, name: 'a' }] }), /must differ/);
+});
+
+test('haproxy accepts the configuration', { skip: !haveHaproxy() && 'haproxy is not installed' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-haproxy-check-'));
+  try {
+    const file = join(dir, 'haproxy.cfg');
+    writeFileSync(file, haproxyConfig());
+    const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/usr/local/sbin` };
+    const r = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8', env });
+    const out = `${r.stdout}${r.stderr}`;
+    assert.equal(r.status, 0, out);
+    assert.doesNotMatch(out, /WARNING|ALERT/, out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
