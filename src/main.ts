@@ -14,6 +14,8 @@ import type { ModuleDefinition } from './core/module.js';
 import { openStorage } from './storage/open.js';
 import type { ShardedStorage } from './storage/sharded.js';
 import { adminRoutes } from './ops/admin-api.js';
+import { healthRoutes } from './ops/health.js';
+import { ClusterNode } from './cluster/cluster-node.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
 import { StreamError } from './xmpp/errors.js';
 import { startC2sListener, startC2sTlsListener } from './transports/tcp/tcp-listener.js';
@@ -48,6 +50,8 @@ export interface RunningServer {
   readonly bosh: BoshManager | null;
   /** The storage router (shard status, reloads, moves). */
   readonly storage: ShardedStorage;
+  /** This node's cluster part, when `cluster.driver` is redis. */
+  readonly cluster: ClusterNode | null;
   /** The port a listener is bound to (tests start listeners on port 0). */
   port(name: 'c2s' | 'c2sTls' | 'http'): number;
   stop(): Promise<void>;
@@ -63,27 +67,46 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const storage = await openStorage(config, log);
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
+  let cluster: ClusterNode | null = null;
   const listeners: Record<string, Listener> = {};
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
     core = new ServerCore({ config, log, storage, users: new SqlUserStore(storage), tls });
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
+    if (config.cluster.driver === 'redis') {
+      const cc = config.cluster;
+      cluster = new ClusterNode(core, {
+        url: cc.url,
+        prefix: cc.prefix,
+        nodeId: cc.nodeId,
+        listen: cc.listen,
+        advertise: cc.advertise,
+        secret: cc.secret,
+        heartbeatMs: cc.heartbeat,
+        leaseMs: cc.lease,
+        queueLimit: cc.queueLimit,
+      });
+      core.router.attachCluster(cluster);
+      core.cluster = cluster;
+      await cluster.start();
+    }
     if (config.listen.c2s.enabled) listeners.c2s = await startC2sListener(core);
     if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(core);
     if (config.listen.http.enabled) {
       bosh = config.bosh.enabled ? new BoshManager(core) : null;
-      listeners.http = await startHttpListener(core, { bosh, routes: [adminRoutes(core, storage)] });
+      listeners.http = await startHttpListener(core, { bosh, routes: [healthRoutes(core), adminRoutes(core, storage)] });
     }
   } catch (e) {
     bosh?.stop();
     for (const l of Object.values(listeners)) await l.close();
+    await cluster?.stop().catch(() => undefined);
     await core?.modules.stopAll();
     await storage.close();
     throw e;
   }
   const c = core;
   for (const l of Object.values(listeners)) log.info({ listener: l.name, address: `${l.address.address}:${l.address.port}` }, 'listening');
-  log.info({ domain: config.domain, tls: c.tls.source, modules: c.modules.names }, 'Parley started');
+  log.info({ domain: config.domain, tls: c.tls.source, modules: c.modules.names, node: cluster?.nodeId }, 'Parley started');
 
   let stopping: Promise<void> | null = null;
   return {
@@ -91,6 +114,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     listeners,
     bosh,
     storage,
+    cluster,
     port(name) {
       const l = listeners[name];
       if (!l) throw new Error(`listener ${name} is not running`);
@@ -99,15 +123,28 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     stop() {
       stopping ??= (async () => {
         log.info('shutting down');
+        c.draining = true;
+        if (cluster && config.cluster.drainTimeout > 0) {
+          // Draining: the load balancer sees /health/ready fail and sends new sessions
+          // elsewhere; then clients are told to reconnect (to another node behind it).
+          const wait = Math.min(config.cluster.drainTimeout, 2 * 1000);
+          await new Promise((r) => setTimeout(r, wait));
+        }
         // Stop accepting first; the listeners' promises settle once their connections are gone.
         const closed = Promise.all(Object.values(listeners).map((l) => l.close()));
         bosh?.stop();
-        for (const s of [...c.connections]) s.close(new StreamError('system-shutdown', 'the server is shutting down'));
+        const target = config.cluster.reconnectHost;
+        const goodbye = () =>
+          cluster && target
+            ? new StreamError('see-other-host', 'this node is shutting down; reconnect through the load balancer', target)
+            : new StreamError('system-shutdown', 'the server is shutting down');
+        for (const s of [...c.connections]) s.close(goodbye());
         // Each connection gets closeTimeout to close its side; then hooks finish their work.
         const deadline = Date.now() + config.limits.closeTimeout + 1000;
         while (c.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
         if (!(await c.settle(10_000))) log.warn('shutdown: some background work did not finish in time');
+        await cluster?.stop();
         await c.modules.stopAll();
         await storage.close();
         log.info('stopped');

@@ -79,6 +79,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   priority = 0;
   presence: XmlElement | null = null;
   rosterRequested = false;
+  flags = 0;
 
   constructor(core: ServerCore, transport: C2sTransport) {
     this.#core = core;

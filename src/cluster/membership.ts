@@ -40,13 +40,29 @@ export interface MembershipOptions {
 
 export type MemberEvent = { type: 'join' | 'leave' | 'dead'; node: string };
 
-/** Renews the lease only if the entry is still there. */
+/**
+ * Renews the lease only if the entry is still there (1). When it is not: if the cluster's
+ * epoch key is gone or changed, Redis lost its data (a restart): the node adds itself
+ * again and learns the epoch (2, epoch); else the node was declared dead (0).
+ */
 const HEARTBEAT = `
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
-  return 1
+  return {1, ARGV[3]}
 end
-return 0`;
+local epoch = redis.call('GET', KEYS[2])
+if epoch == ARGV[3] then return {0, epoch} end
+if not epoch then
+  redis.call('SET', KEYS[2], ARGV[4])
+  epoch = ARGV[4]
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return {2, epoch}`;
+
+/** The cluster's epoch: created by the first node, read by the others. */
+const EPOCH = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])`;
 
 /** Joins unless a live node holds the id; an expired holder is replaced. */
 const JOIN = `
@@ -75,6 +91,9 @@ export class RedisMembership {
   onChange: ((e: MemberEvent) => void) | null = null;
   /** This node's lease was lost (it was declared dead): it must give up its sessions. */
   onExpelled: (() => void) | null = null;
+  /** Redis lost the cluster's data (restarted empty); this node is a member again and must write its state again. */
+  onReset: (() => void) | null = null;
+  #epoch = '';
 
   constructor(opts: MembershipOptions) {
     this.nodeId = opts.nodeId ?? `node-${randomBytes(6).toString('hex')}`;
@@ -95,6 +114,10 @@ export class RedisMembership {
     return `${this.#o.prefix}:membership`;
   }
 
+  get #epochKey(): string {
+    return `${this.#o.prefix}:epoch`;
+  }
+
   /** The live nodes as this node sees them (itself included once joined). */
   members(): string[] {
     return [...this.#view].sort();
@@ -104,6 +127,7 @@ export class RedisMembership {
     await Promise.all([this.#redis.connect(), this.#sub.connect()]);
     await this.#sub.subscribe(this.#channel);
     this.#sub.on('message', (_channel: string, raw: string) => this.#event(raw));
+    this.#epoch = (await this.#redis.eval(EPOCH, 1, this.#epochKey, randomBytes(8).toString('hex'))) as string;
     const now = Date.now();
     const ok = await this.#redis.eval(JOIN, 1, this.#members, this.nodeId, now + this.#o.leaseMs, now);
     if (ok !== 1) {
@@ -162,13 +186,20 @@ export class RedisMembership {
 
   async #heartbeat(): Promise<void> {
     if (!this.#joined) return;
-    let renewed: unknown;
+    let renewed: [number, string];
     try {
-      renewed = await this.#redis.eval(HEARTBEAT, 1, this.#members, this.nodeId, Date.now() + this.#o.leaseMs);
+      renewed = (await this.#redis.eval(HEARTBEAT, 2, this.#members, this.#epochKey, this.nodeId, Date.now() + this.#o.leaseMs, this.#epoch, randomBytes(8).toString('hex'))) as [number, string];
     } catch {
       return; // Redis unreachable: the lease runs on; the next heartbeat tries again
     }
-    if (renewed === 0 && this.#joined) this.#expel();
+    if (!this.#joined) return;
+    if (renewed[0] === 0) this.#expel();
+    else if (renewed[0] === 2) {
+      this.#epoch = renewed[1];
+      await this.#publish('join').catch(() => 0);
+      await this.#refresh();
+      this.onReset?.();
+    }
   }
 
   #expel(): void {

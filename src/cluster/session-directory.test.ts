@@ -52,14 +52,14 @@ test('sessions bound on one node resolve on the others from memory; changes and 
   const b = dir(p, 'B');
   await a.start();
   await b.start();
-  await a.set('ann@x.test/phone', 5, true);
-  await a.set('ann@x.test/web', 0, true);
-  await b.set('ann@x.test/desk', 1, true);
+  await a.set('ann@x.test/phone', { priority: 5, available: true });
+  await a.set('ann@x.test/web', { priority: 0, available: true });
+  await b.set('ann@x.test/desk', { priority: 1, available: true });
   await until('b sees all of ann', () => view(b, 'ann@x.test') === 'desk@B:1:a phone@A:5:a web@A:0:a');
   await until('a sees all of ann', () => view(a, 'ann@x.test') === 'desk@B:1:a phone@A:5:a web@A:0:a');
   assert.deepEqual(b.locate('ann@x.test/phone'), { node: 'A', priority: 5, available: true });
   // 200 quick changes arrive in order: the last one wins.
-  for (let i = 0; i < 200; i++) await a.set('ann@x.test/phone', i, i % 2 === 0);
+  for (let i = 0; i < 200; i++) await a.set('ann@x.test/phone', { priority: i, available: i % 2 === 0 });
   await until('the last change', () => b.locate('ann@x.test/phone')?.priority === 199);
   assert.equal(b.locate('ann@x.test/phone')?.available, false);
   await a.remove('ann@x.test/web');
@@ -71,7 +71,7 @@ test('a node that starts late loads what the others hold; a gap in the changes r
   const p = newPrefix();
   const a = dir(p, 'A');
   await a.start();
-  for (let i = 0; i < 50; i++) await a.set(`u${i}@x.test/r`, 0, true);
+  for (let i = 0; i < 50; i++) await a.set(`u${i}@x.test/r`, { priority: 0, available: true });
   const late = dir(p, 'C');
   await late.start();
   assert.equal(late.sessionsOf('A').length, 50, 'loaded at start');
@@ -90,9 +90,9 @@ test('a dead node: every survivor forgets its sessions, the one that declared it
   const b = dir(p, 'B');
   const c = dir(p, 'C');
   for (const d of [a, b, c]) await d.start();
-  await a.set('ann@x.test/r1', 0, true);
-  await a.set('bob@x.test/r1', 0, true);
-  await b.set('ann@x.test/r2', 0, true);
+  await a.set('ann@x.test/r1', { priority: 0, available: true });
+  await a.set('bob@x.test/r1', { priority: 0, available: true });
+  await b.set('ann@x.test/r2', { priority: 0, available: true });
   await until('c sees a', () => c.sessionsOf('A').length === 2 && c.sessionsOf('B').length === 1);
   // A dies (no stop(): its hash stays); C declared it dead, B only heard of it.
   const gone = await c.dropNode('A', true);
@@ -115,7 +115,7 @@ test('after Redis loses everything, nodes write their live sessions again and th
   const b = dir(p, 'B');
   await a.start();
   await b.start();
-  await a.set('ann@x.test/r1', 2, true);
+  await a.set('ann@x.test/r1', { priority: 2, available: true });
   await until('b sees ann', () => view(b, 'ann@x.test') === 'r1@A:2:a');
   const r = new Redis(URL);
   const keys = await r.keys(`${p}:*`);

@@ -21,15 +21,26 @@ export interface DirectoryEntry {
   node: string;
   priority: number;
   available: boolean;
+  /** The last available presence (XML), when the session is available. */
+  presence?: string;
+  /** Session traits other nodes act on (SessionFlag bits: roster pushes, carbons, invisible). */
+  flags?: number;
+  /** When the resource was bound (ms since the epoch): the newer binding wins a conflict. */
+  bound?: number;
 }
+
+/** What a node publishes about one of its sessions. */
+export type SessionState = Omit<DirectoryEntry, 'node'>;
 
 export interface DirectoryOptions {
   url: string;
   prefix: string;
   nodeId: string;
+  /** Called on every change of the replica (entry null: the resource is gone). */
+  onEntry?: (full: string, entry: DirectoryEntry | null, node: string) => void;
 }
 
-type Change = { node: string; seq: number; op: 'set'; jid: string; priority: number; available: boolean } | { node: string; seq: number; op: 'del'; jid: string } | { node: string; seq: number; op: 'reset' };
+type Change = { node: string; seq: number; op: 'set'; jid: string; e: SessionState } | { node: string; seq: number; op: 'del'; jid: string } | { node: string; seq: number; op: 'reset' };
 
 const SEQ = '#seq';
 
@@ -76,6 +87,11 @@ export class RedisSessionDirectory {
     await this.#sub.subscribe(this.#channel);
     // Our own hash starts empty (a restarted node's old sessions are gone).
     await this.#redis.del(this.#key(this.#o.nodeId));
+    await this.reloadAll();
+  }
+
+  /** Reads every other node's hash again (at start, and after Redis lost its data). */
+  async reloadAll(): Promise<void> {
     let cursor = '0';
     const nodes: string[] = [];
     do {
@@ -113,11 +129,26 @@ export class RedisSessionDirectory {
 
   // ------------------------------------------------------------ this node's sessions
 
-  /** A session of this node was bound or changed priority/availability. */
-  async set(full: string, priority: number, available: boolean): Promise<void> {
+  /** A session of this node was bound or changed (priority, availability, presence, flags). */
+  async set(full: string, state: SessionState): Promise<void> {
     const node = this.#o.nodeId;
-    this.#apply(node, full, { node, priority, available });
-    await this.#write({ node, seq: 0, op: 'set', jid: full, priority, available });
+    this.#apply(node, full, { node, ...state });
+    await this.#write({ node, seq: 0, op: 'set', jid: full, e: state });
+  }
+
+  /**
+   * Claims a full JID for this node and returns the node that held it before (null when
+   * none): that node's session is the older one and ends with a conflict. Two nodes
+   * binding the same JID at once each get the other's name from one of the two claims.
+   */
+  async claim(full: string): Promise<string | null> {
+    const prev = (await this.#redis.eval(CLAIM, 1, `${this.#o.prefix}:owners`, full, this.#o.nodeId)) as string | null;
+    return prev && prev !== this.#o.nodeId ? prev : null;
+  }
+
+  /** Gives a claim up (the session ended), unless another node holds it by now. */
+  async release(full: string): Promise<void> {
+    await this.#redis.eval(RELEASE, 1, `${this.#o.prefix}:owners`, full, this.#o.nodeId);
   }
 
   /** A session of this node ended. */
@@ -127,11 +158,14 @@ export class RedisSessionDirectory {
   }
 
   /** Writes this node's live sessions again (after Redis lost them). */
-  async republish(sessions: Iterable<{ jid: string; priority: number; available: boolean }>): Promise<void> {
+  async republish(sessions: Iterable<{ jid: string } & SessionState>): Promise<void> {
     const node = this.#o.nodeId;
     const seq = ++this.#mySeq;
     const m = this.#redis.multi().del(this.#key(node));
-    for (const s of sessions) m.hset(this.#key(node), s.jid, JSON.stringify({ p: s.priority, a: s.available }));
+    for (const s of sessions) {
+      m.hset(this.#key(node), s.jid, encodeState(s));
+      m.hset(`${this.#o.prefix}:owners`, s.jid, node);
+    }
     m.hset(this.#key(node), SEQ, String(seq));
     m.publish(this.#channel, JSON.stringify({ node, seq, op: 'reset' } satisfies Change));
     await m.exec();
@@ -140,7 +174,7 @@ export class RedisSessionDirectory {
   async #write(c: Change): Promise<void> {
     const seq = ++this.#mySeq;
     const m = this.#redis.multi();
-    if (c.op === 'set') m.hset(this.#key(c.node), c.jid, JSON.stringify({ p: c.priority, a: c.available }));
+    if (c.op === 'set') m.hset(this.#key(c.node), c.jid, encodeState(c.e));
     else if (c.op === 'del') m.hdel(this.#key(c.node), c.jid);
     m.hset(this.#key(c.node), SEQ, String(seq));
     m.publish(this.#channel, JSON.stringify({ ...c, seq }));
@@ -158,7 +192,15 @@ export class RedisSessionDirectory {
     for (const j of jids) this.#apply(node, j, null);
     this.#byNode.delete(node);
     this.#seq.delete(node);
-    if (owner) await this.#redis.del(this.#key(node));
+    if (owner) {
+      await this.#redis.del(this.#key(node));
+      // Its claims go too, where no other node took them since.
+      for (let i = 0; i < jids.length; i += 500) {
+        const m = this.#redis.multi();
+        for (const j of jids.slice(i, i + 500)) m.eval(RELEASE, 1, `${this.#o.prefix}:owners`, j, node);
+        await m.exec();
+      }
+    }
     return jids;
   }
 
@@ -186,7 +228,7 @@ export class RedisSessionDirectory {
       return;
     }
     this.#seq.set(c.node, c.seq);
-    if (c.op === 'set') this.#apply(c.node, c.jid, { node: c.node, priority: c.priority, available: c.available });
+    if (c.op === 'set') this.#apply(c.node, c.jid, { node: c.node, ...c.e });
     else this.#apply(c.node, c.jid, null);
   }
 
@@ -202,8 +244,7 @@ export class RedisSessionDirectory {
         for (const [jid, v] of Object.entries(h)) {
           if (jid === SEQ) continue;
           try {
-            const e = JSON.parse(v) as { p: number; a: boolean };
-            this.#apply(node, jid, { node, priority: e.p, available: e.a });
+            this.#apply(node, jid, { node, ...decodeState(v) });
           } catch {
             // a bad field is skipped
           }
@@ -229,6 +270,7 @@ export class RedisSessionDirectory {
       if (byRes?.get(resource)?.node === node) {
         byRes.delete(resource);
         if (byRes.size === 0) this.#byBare.delete(bare);
+        this.#o.onEntry?.(full, null, node);
       }
       mine?.delete(full);
       if (mine?.size === 0) this.#byNode.delete(node);
@@ -240,5 +282,30 @@ export class RedisSessionDirectory {
     byRes.set(resource, e);
     if (!mine) this.#byNode.set(node, (mine = new Set()));
     mine.add(full);
+    this.#o.onEntry?.(full, e, node);
   }
+}
+
+/** Sets the owner of a full JID and returns the previous one. */
+const CLAIM = `
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return prev`;
+
+/** Deletes the owner of a full JID if it is still ARGV[2]. */
+const RELEASE = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0`;
+
+function encodeState(s: SessionState): string {
+  return JSON.stringify({ p: s.priority, a: s.available, x: s.presence, f: s.flags, b: s.bound });
+}
+
+function decodeState(v: string): SessionState {
+  const e = JSON.parse(v) as { p: number; a: boolean; x?: string; f?: number; b?: number };
+  const s: SessionState = { priority: e.p, available: e.a };
+  if (e.x !== undefined) s.presence = e.x;
+  if (e.f !== undefined) s.flags = e.f;
+  if (e.b !== undefined) s.bound = e.b;
+  return s;
 }

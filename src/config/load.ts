@@ -16,7 +16,15 @@ export interface LoadedConfig {
 
 /** Validates an already-parsed object (tests build configs this way). */
 export function parseConfig(input: unknown): Config {
-  return configSchema.parse(input ?? {}, '');
+  const config = configSchema.parse(input ?? {}, '');
+  checkAcrossKeys(config);
+  return config;
+}
+
+/** Rules that tie several keys together. */
+function checkAcrossKeys(c: Config): void {
+  if (c.cluster.lease < 2 * c.cluster.heartbeat) throw new ConfigError('cluster.lease', `must last at least two heartbeats (cluster.heartbeat is ${c.cluster.heartbeat} ms, the lease ${c.cluster.lease} ms)`);
+  if (c.cluster.nodeId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(c.cluster.nodeId)) throw new ConfigError('cluster.nodeId', 'letters, digits, - and _ only (1 to 64 characters)');
 }
 
 /**

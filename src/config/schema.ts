@@ -185,6 +185,29 @@ export const configSchema = obj({
     },
     'personal eventing (XEP-0163): avatars (XEP-0084), nicknames, OMEMO keys, ...',
   ),
+  cluster: obj(
+    {
+      driver: oneOf(['none', 'redis'] as const, { doc: 'none: one process with the in-process session directory; redis: nodes sharing Redis form a cluster', default: 'none' }),
+      url: str({ doc: 'Redis URL (redis://[:password@]host:port[/db])', default: 'redis://127.0.0.1:6379', minLength: 1 }),
+      prefix: str({ doc: 'prefix of the cluster\'s Redis keys (several clusters can share one Redis)', default: 'parley', pattern: /^[A-Za-z0-9_.:-]+$/, patternDoc: 'letters, digits and _ . : -' }),
+      nodeId: optionalStr({ doc: 'this node\'s name in the cluster (letters, digits, - and _); generated when unset' }),
+      listen: obj(
+        {
+          host: host('127.0.0.1'),
+          port: port(0),
+        },
+        'where this node takes the links of the other nodes (stanzas between nodes)',
+      ),
+      advertise: optionalStr({ doc: 'the host other nodes reach this one at (default: listen.host; set it when listening on 0.0.0.0)' }),
+      secret: optionalStr({ doc: 'shared secret that authenticates nodes to each other (HMAC); without it the cluster port must be on a private network' }),
+      heartbeat: duration({ doc: 'how often a node renews its lease', default: '1s', min: '50ms' }),
+      lease: duration({ doc: 'a node silent this long is declared dead (at least two heartbeats)', default: '5s', min: '200ms' }),
+      queueLimit: int({ doc: 'stanzas queued for one other node before senders get resource-constraint (wait)', default: 50000, min: 100 }),
+      drainTimeout: duration({ doc: 'on shutdown, how long clients are given to leave after being told to reconnect elsewhere', default: '2s' }),
+      reconnectHost: optionalStr({ doc: 'host[:port] clients are sent to on shutdown (see-other-host), e.g. the haproxy address; without it they get system-shutdown' }),
+    },
+    'cluster of nodes on Redis (issue 7); off unless driver is redis',
+  ),
   admin: obj(
     {
       token: optionalStr({ doc: 'bearer token of the admin HTTP API (/admin/v1/ on the HTTP listener) and of `parley shards`; the API is off when unset' }),

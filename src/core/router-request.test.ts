@@ -34,6 +34,7 @@ function setup() {
       priority: 0,
       presence: x('presence'),
       rosterRequested: false,
+      flags: 0,
       isAvailable: true,
       isClosed: false,
       got,

@@ -28,6 +28,15 @@ export interface RouterDeps {
 }
 
 /**
+ * In a cluster: this node's id (in the ids of the IQs it sends), and how a reply to an
+ * IQ another node sent reaches that node.
+ */
+export interface RouterCluster {
+  readonly nodeId: string;
+  routeOn(node: string, stanza: XmlElement): boolean;
+}
+
+/**
  * What a stanza filter decides: null lets the stanza through, 'drop' discards it
  * silently, a StanzaError bounces it to its sender with that error.
  */
@@ -74,6 +83,7 @@ export class Router {
   /** IQs the server sent on its own or an account's behalf, waiting for their reply (by id). */
   readonly #pendingIqs = new Map<string, { to: string; from: string; resolve(reply: XmlElement): void; timer: NodeJS.Timeout }>();
   #iqSeq = 0;
+  #cluster: RouterCluster | null = null;
 
   constructor(deps: RouterDeps) {
     this.#d = deps;
@@ -83,6 +93,10 @@ export class Router {
 
   get domain(): string {
     return this.#d.domain;
+  }
+
+  attachCluster(c: RouterCluster | null): void {
+    this.#cluster = c;
   }
 
   isLocal(jid: Jid): boolean {
@@ -301,7 +315,7 @@ export class Router {
    * Hands a message for an account with no available resource to offline storage.
    * Unknown accounts and refusals bounce to the sender.
    */
-  toOffline(stanza: XmlElement, from: Jid, to: Jid): void {
+  toOffline(stanza: XmlElement, from: Jid, to: Jid, opts?: { stagesDone?: boolean }): void {
     const bare = to.toBare();
     // One recipient's messages are stored one after the other, so they keep their order.
     // Messages held by the message stages for this account go first.
@@ -310,7 +324,7 @@ export class Router {
     // The account check and the stages (the archive write) start at once; only the
     // stores are chained, so a burst of offline messages is archived in a few batches.
     const exists = this.#d.userExists(bare.local);
-    const msg = this.stages.isEmpty ? null : { stanza, from, to, stanzaIds: new Map<string, string>() };
+    const msg = this.stages.isEmpty || opts?.stagesDone ? null : { stanza, from, to, stanzaIds: new Map<string, string>() };
     const accepted = msg === null ? undefined : exists.then((ok) => (ok ? this.stages.accept(msg) : undefined));
     exists.catch(() => undefined); // awaited below, in order; not an unhandled rejection meanwhile
     accepted?.catch(() => undefined);
@@ -337,6 +351,30 @@ export class Router {
       if (this.#offlineQueue.get(bare.bare) === tail) this.#offlineQueue.delete(bare.bare);
     });
     this.#run(stanza, from, to, work);
+  }
+
+  /**
+   * A message that was on its way to a resource that is gone (it ended, or its cluster
+   * node died) after the delivery stages (archive, carbons) ran for it: the user's
+   * available resources now, else offline storage. The stages do not run again.
+   */
+  redeliver(stanza: XmlElement, from: Jid, to: Jid): void {
+    const type = stanza.attrs.type ?? 'normal';
+    if (type === 'error' || type === 'groupchat') return;
+    const target = to.resource !== '' ? this.#d.sessions.get(to) : undefined;
+    if (target && !target.isClosed) {
+      target.deliver(stanza);
+      return;
+    }
+    const available = this.#d.sessions.available(to.bare);
+    let best = -1;
+    for (const s of available) if (s.priority > best) best = s.priority;
+    if (best >= 0) {
+      for (const s of available) if (s.priority === best && (type !== 'headline' || s.priority >= 0)) s.deliver(stanza);
+      return;
+    }
+    if (type === 'headline') return;
+    this.toOffline(stanza, from, to, { stagesDone: true });
   }
 
   #presenceToBare(stanza: XmlElement, from: Jid, to: Jid): void {
@@ -427,7 +465,9 @@ export class Router {
    */
   request(iq: XmlElement, from: Jid, to: Jid, timeoutMs = 10_000): Promise<XmlElement> {
     if (this.#pendingIqs.size >= MAX_PENDING_IQS) return Promise.reject(new StanzaError('resource-constraint', 'too many IQs waiting for a reply'));
-    const id = `parley-${(++this.#iqSeq).toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    // In a cluster the id names this node: a reply routed on another node finds its way back.
+    const node = this.#cluster?.nodeId;
+    const id = `parley-${(++this.#iqSeq).toString(36)}-${Math.random().toString(36).slice(2, 10)}${node ? `@${node}` : ''}`;
     iq.attrs.id = id;
     iq.attrs.from = from.full;
     iq.attrs.to = to.full;
@@ -445,7 +485,17 @@ export class Router {
   /** A result or error IQ for the server or an account: the reply to a request(), or dropped. */
   #takeReply(stanza: XmlElement, from: Jid, to: Jid): void {
     const id = stanza.attrs.id;
-    if (id === undefined || this.#pendingIqs.size === 0) return;
+    if (id === undefined) return;
+    const c = this.#cluster;
+    if (c && id.startsWith('parley-')) {
+      const at = id.lastIndexOf('@');
+      const node = at < 0 ? '' : id.slice(at + 1);
+      if (node !== '' && node !== c.nodeId) {
+        c.routeOn(node, stanza);
+        return;
+      }
+    }
+    if (this.#pendingIqs.size === 0) return;
     const p = this.#pendingIqs.get(id);
     // SECURITY: only the addressed entity may answer (no spoofed replies from others).
     if (!p || p.to !== from.full || p.from !== to.full) return;

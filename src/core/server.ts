@@ -18,6 +18,13 @@ import type { Services } from './services.js';
 import type { TlsIdentity } from './tls.js';
 import { VerifiedPasswordCache } from '../auth/plain-cache.js';
 
+/** What the core and the operations side see of this node's cluster membership. */
+export interface ClusterView {
+  readonly nodeId: string;
+  members(): string[];
+  stats(): Record<string, unknown>;
+}
+
 export interface ServerCoreDeps {
   config: Config;
   log: Logger;
@@ -42,6 +49,10 @@ export class ServerCore {
   readonly modules: ModuleHost;
   readonly streamFeatures: StreamFeatureProvider[] = [];
   readonly startedAt = new Date();
+  /** This node's cluster, when `cluster.driver` is redis. */
+  cluster: ClusterView | null = null;
+  /** Shutting down: health says not ready, no new sessions. */
+  draining = false;
   /** Recent PLAIN logins, so logging in again skips PBKDF2. */
   readonly verifiedPasswords: VerifiedPasswordCache;
   /** Work started for stanzas and sessions that shutdown must wait for (offline hand-off). */

@@ -81,6 +81,11 @@ export interface PresenceService {
    * old audience included (going visible).
    */
   applyPolicyChange<T>(user: Jid, change: () => T | Promise<T>, opts?: { forgetDirected?: LocalSession; republish?: LocalSession }): Promise<T>;
+  /**
+   * Resources that ended without saying so (their cluster node died): their unavailable
+   * presence goes to the users' subscribers and other resources, once.
+   */
+  sessionsGone(jids: Jid[]): Promise<void>;
 }
 
 export interface Services {

@@ -9,6 +9,18 @@ import type { StreamError } from '../xmpp/errors.js';
 export type TransportKind = 'tcp' | 'bosh' | 'websocket';
 export type StanzaKind = 'message' | 'presence' | 'iq';
 
+/** Session traits other nodes of a cluster need to act on (bits of LocalSession.flags). */
+export const SessionFlag = {
+  /** XEP-0280: the resource takes carbon copies. */
+  Carbons: 1,
+  /** XEP-0186: the resource is invisible (the server sends no presence for it). */
+  Invisible: 2,
+} as const;
+
+/**
+ * A client session: one of this node's (the c2s state machine) or, in a cluster, a
+ * stand-in for one on another node (`node` set; delivering forwards to that node).
+ */
 export interface LocalSession {
   /** Stream id: unique per session. */
   readonly id: string;
@@ -24,6 +36,10 @@ export interface LocalSession {
   presence: XmlElement | null;
   /** The client asked for its roster: it gets roster pushes (RFC 6121 §2.1.6). */
   rosterRequested: boolean;
+  /** SessionFlag bits; a module that changes one calls sessions.changed(session). */
+  flags: number;
+  /** The cluster node that holds the session when it is not this one. */
+  readonly node?: string;
   readonly isAvailable: boolean;
   readonly isClosed: boolean;
   /** Sends one stanza to the client. */

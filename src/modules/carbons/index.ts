@@ -13,7 +13,7 @@ import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
-import type { LocalSession } from '../../core/session.js';
+import { SessionFlag, type LocalSession } from '../../core/session.js';
 
 const HINTS = 'urn:xmpp:hints';
 
@@ -41,8 +41,8 @@ export default defineModule({
   setup(ctx) {
     const server = ctx.server;
     const host = server.domain;
-    /** Sessions that enabled carbons (gone with the session). */
-    const enabled = new WeakSet<LocalSession>();
+    /** Sessions that enabled carbons (a flag other cluster nodes see too). */
+    const enabled = { has: (s: LocalSession) => (s.flags & SessionFlag.Carbons) !== 0 };
 
     ctx.addFeature(NS.CARBONS, 'host');
 
@@ -51,8 +51,11 @@ export default defineModule({
     const toggle = (on: boolean) => (req: IqRequest) => {
       const s = req.session;
       if (!s || (req.to.local !== '' && !req.isSelf)) throw new StanzaError('service-unavailable');
-      if (on) enabled.add(s);
-      else enabled.delete(s);
+      const flags = on ? s.flags | SessionFlag.Carbons : s.flags & ~SessionFlag.Carbons;
+      if (flags !== s.flags) {
+        s.flags = flags;
+        server.sessions.changed(s);
+      }
       return null;
     };
     ctx.handleIq('set', NS.CARBONS, 'enable', toggle(true), { scope: 'both' });

@@ -107,6 +107,7 @@ export default defineModule({
       republished.delete(session);
       session.presence = stanza;
       session.priority = priorityOf(stanza);
+      server.sessions.changed(session);
       const items = await roster().getItems(user);
       await prepareAll(subscribers(items));
       // The presence the server published when the session went visible, sent again by
@@ -160,6 +161,7 @@ export default defineModule({
       el.attrs.type = 'unavailable';
       const wasAvailable = session.isAvailable;
       session.presence = null;
+      server.sessions.changed(session);
       const targets = directed.get(session);
       directed.delete(session);
       const items = wasAvailable ? await roster().getItems(user) : [];
@@ -481,6 +483,28 @@ export default defineModule({
           if (!gathered.has(u) && (privacy()?.probesContacts(u) ?? true)) gatherContacts(u, items);
         }
         return result;
+      },
+
+      async sessionsGone(jids) {
+        // A handful at a time: a dead node may have held thousands of sessions.
+        let next = 0;
+        const one = async (jid: Jid) => {
+          const el = x('presence', { type: 'unavailable', from: jid.full });
+          const items = await roster().getItems(jid.toBare());
+          const split = new SplitStanza(el, 'to');
+          const sent = new Set<string>();
+          for (const bare of [...subscribers(items), jid.bare]) {
+            for (const s of server.sessions.available(bare)) {
+              if (sent.has(s.jid.full) || s.jid.full === jid.full) continue;
+              sent.add(s.jid.full);
+              s.deliverSerialized(split.render(s.jid.full), 'presence', el);
+            }
+          }
+        };
+        const worker = async () => {
+          while (next < jids.length) await one(jids[next++]!).catch(() => undefined);
+        };
+        await Promise.all(Array.from({ length: Math.min(16, jids.length) }, worker));
       },
     };
     ctx.provide('presence', presenceService);

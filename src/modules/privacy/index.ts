@@ -32,7 +32,7 @@ import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
-import type { LocalSession } from '../../core/session.js';
+import { SessionFlag, type LocalSession } from '../../core/session.js';
 import type { StanzaFilter } from '../../core/router.js';
 import type { PresenceService, PrivacyService, RosterItem } from '../../core/services.js';
 import {
@@ -225,6 +225,9 @@ export default defineModule({
       // Presence the server makes for a resource may come with no session: find it.
       const s = session ?? (from.resource !== '' ? (server.sessions.get(from) ?? null) : null);
       const state = sp(s);
+      // A resource on another cluster node: its flags say whether it is invisible (whom
+      // it showed itself to stays on its node, so the server sends presence for it to no one).
+      if (s?.node !== undefined && (s.flags & SessionFlag.Invisible) !== 0 && stanza.name === 'presence' && !fromClient) return 'drop';
       const inv = state?.invisible;
       if (inv) {
         // XEP-0186 §3.1.1: what the client sends goes out (and shows it to the addressee);
@@ -652,6 +655,8 @@ export default defineModule({
               user,
               () => {
                 me.invisible = { probe, shownTo: new Set(), talkedTo: new Set() };
+                session.flags |= SessionFlag.Invisible;
+                server.sessions.changed(session);
               },
               { forgetDirected: session },
             );
@@ -676,6 +681,8 @@ export default defineModule({
               user,
               () => {
                 me.invisible = null;
+                session.flags &= ~SessionFlag.Invisible;
+                server.sessions.changed(session);
               },
               { republish: session },
             );

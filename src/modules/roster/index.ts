@@ -53,7 +53,10 @@ export default defineModule({
       'query',
       async (req) => {
         if (!req.isSelf) throw new StanzaError('forbidden', 'a roster belongs to its account');
-        if (req.session) req.session.rosterRequested = true;
+        if (req.session && !req.session.rosterRequested) {
+          req.session.rosterRequested = true;
+          server.sessions.changed(req.session);
+        }
         const [items, version] = await Promise.all([store.list(host, req.from.local), store.version(host, req.from.local)]);
         const ver = String(version);
         const query = x('query', { xmlns: NS.ROSTER, ver });

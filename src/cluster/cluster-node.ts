@@ -1,0 +1,397 @@
+/**
+ * This node's part in a cluster (issue 7): membership, the session directory and the
+ * links to the other nodes, joined to the core.
+ *
+ * - The core's session registry gets a `RemoteSessions` view: stand-ins for the other
+ *   nodes' sessions, kept from the directory replica, so lookups cost no round trip.
+ * - This node's session changes are published (coalesced per event-loop turn: the last
+ *   state of each session is written once).
+ * - A stanza for a session on another node goes over the link to that node, in order,
+ *   and stays queued until acknowledged. When that node is declared dead its directory
+ *   entries go first, then its unacknowledged stanzas are routed again: messages reach
+ *   the user's other resources or offline storage.
+ * - The node that declares another dead sends the unavailable presence of its sessions,
+ *   once; every survivor forgets them.
+ * - Resource conflicts: a bind claims the full JID in Redis; the node that held it ends
+ *   its older session with <conflict/>, as one node does.
+ * - A node expelled (frozen past its lease) ends its sessions (their clients reconnect)
+ *   and joins again; after Redis lost its data every node writes its sessions again.
+ */
+import type { Logger } from 'pino';
+import { Redis } from 'ioredis';
+import { parseElement } from '../xml/parse.js';
+import type { XmlElement } from '../xml/element.js';
+import { Jid } from '../xmpp/jid.js';
+import { StanzaError, StreamError, type StreamErrorCondition } from '../xmpp/errors.js';
+import type { ServerCore } from '../core/server.js';
+import type { RemoteSessions } from '../core/registry.js';
+import type { LocalSession, StanzaKind } from '../core/session.js';
+import { RedisMembership } from './membership.js';
+import { RedisSessionDirectory, type DirectoryEntry, type SessionState } from './session-directory.js';
+import { Links, type LinkFrame } from './links.js';
+import { RemoteSession, ROSTER_REQUESTED, type Forwarder } from './remote-session.js';
+import { serialize } from '../xml/serializer.js';
+
+export interface ClusterSettings {
+  url: string;
+  prefix: string;
+  nodeId?: string;
+  listen: { host: string; port: number };
+  advertise?: string;
+  secret?: string;
+  heartbeatMs: number;
+  leaseMs: number;
+  queueLimit: number;
+}
+
+const NONE: readonly LocalSession[] = Object.freeze([]);
+
+export class ClusterNode implements RemoteSessions, Forwarder {
+  readonly nodeId: string;
+  readonly #core: ServerCore;
+  readonly #s: ClusterSettings;
+  readonly #log: Logger;
+  #membership: RedisMembership;
+  readonly #directory: RedisSessionDirectory;
+  readonly #links: Links;
+  readonly #redis: Redis;
+  /** Other nodes' sessions: bare JID → stand-ins. */
+  readonly #remote = new Map<string, RemoteSession[]>();
+  /** This node's sessions whose state is to be written (full JID → session, or null: gone). */
+  #dirty = new Map<string, LocalSession | null>();
+  #flushing: NodeJS.Immediate | null = null;
+  /** Bind times of this node's sessions (conflict resolution across nodes). */
+  readonly #boundAt = new WeakMap<LocalSession, number>();
+  #address = '';
+  #stopped = false;
+  /** Frames handed back by a dead node's link, re-routed: a count for tests and metrics. */
+  rerouted = 0;
+  forwarded = 0;
+  received = 0;
+
+  constructor(core: ServerCore, settings: ClusterSettings) {
+    this.#core = core;
+    this.#s = settings;
+    this.#log = core.log.child({ part: 'cluster' });
+    this.#membership = this.#newMembership(settings.nodeId);
+    this.nodeId = this.#membership.nodeId;
+    this.#directory = new RedisSessionDirectory({
+      url: settings.url,
+      prefix: settings.prefix,
+      nodeId: this.nodeId,
+      onEntry: (full, e, node) => {
+        if (node !== this.nodeId) this.#onEntry(full, e);
+      },
+    });
+    this.#links = new Links({
+      nodeId: this.nodeId,
+      host: settings.listen.host,
+      port: settings.listen.port,
+      secret: settings.secret,
+      queueLimit: settings.queueLimit,
+      log: this.#log,
+      addressOf: (node) => this.#redis.hget(`${settings.prefix}:nodes`, node),
+      onFrame: (from, f) => this.#onFrame(from, f),
+    });
+    this.#redis = new Redis(settings.url, { lazyConnect: true, maxRetriesPerRequest: 2 });
+    this.#redis.on('error', () => {});
+  }
+
+  #newMembership(nodeId: string | undefined): RedisMembership {
+    const m = new RedisMembership({
+      url: this.#s.url,
+      prefix: this.#s.prefix,
+      nodeId,
+      heartbeatMs: this.#s.heartbeatMs,
+      leaseMs: this.#s.leaseMs,
+      reapMs: this.#s.heartbeatMs,
+    });
+    m.onDead = (node) => this.#nodeDead(node, true);
+    m.onChange = (e) => {
+      if (e.node === this.nodeId) return;
+      this.#log.info({ node: e.node, event: e.type }, 'cluster membership changed');
+      if (e.type === 'dead' || e.type === 'leave') void this.#nodeDead(e.node, false);
+    };
+    m.onExpelled = () => void this.#expelled();
+    m.onReset = () => void this.#resync();
+    return m;
+  }
+
+  /** The live nodes as this node sees them. */
+  members(): string[] {
+    return this.#membership.members();
+  }
+
+  async start(): Promise<void> {
+    await this.#redis.connect();
+    const addr = await this.#links.listen();
+    const host = this.#s.advertise ?? (addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address);
+    this.#address = `${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+    await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#address);
+    await this.#directory.start();
+    await this.#membership.join();
+    this.#core.sessions.attach(this);
+    this.#log.info({ node: this.nodeId, link: this.#address, members: this.members() }, 'joined the cluster');
+  }
+
+  /** Leaves the cluster (this node's sessions are closed by then). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#flush();
+    await this.#waitForLinks(2000);
+    this.#core.sessions.attach(null);
+    await this.#membership.leave();
+    await this.#directory.stop();
+    await this.#redis.hdel(`${this.#s.prefix}:nodes`, this.nodeId).catch(() => 0);
+    await this.#links.close();
+    this.#redis.disconnect();
+  }
+
+  /** Waits until what was sent to other nodes is acknowledged (or the time is up). */
+  async #waitForLinks(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline && this.members().some((n) => n !== this.nodeId && this.#links.pending(n) > 0)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  // ------------------------------------------------------------ RemoteSessions
+
+  resources(bare: string): readonly LocalSession[] {
+    return this.#remote.get(bare) ?? NONE;
+  }
+
+  get(full: string): LocalSession | undefined {
+    const slash = full.indexOf('/');
+    const list = this.#remote.get(slash < 0 ? full : full.slice(0, slash));
+    if (!list) return undefined;
+    for (const s of list) if (s.jid.full === full) return s;
+    return undefined;
+  }
+
+  published(session: LocalSession): void {
+    if (!this.#boundAt.has(session)) {
+      const now = Date.now();
+      this.#boundAt.set(session, now);
+      void this.#claim(session, now);
+    }
+    this.#mark(session.jid.full, session);
+  }
+
+  removed(session: LocalSession): void {
+    this.#mark(session.jid.full, null);
+  }
+
+  #mark(full: string, s: LocalSession | null): void {
+    this.#dirty.set(full, s);
+    this.#flushing ??= setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    if (this.#flushing) clearImmediate(this.#flushing);
+    this.#flushing = null;
+    const dirty = this.#dirty;
+    if (dirty.size === 0) return;
+    this.#dirty = new Map();
+    for (const [full, s] of dirty) {
+      const jid = Jid.tryParse(full);
+      const now = jid ? this.#core.sessions.getLocal(jid) : undefined;
+      const write = now ? this.#directory.set(full, this.#stateOf(now)) : this.#directory.remove(full).then(() => this.#directory.release(full));
+      write.catch((err: unknown) => this.#log.warn({ err, jid: full, gone: s === null }, 'cluster: directory write failed (written again when Redis is back)'));
+    }
+  }
+
+  #stateOf(s: LocalSession): SessionState {
+    const st: SessionState = { priority: s.priority, available: s.isAvailable, flags: s.flags | (s.rosterRequested ? ROSTER_REQUESTED : 0), bound: this.#boundAt.get(s) };
+    if (s.presence) st.presence = serialize(s.presence);
+    return st;
+  }
+
+  /** RFC 6120 §7.7.2.2 across nodes: the node that held the JID ends its older session. */
+  async #claim(session: LocalSession, at: number): Promise<void> {
+    try {
+      const prev = await this.#directory.claim(session.jid.full);
+      if (prev && prev !== this.nodeId && this.members().includes(prev)) this.close(prev, session.jid.full, new StreamError('conflict', 'replaced by a new session with the same resource'), at);
+    } catch (err) {
+      this.#log.warn({ err }, 'cluster: resource claim failed');
+    }
+  }
+
+  #onEntry(full: string, e: DirectoryEntry | null): void {
+    const slash = full.indexOf('/');
+    const bare = full.slice(0, slash);
+    let list = this.#remote.get(bare);
+    const i = list ? list.findIndex((s) => s.jid.full === full) : -1;
+    if (e === null) {
+      if (!list || i < 0) return;
+      list[i]!.markClosed();
+      list.splice(i, 1);
+      if (list.length === 0) this.#remote.delete(bare);
+      return;
+    }
+    if (list && i >= 0) {
+      list[i]!.update(e);
+      return;
+    }
+    if (!list) this.#remote.set(bare, (list = []));
+    list.push(new RemoteSession(full, e, this));
+  }
+
+  // ------------------------------------------------------------ Forwarder
+
+  deliver(node: string, to: string, xml: string, kind: StanzaKind, el: XmlElement | undefined): void {
+    if (this.#links.send(node, { t: 'd', to, k: kind, x: xml })) {
+      this.forwarded++;
+      return;
+    }
+    // The link's queue is full (the node is slow or gone): the sender hears it.
+    if (kind === 'presence') return;
+    const stanza = el ?? safeParse(xml);
+    if (!stanza) return;
+    const from = Jid.tryParse(stanza.attrs.from);
+    const toJid = Jid.tryParse(to);
+    if (from && toJid) this.#core.router.bounce(stanza, from, toJid, new StanzaError('resource-constraint', 'the node of the recipient is overloaded', 'wait'));
+  }
+
+  close(node: string, to: string, error: StreamError | undefined, boundBefore: number): void {
+    this.#links.send(node, { t: 'c', to, e: error?.condition ?? 'conflict', txt: error?.text, bt: boundBefore });
+  }
+
+  /** Sends a stanza to be routed on another node (a reply to an IQ it sent). */
+  routeOn(node: string, stanza: XmlElement): boolean {
+    return this.#links.send(node, { t: 'r', x: serialize(stanza) });
+  }
+
+  #onFrame(from: string, f: LinkFrame): void {
+    this.received++;
+    switch (f.t) {
+      case 'd': {
+        const to = Jid.tryParse(f.to);
+        if (!to) return;
+        const s = this.#core.sessions.getLocal(to);
+        if (s && !s.isClosed) {
+          s.deliverSerialized(f.x, f.k, f.k === 'message' ? (safeParse(f.x) ?? undefined) : undefined);
+          return;
+        }
+        const el = safeParse(f.x);
+        if (el) this.#reroute(el, to);
+        return;
+      }
+      case 'c': {
+        const to = Jid.tryParse(f.to);
+        const s = to ? this.#core.sessions.getLocal(to) : undefined;
+        if (s && (this.#boundAt.get(s) ?? 0) <= f.bt) s.close(new StreamError(f.e as StreamErrorCondition, f.txt));
+        return;
+      }
+      case 'r': {
+        const el = safeParse(f.x);
+        const fromJ = el && Jid.tryParse(el.attrs.from);
+        const toJ = el && Jid.tryParse(el.attrs.to);
+        if (el && fromJ && toJ) this.#core.router.route(el, fromJ, toJ);
+        return;
+      }
+    }
+    void from;
+  }
+
+  /**
+   * A stanza that did not reach its session (gone, or its node died): routed again with
+   * the directory as it is now. A message's delivery stages (archive, carbons) ran on
+   * the node that first routed it, so they do not run again.
+   */
+  #reroute(el: XmlElement, to: Jid): void {
+    const from = Jid.tryParse(el.attrs.from);
+    if (!from) return;
+    this.rerouted++;
+    if (el.name === 'message') this.#core.router.redeliver(el, from, to);
+    else this.#core.router.route(el, from, to);
+  }
+
+  // ------------------------------------------------------------ failures
+
+  /**
+   * A node is gone (dead, or left). Its sessions leave the directory; the node that
+   * declared it dead (`owner`) sends their unavailable presence, once; then what was
+   * queued for it is routed again.
+   */
+  async #nodeDead(node: string, owner: boolean): Promise<void> {
+    if (node === this.nodeId) return;
+    let gone: string[] = [];
+    try {
+      gone = await this.#directory.dropNode(node, owner);
+    } catch (err) {
+      this.#log.warn({ err, node }, 'cluster: cleaning up a dead node failed');
+    }
+    if (owner) {
+      await this.#redis.hdel(`${this.#s.prefix}:nodes`, node).catch(() => 0);
+      this.#log.warn({ node, sessions: gone.length }, 'cluster node declared dead');
+      if (gone.length > 0 && this.#core.hasService('presence')) {
+        const jids = gone.map((j) => Jid.tryParse(j)).filter((j): j is Jid => j !== null);
+        await this.#core.track(this.#core.service('presence').sessionsGone(jids)).catch((err: unknown) => this.#log.error({ err }, 'cluster: unavailable presence for a dead node failed'));
+      }
+    }
+    const back = this.#links.takeBack(node);
+    this.#links.forget(node);
+    for (const f of back) {
+      if (f.t !== 'd' && f.t !== 'r') continue;
+      const el = safeParse(f.x);
+      if (!el) continue;
+      if (f.t === 'r') continue; // the node that waited for this reply is gone
+      const to = Jid.tryParse(f.to);
+      if (to) this.#reroute(el, to);
+    }
+  }
+
+  /** Declared dead while alive (frozen past the lease): end every session, join again. */
+  async #expelled(): Promise<void> {
+    if (this.#stopped) return;
+    this.#log.error('cluster: this node was declared dead (its lease ran out); ending its sessions and joining again');
+    for (const s of [...this.#core.sessions.all()]) s.close(new StreamError('reset', 'this server lost its place in the cluster; reconnect'));
+    const old = this.#membership;
+    await old.crash();
+    this.#membership = this.#newMembership(this.nodeId);
+    for (let attempt = 0; !this.#stopped; attempt++) {
+      try {
+        await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#address);
+        await this.#membership.join();
+        this.#log.info({ node: this.nodeId }, 'joined the cluster again');
+        await this.#resync();
+        return;
+      } catch (err) {
+        this.#log.warn({ err, attempt }, 'cluster: joining again failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+        this.#membership = this.#newMembership(this.nodeId);
+      }
+    }
+  }
+
+  /** Redis lost its data (a restart without persistence): this node writes its part again. */
+  async #resync(): Promise<void> {
+    if (this.#stopped) return;
+    this.#log.warn('cluster: Redis lost the cluster state; writing this node\'s sessions again');
+    try {
+      await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#address);
+      const mine = [...this.#core.sessions.all()].map((s) => ({ jid: s.jid.full, ...this.#stateOf(s) }));
+      await this.#directory.republish(mine);
+      await this.#directory.reloadAll();
+    } catch (err) {
+      this.#log.error({ err }, 'cluster: writing the sessions again failed');
+    }
+  }
+
+  /** For status and tests. */
+  stats(): { node: string; members: string[]; remoteSessions: number; forwarded: number; received: number; rerouted: number } {
+    let n = 0;
+    for (const l of this.#remote.values()) n += l.length;
+    return { node: this.nodeId, members: this.members(), remoteSessions: n, forwarded: this.forwarded, received: this.received, rerouted: this.rerouted };
+  }
+}
+
+function safeParse(xml: string): XmlElement | null {
+  try {
+    return parseElement(xml);
+  } catch {
+    return null;
+  }
+}

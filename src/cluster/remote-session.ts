@@ -1,0 +1,102 @@
+/**
+ * A session on another node, as this node sees it (from the directory replica): what the
+ * router and the modules read of a session (JID, priority, presence, flags), and
+ * delivery that forwards to the node holding it. Stand-ins are kept per full JID and
+ * updated in place when the directory entry changes.
+ */
+import { parseElement } from '../xml/parse.js';
+import type { XmlElement } from '../xml/element.js';
+import { serialize } from '../xml/serializer.js';
+import { Jid } from '../xmpp/jid.js';
+import type { StreamError } from '../xmpp/errors.js';
+import type { LocalSession, StanzaKind, TransportKind } from '../core/session.js';
+import type { DirectoryEntry } from './session-directory.js';
+
+/** What a stand-in forwards through (the cluster's links). */
+export interface Forwarder {
+  /** Sends a stanza to a session of `node`; false when it cannot be queued. */
+  deliver(node: string, to: string, xml: string, kind: StanzaKind, el: XmlElement | undefined): void;
+  close(node: string, to: string, error: StreamError | undefined, boundBefore: number): void;
+}
+
+export const ROSTER_REQUESTED = 1 << 8;
+
+export class RemoteSession implements LocalSession {
+  readonly jid: Jid;
+  readonly transport: TransportKind = 'tcp';
+  readonly isSecure = true;
+  readonly remoteAddress = '';
+  node: string;
+  priority = 0;
+  flags = 0;
+  rosterRequested = false;
+  #available = false;
+  #presenceXml: string | undefined;
+  #presence: XmlElement | null | undefined;
+  #closed = false;
+  readonly #fw: Forwarder;
+
+  constructor(full: string, e: DirectoryEntry, fw: Forwarder) {
+    this.jid = Jid.parse(full);
+    this.#fw = fw;
+    this.node = e.node;
+    this.update(e);
+  }
+
+  get id(): string {
+    return `${this.node}/${this.jid.full}`;
+  }
+
+  update(e: DirectoryEntry): void {
+    this.node = e.node;
+    this.priority = e.priority;
+    this.#available = e.available;
+    const f = e.flags ?? 0;
+    this.flags = f & 0xff;
+    this.rosterRequested = (f & ROSTER_REQUESTED) !== 0;
+    if (e.presence !== this.#presenceXml) {
+      this.#presenceXml = e.presence;
+      this.#presence = undefined;
+    }
+  }
+
+  get presence(): XmlElement | null {
+    if (this.#presence === undefined) {
+      try {
+        this.#presence = this.#available && this.#presenceXml ? parseElement(this.#presenceXml) : null;
+      } catch {
+        this.#presence = null;
+      }
+    }
+    return this.#presence;
+  }
+
+  set presence(_p: XmlElement | null) {
+    // Only the node holding the session changes its presence.
+  }
+
+  get isAvailable(): boolean {
+    return this.#available && !this.#closed && this.presence !== null;
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** The directory entry is gone (the session ended, or its node died). */
+  markClosed(): void {
+    this.#closed = true;
+  }
+
+  deliver(stanza: XmlElement): void {
+    this.#fw.deliver(this.node, this.jid.full, serialize(stanza), stanza.name as StanzaKind, stanza);
+  }
+
+  deliverSerialized(xml: string, kind: StanzaKind, el?: XmlElement): void {
+    this.#fw.deliver(this.node, this.jid.full, xml, kind, el);
+  }
+
+  close(error?: StreamError): void {
+    this.#fw.close(this.node, this.jid.full, error, Date.now());
+  }
+}
