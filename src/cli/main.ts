@@ -16,11 +16,14 @@ import { startServer } from '../main.js';
 import { userCommand } from './user.js';
 import { shardsCommand } from './shards.js';
 import { reloadShards } from '../ops/shards.js';
+import { nodeConfig, startNodes } from './nodes.js';
 
 const USAGE = `Parley ${PARLEY_VERSION}: an XMPP server for web portals
 
 Usage:
   parley start [--config FILE]                 run the server (built-in defaults without --config)
+  parley start --nodes N [--haproxy]           run N cluster nodes on this machine (one Redis; listener
+                                               ports + 100 + i; --haproxy: haproxy on the usual ports)
   parley user add JID PASSWORD                 create an account
   parley user del JID                          delete an account and its data
   parley user passwd JID PASSWORD              change a password
@@ -56,6 +59,9 @@ export async function main(argv: string[]): Promise<number> {
       start: { type: 'string' },
       password: { type: 'string' },
       offline: { type: 'boolean' },
+      nodes: { type: 'string' },
+      'node-index': { type: 'string' },
+      haproxy: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -69,8 +75,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'version':
         console.log(PARLEY_VERSION);
         return 0;
-      case 'start':
-        return await start(loadConfig(values.config).config);
+      case 'start': {
+        const config = loadConfig(values.config).config;
+        if (values.nodes !== undefined) return await startNodes(config, Number(values.nodes), values.config, values.haproxy === true);
+        return await start(values['node-index'] !== undefined ? nodeConfig(config, Number(values['node-index'])) : config);
+      }
       case 'user':
         return await userCommand(loadConfig(values.config).config, rest, values);
       case 'shards':
