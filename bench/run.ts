@@ -11,6 +11,7 @@ import { tcpPairs } from './tcp-pairs.js';
 import { boshIdle, boshPairs } from './bosh.js';
 import { mamPairs, mamQuery, mamStorage, OFFLINE_EVERY } from './mam.js';
 import { shardMove } from './shard-move.js';
+import { clusterPairs, type ClusterLayout, type ClusterPairsResult } from './cluster-pairs.js';
 
 const args = process.argv.slice(2);
 /** `--quick`: shorter runs of the benchmarks that support it, to check they work. */
@@ -114,6 +115,44 @@ if (want('shard-move')) {
       );
     }
   }
+}
+
+if (want('cluster-pairs')) {
+  // Needs Redis (PARLEY_BENCH_REDIS_URL, default redis://127.0.0.1:6379): without it this
+  // one is reported as failed and the others still run.
+  const runs: Array<[ClusterLayout, boolean]> = quick
+    ? [['single', false], ['cross', false], ['half', false]]
+    : [['single', false], ['single-cluster', false], ['cross', false], ['half', false], ['single', true], ['cross', true], ['half', true]];
+  const label: Record<ClusterLayout, string> = {
+    single: '1 node (no cluster)',
+    'single-cluster': '1 node, cluster on',
+    cross: '2 nodes, every pair across',
+    half: '2 nodes, half the pairs across',
+  };
+  const out: ClusterPairsResult[] = [];
+  try {
+    for (const [layout, archive] of runs) {
+      const r = quick ? await clusterPairs(layout, 100, 10, 1000, 4000, archive) : await clusterPairs(layout, 500, 10, 3000, 10_000, archive);
+      out.push(r);
+      console.log(
+        `cluster-pairs (${label[layout]}, archive ${archive ? 'on' : 'off'}): ${r.pairs} pairs (${r.crossPairs} across nodes), window ${r.window}: ${f(r.messagesPerSecond)} msg/s, p50 ${f(r.p50ms, 2)} ms, p99 ${f(r.p99ms, 2)} ms, max ${f(r.maxMs, 1)} ms, lost ${r.lost}, offline rows ${r.offlineRows}, errors ${r.errors}; server CPU ${f(r.serverCpuPercent)}% (${f(r.serverCpuMicrosPerMessage, 1)} µs per message; ${r.perNode.map((n) => `${n.node} ${f(n.cpuPercent)}%`).join(', ')}), generator CPU ${f(r.generatorCpuPercent)}%, other processes ${f(r.otherCpuPercent)}%`,
+      );
+      for (const n of r.perNode) {
+        if (r.nodes > 1 || n.logLines > 0) console.log(`  ${n.node}: ${n.sessions} sessions, forwarded ${f(n.forwarded)}, received ${f(n.received)}, rerouted ${n.rerouted}; ${n.logLines} log lines${n.firstLogLines.map((l) => `\n    ${l}`).join('')}`);
+      }
+    }
+    for (const archive of [false, true]) {
+      const one = out.find((r) => r.layout === 'single' && r.archive === archive);
+      if (!one) continue;
+      for (const r of out.filter((x) => x.nodes > 1 && x.archive === archive)) {
+        console.log(`cluster-pairs: archive ${archive ? 'on' : 'off'}, ${label[r.layout]}: ${f((r.messagesPerSecond / one.messagesPerSecond) * 100)}% of the messages/s of 1 node, p99 ${f(r.p99ms, 1)} ms vs ${f(one.p99ms, 1)} ms`);
+      }
+    }
+  } catch (e) {
+    console.log(`cluster-pairs: failed (is Redis running on ${process.env.PARLEY_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'}?): ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 1;
+  }
+  if (out.length > 0) results['cluster-pairs'] = out;
 }
 
 const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));

@@ -4,6 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { openStorage } from '../../src/storage/open.js';
@@ -117,21 +119,7 @@ export async function startBenchServer(opts: {
       ...opts.extra,
     };
     const config = parseConfig(raw);
-    const storage = await openStorage(config);
-    try {
-      const users = new SqlUserStore(storage);
-      const prefix = opts.prefix ?? 'u';
-      // One credential set reused: the benchmark measures sessions, not key derivation.
-      const creds = await makeCredentials(PASSWORD);
-      for (let i = 0; i < opts.users; i += 1000) {
-        const batch = [];
-        for (let k = i; k < Math.min(opts.users, i + 1000); k++) batch.push({ username: `${prefix}${k}`, creds });
-        await users.createMany(DOMAIN, batch);
-      }
-      await opts.prepare?.(storage);
-    } finally {
-      await storage.close();
-    }
+    await createUsers(config, opts.users, opts.prefix ?? 'u', opts.prepare);
 
     const script = fileURLToPath(new URL('./server-process.js', import.meta.url));
     const proc = (child = fork(script, [JSON.stringify(raw)], { execArgv: ['--expose-gc', '--max-old-space-size=8192'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
@@ -179,9 +167,188 @@ export async function startBenchServer(opts: {
   }
 }
 
+/** Creates users prefix0..prefix(count-1) with PASSWORD in the configured storage. */
+async function createUsers(config: ReturnType<typeof parseConfig>, count: number, prefix: string, prepare?: (storage: Storage) => Promise<void>): Promise<void> {
+  const storage = await openStorage(config);
+  try {
+    const users = new SqlUserStore(storage);
+    // One credential set reused: the benchmark measures sessions, not key derivation.
+    const creds = await makeCredentials(PASSWORD);
+    for (let i = 0; i < count; i += 1000) {
+      const batch = [];
+      for (let k = i; k < Math.min(count, i + 1000); k++) batch.push({ username: `${prefix}${k}`, creds });
+      await users.createMany(DOMAIN, batch);
+    }
+    await prepare?.(storage);
+  } finally {
+    await storage.close();
+  }
+}
+
+/** One node of a benchmark cluster (its own process, its own ports). */
+export interface BenchNode {
+  /** nodeId in the cluster ('n1', 'n2', …), or 'single' without a cluster. */
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  /** c2s (plaintext TCP) and HTTP ports on 127.0.0.1. */
+  port: number;
+  httpPort: number;
+  request<T>(cmd: string): Promise<T>;
+}
+
+export interface BenchCluster {
+  nodes: BenchNode[];
+  /** Redis key prefix of this cluster (null without a cluster). */
+  prefix: string | null;
+  /** Rows of a table in the shared SQLite file (read after the nodes stopped, or meanwhile). */
+  countRows(table: keyof Database): Promise<number>;
+  /** What each node wrote to stdout/stderr (log level warn), available after stop(). */
+  logs: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/** What GET /health/ready answers. */
+export interface ReadyBody {
+  status: string;
+  node: string | null;
+  sessions: number;
+  members: string[] | null;
+}
+
+export async function getReady(httpPort: number, host = '127.0.0.1'): Promise<{ status: number; body: ReadyBody | null }> {
+  try {
+    const res = await fetch(`http://${host}:${httpPort}/health/ready`);
+    const text = await res.text();
+    return { status: res.status, body: JSON.parse(text) as ReadyBody };
+  } catch {
+    return { status: 0, body: null };
+  }
+}
+
 /**
- * Cleanups of servers on MySQL not yet stopped: run on SIGINT/SIGTERM too (server killed,
- * databases dropped), so an interrupted run leaves no test databases behind.
+ * `nodes` server processes on one SQLite file (one dataDir) with `count` users. With
+ * `cluster: true` they run `cluster.driver: redis` on REDIS_URL with a unique key prefix
+ * (parley-bench-<random>), node ids n1..nN and links on loopback, and this returns once
+ * every node's GET /health/ready is 200 and lists all N members. Without it (one node
+ * only) the server is a plain single process, as in the other benchmarks. Each node
+ * has its own c2s and HTTP ports (port 0: picked by the system). stop() stops the nodes
+ * (SIGKILL if they hang), deletes the prefix's Redis keys and the data directory; the
+ * same happens on SIGINT/SIGTERM.
+ */
+export async function startBenchCluster(opts: { users: number; nodes: number; cluster: boolean; extra?: Record<string, unknown> }): Promise<BenchCluster> {
+  if (!opts.cluster && opts.nodes !== 1) throw new Error('several nodes need cluster: true');
+  const dataDir = mkdtempSync(join(tmpdir(), 'parley-bench-cluster-'));
+  const prefix = opts.cluster ? `parley-bench-${randomBytes(6).toString('hex')}` : null;
+  const children: ChildProcess[] = [];
+  const logs: Record<string, string> = {};
+  let cleaned: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaned ??= (async () => {
+      for (const c of children) c.kill('SIGKILL');
+      if (prefix) await deleteRedisKeys(prefix).catch((e: unknown) => console.error(`cluster bench: deleting Redis keys ${prefix}:* failed: ${String(e)}`));
+      rmSync(dataDir, { recursive: true, force: true });
+      live.delete(cleanup);
+    })());
+  live.add(cleanup);
+  cleanOnSignal();
+  try {
+    const base = {
+      domain: DOMAIN,
+      dataDir,
+      storage: { driver: 'sqlite' },
+      listen: { c2s: { host: '127.0.0.1', port: 0, requireTls: false }, c2sTls: { enabled: false }, http: { host: '127.0.0.1', port: 0 } } as Record<string, unknown>,
+      limits: { authTimeout: '120s' },
+      offline: { maxPerUser: 100000 },
+      mam: { enabled: false },
+      log: { level: 'warn' },
+      ...opts.extra,
+    };
+    const config = parseConfig(base);
+    await createUsers(config, opts.users, 'u');
+    const script = fileURLToPath(new URL('./server-process.js', import.meta.url));
+    const nodes = await Promise.all(
+      Array.from({ length: opts.nodes }, async (_, k) => {
+        const name = opts.cluster ? `n${k + 1}` : 'single';
+        const raw = opts.cluster ? { ...base, cluster: { driver: 'redis', url: REDIS_URL, prefix, nodeId: name, listen: { host: '127.0.0.1', port: 0 } } } : base;
+        const proc = fork(script, [JSON.stringify(raw)], { execArgv: ['--expose-gc', '--max-old-space-size=8192'], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+        children.push(proc);
+        logs[name] = '';
+        const keep = (d: Buffer) => {
+          // Warnings and errors only (log level warn); kept whole unless a flood.
+          if (logs[name]!.length < 1_000_000) logs[name] += d.toString('utf8');
+        };
+        proc.stdout!.on('data', keep);
+        proc.stderr!.on('data', keep);
+        const { port, httpPort } = await new Promise<{ port: number; httpPort: number }>((resolve, reject) => {
+          proc.once('message', (m: { port?: number; httpPort?: number }) => (m.port && m.httpPort ? resolve({ port: m.port, httpPort: m.httpPort }) : reject(new Error(`node ${name} did not start`))));
+          proc.once('exit', (code) => reject(new Error(`node ${name} exited with ${code}: ${logs[name]}`)));
+        });
+        const request = <T>(cmd: string) =>
+          new Promise<T>((resolve) => {
+            proc.once('message', (m) => resolve(m as T));
+            proc.send({ cmd });
+          });
+        return { name, child: proc, pid: proc.pid!, port, httpPort, request } satisfies BenchNode;
+      }),
+    );
+    // Every node ready and seeing every member before anyone logs in.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const r = await Promise.all(nodes.map((n) => getReady(n.httpPort)));
+      const ok = r.every((x) => x.status === 200 && (!opts.cluster || (x.body?.members?.length ?? 0) === opts.nodes));
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`nodes not ready after 30 s: ${JSON.stringify(r)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    let counter: Promise<Storage> | undefined;
+    return {
+      nodes,
+      prefix,
+      logs,
+      async countRows(table) {
+        const handle = await (counter ??= openStorage(config));
+        const n = await handle.forEachShard(`count ${table}`, async (db) => {
+          const r = await db
+            .selectFrom(table as 'archive')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirst();
+          return Number(r?.n ?? 0);
+        });
+        return n.reduce((a, b) => a + b, 0);
+      },
+      async stop() {
+        await Promise.all(nodes.map((n) => Promise.race([n.request('stop'), new Promise((r) => setTimeout(r, 15000))])));
+        await counter?.then((s) => s.close()).catch(() => {});
+        await cleanup();
+      },
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+export const REDIS_URL = process.env.PARLEY_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Deletes every Redis key under `prefix:` (KEYS then DEL; a benchmark's prefix holds few keys). */
+export async function deleteRedisKeys(prefix: string, url = REDIS_URL): Promise<number> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2 });
+  try {
+    await redis.connect();
+    const keys = await redis.keys(`${prefix}:*`);
+    let n = 0;
+    for (let i = 0; i < keys.length; i += 1000) n += await redis.del(...keys.slice(i, i + 1000));
+    return n;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Cleanups of servers on MySQL and of clusters not yet stopped: run on SIGINT/SIGTERM too
+ * (servers killed, databases dropped, Redis keys deleted), so an interrupted run leaves
+ * nothing behind.
  */
 const live = new Set<() => Promise<void>>();
 let signalsHooked = false;

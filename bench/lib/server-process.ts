@@ -1,6 +1,8 @@
 /**
  * Runs a Parley server as a child process for benchmarks, controlled over IPC:
  *   → { cmd: 'mem' }   ← { mem: process.memoryUsage() after a full GC, cpu: cpuUsage }
+ *   → { cmd: 'cpu' }   ← { cpu: cpuUsage }
+ *   → { cmd: 'cluster' } ← { sessions: this node's sessions, cluster: ClusterNode.stats() or null }
  *   → { cmd: 'stop' }  ← { stopped: true }
  * Started with --expose-gc so memory figures are taken after collection.
  */
@@ -22,6 +24,8 @@ process.on('message', async (msg: { cmd: string }) => {
     process.send!({ mem: process.memoryUsage(), cpu: process.cpuUsage(), sessions: server.core.sessions.size });
   } else if (msg.cmd === 'cpu') {
     process.send!({ cpu: process.cpuUsage() });
+  } else if (msg.cmd === 'cluster') {
+    process.send!({ sessions: server.core.sessions.size, cluster: server.cluster?.stats() ?? null });
   } else if (msg.cmd === 'stop') {
     await server.stop();
     process.send!({ stopped: true });
