@@ -80,6 +80,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   presence: XmlElement | null = null;
   rosterRequested = false;
   flags = 0;
+  boundAt = 0;
 
   constructor(core: ServerCore, transport: C2sTransport) {
     this.#core = core;
@@ -538,6 +539,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       return;
     }
     this.#jid = jid;
+    this.boundAt = Date.now();
     this.#state = State.Active;
     if (this.#authTimer) clearTimeout(this.#authTimer);
     this.#authTimer = null;

@@ -64,6 +64,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   readonly #boundAt = new WeakMap<LocalSession, number>();
   #address = '';
   #stopped = false;
+  /** Nodes whose departure was handled (once: by onDead on the node that declared it, else by the view change). */
+  readonly #handled = new Set<string>();
   /** Frames handed back by a dead node's link, re-routed: a count for tests and metrics. */
   rerouted = 0;
   forwarded = 0;
@@ -110,7 +112,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     m.onChange = (e) => {
       if (e.node === this.nodeId) return;
       this.#log.info({ node: e.node, event: e.type }, 'cluster membership changed');
-      if (e.type === 'dead' || e.type === 'leave') void this.#nodeDead(e.node, false);
+      if (e.type === 'join') this.#handled.delete(e.node);
+      else void this.#nodeDead(e.node, false);
     };
     m.onExpelled = () => void this.#expelled();
     m.onReset = () => void this.#resync();
@@ -172,7 +175,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
 
   published(session: LocalSession): void {
     if (!this.#boundAt.has(session)) {
-      const now = Date.now();
+      const now = session.boundAt ?? Date.now();
       this.#boundAt.set(session, now);
       void this.#claim(session, now);
     }
@@ -181,6 +184,13 @@ export class ClusterNode implements RemoteSessions, Forwarder {
 
   removed(session: LocalSession): void {
     this.#mark(session.jid.full, null);
+  }
+
+  publishNow(session: LocalSession): Promise<void> {
+    this.published(session);
+    const full = session.jid.full;
+    this.#dirty.delete(full);
+    return this.#directory.set(full, this.#stateOf(session)).catch((err: unknown) => this.#log.warn({ err, jid: full }, 'cluster: directory write failed'));
   }
 
   #mark(full: string, s: LocalSession | null): void {
@@ -275,7 +285,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
           return;
         }
         const el = safeParse(f.x);
-        if (el) this.#reroute(el, to);
+        if (el) this.#reroute(el, to, Date.now());
         return;
       }
       case 'c': {
@@ -300,11 +310,11 @@ export class ClusterNode implements RemoteSessions, Forwarder {
    * the directory as it is now. A message's delivery stages (archive, carbons) ran on
    * the node that first routed it, so they do not run again.
    */
-  #reroute(el: XmlElement, to: Jid): void {
+  #reroute(el: XmlElement, to: Jid, sentAt?: number): void {
     const from = Jid.tryParse(el.attrs.from);
     if (!from) return;
     this.rerouted++;
-    if (el.name === 'message') this.#core.router.redeliver(el, from, to);
+    if (el.name === 'message') this.#core.router.redeliver(el, from, to, sentAt);
     else this.#core.router.route(el, from, to);
   }
 
@@ -316,7 +326,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
    * queued for it is routed again.
    */
   async #nodeDead(node: string, owner: boolean): Promise<void> {
-    if (node === this.nodeId) return;
+    if (node === this.nodeId || this.#handled.has(node)) return;
+    this.#handled.add(node);
     let gone: string[] = [];
     try {
       gone = await this.#directory.dropNode(node, owner);
@@ -333,13 +344,11 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     }
     const back = this.#links.takeBack(node);
     this.#links.forget(node);
-    for (const f of back) {
-      if (f.t !== 'd' && f.t !== 'r') continue;
+    for (const { frame: f, at } of back) {
+      if (f.t !== 'd') continue; // closes and IQ replies for a dead node mean nothing now
       const el = safeParse(f.x);
-      if (!el) continue;
-      if (f.t === 'r') continue; // the node that waited for this reply is gone
-      const to = Jid.tryParse(f.to);
-      if (to) this.#reroute(el, to);
+      const to = el && Jid.tryParse(f.to);
+      if (el && to) this.#reroute(el, to, at);
     }
   }
 

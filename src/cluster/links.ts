@@ -76,7 +76,7 @@ class Peer {
   readonly node: string;
   #seq = 0;
   /** Sent or waiting, not acknowledged; in order. */
-  #queue: Array<{ s: number; frame: LinkFrame; raw: Buffer }> = [];
+  #queue: Array<{ s: number; frame: LinkFrame; raw: Buffer; at: number }> = [];
   #head = 0;
   /** Index in #queue of the next frame to write on the current socket. */
   #next = 0;
@@ -103,7 +103,7 @@ class Peer {
     if (this.pending >= limit) return false;
     const s = ++this.#seq;
     frame.s = s;
-    this.#queue.push({ s, frame, raw: encode(frame) });
+    this.#queue.push({ s, frame, raw: encode(frame), at: Date.now() });
     if (this.#ready) this.#flush();
     else this.#connect();
     return true;
@@ -187,13 +187,13 @@ class Peer {
     this.#backoff = Math.min(this.#backoff * 2, 1000);
   }
 
-  /** The node is gone: stops, and returns what it never acknowledged. */
-  close(): LinkFrame[] {
+  /** The node is gone: stops, and returns what it never acknowledged (with when it was sent). */
+  close(): Array<{ frame: LinkFrame; at: number }> {
     this.#closed = true;
     if (this.#retry) clearTimeout(this.#retry);
     this.#socket?.destroy();
     this.#socket = null;
-    const left = this.#queue.slice(this.#head).map((q) => q.frame);
+    const left = this.#queue.slice(this.#head).map((q) => ({ frame: q.frame, at: q.at }));
     this.#queue = [];
     this.#head = this.#next = 0;
     return left;
@@ -249,7 +249,7 @@ export class Links {
   }
 
   /** A node is gone for good: its link closes and its unacknowledged frames come back. */
-  takeBack(node: string): LinkFrame[] {
+  takeBack(node: string): Array<{ frame: LinkFrame; at: number }> {
     const p = this.#peers.get(node);
     if (!p) return [];
     this.#peers.delete(node);

@@ -177,8 +177,9 @@ export class RedisMembership {
         this.#expel();
         return dead;
       }
-      this.#apply({ type: 'dead', node });
+      // The cleanup first (it sends the dead node's unavailable presence), then the view.
       await this.onDead?.(node);
+      this.#apply({ type: 'dead', node });
     }
     await this.#refresh();
     return dead;

@@ -30,6 +30,7 @@ export class RemoteSession implements LocalSession {
   priority = 0;
   flags = 0;
   rosterRequested = false;
+  boundAt = 0;
   #available = false;
   #presenceXml: string | undefined;
   #presence: XmlElement | null | undefined;
@@ -50,6 +51,7 @@ export class RemoteSession implements LocalSession {
   update(e: DirectoryEntry): void {
     this.node = e.node;
     this.priority = e.priority;
+    this.boundAt = e.bound ?? 0;
     this.#available = e.available;
     const f = e.flags ?? 0;
     this.flags = f & 0xff;

@@ -19,6 +19,8 @@ export interface RemoteSessions {
   published(session: LocalSession): void;
   /** A session of this node is gone. */
   removed(session: LocalSession): void;
+  /** Writes a session's state now; resolves once the directory has it (or the write failed). */
+  publishNow(session: LocalSession): Promise<void>;
 }
 
 export class SessionRegistry {
@@ -73,6 +75,17 @@ export class SessionRegistry {
   /** A session's presence, priority or flags changed (the cluster publishes it). */
   changed(session: LocalSession): void {
     if (this.#remote && session.node === undefined && this.getLocal(session.jid) === session) this.#remote.published(session);
+  }
+
+  /**
+   * Publishes a session's state and waits until the cluster's directory has it. Presence
+   * broadcast calls it before reading other nodes' sessions: of two contacts coming online
+   * at once on two nodes, the later write's node then sees the earlier one (Redis orders
+   * the writes), so neither misses the other. Resolves at once without a cluster.
+   */
+  sync(session: LocalSession): Promise<void> {
+    if (!this.#remote || session.node !== undefined || this.getLocal(session.jid) !== session) return Promise.resolve();
+    return this.#remote.publishNow(session);
   }
 
   /** The session bound to a full JID, on this node or another. */

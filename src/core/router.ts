@@ -355,22 +355,30 @@ export class Router {
 
   /**
    * A message that was on its way to a resource that is gone (it ended, or its cluster
-   * node died) after the delivery stages (archive, carbons) ran for it: the user's
-   * available resources now, else offline storage. The stages do not run again.
+   * node died) after the delivery stages (archive, carbons) ran for it. Sent to the bare
+   * JID, the user's other resources that were online at `sentAt` had their own copy: only
+   * resources bound since get it (or, with none at all, offline storage). Sent to the full
+   * JID, it is handled as for a resource that is not there: the user's available resources
+   * now, else offline storage. The stages do not run again.
    */
-  redeliver(stanza: XmlElement, from: Jid, to: Jid): void {
+  redeliver(stanza: XmlElement, from: Jid, to: Jid, sentAt = Date.now()): void {
     const type = stanza.attrs.type ?? 'normal';
     if (type === 'error' || type === 'groupchat') return;
-    const target = to.resource !== '' ? this.#d.sessions.get(to) : undefined;
+    const toBare = stanza.attrs.to !== undefined && !stanza.attrs.to.includes('/');
+    const target = !toBare && to.resource !== '' ? this.#d.sessions.get(to) : undefined;
     if (target && !target.isClosed) {
       target.deliver(stanza);
       return;
     }
-    const available = this.#d.sessions.available(to.bare);
+    let available = this.#d.sessions.available(to.bare);
+    if (toBare && available.length > 0) {
+      available = available.filter((s) => (s.boundAt ?? 0) > sentAt);
+      if (available.length === 0) return; // the resources online then have it
+    }
     let best = -1;
     for (const s of available) if (s.priority > best) best = s.priority;
     if (best >= 0) {
-      for (const s of available) if (s.priority === best && (type !== 'headline' || s.priority >= 0)) s.deliver(stanza);
+      for (const s of available) if (s.priority === best) s.deliver(stanza);
       return;
     }
     if (type === 'headline') return;

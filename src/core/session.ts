@@ -38,6 +38,8 @@ export interface LocalSession {
   rosterRequested: boolean;
   /** SessionFlag bits; a module that changes one calls sessions.changed(session). */
   flags: number;
+  /** When the resource was bound (ms since the epoch). */
+  readonly boundAt?: number;
   /** The cluster node that holds the session when it is not this one. */
   readonly node?: string;
   readonly isAvailable: boolean;

@@ -8,6 +8,23 @@ import { DOMParser } from '@xmldom/xmldom';
 
 const agent = new Agent({ keepAlive: true, maxSockets: 16 });
 
+/**
+ * Cookies, as a browser keeps them, by request URL (query string included: clients that
+ * must not share cookies, like two browser profiles, add a distinct ?query to the URL).
+ * haproxy's sticky BOSH cookie needs them.
+ */
+const jar = new Map<string, Map<string, string>>();
+
+/** Forgets the cookies of a URL (a new browser profile). */
+export function clearCookies(url: string): void {
+  jar.delete(url);
+}
+
+/** The cookies kept for a URL, name → value. */
+export function cookiesOf(url: string): Record<string, string> {
+  return Object.fromEntries(jar.get(url) ?? []);
+}
+
 export class NodeXhr {
   readyState = 0;
   status = 0;
@@ -41,7 +58,18 @@ export class NodeXhr {
 
   send(body?: string): void {
     const data = body ?? '';
-    const req = request(this.#url, { method: this.#method, agent, headers: { ...this.#headers, 'Content-Length': Buffer.byteLength(data) } }, (res) => {
+    const url = this.#url;
+    const cookies = jar.get(url);
+    const cookie = cookies && cookies.size > 0 ? { Cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } : {};
+    const req = request(url, { method: this.#method, agent, headers: { ...this.#headers, ...cookie, 'Content-Length': Buffer.byteLength(data) } }, (res) => {
+      for (const sc of res.headers['set-cookie'] ?? []) {
+        const [pair] = sc.split(';');
+        const eq = pair!.indexOf('=');
+        if (eq <= 0) continue;
+        let m = jar.get(url);
+        if (!m) jar.set(url, (m = new Map()));
+        m.set(pair!.slice(0, eq).trim(), pair!.slice(eq + 1).trim());
+      }
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

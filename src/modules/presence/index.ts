@@ -107,8 +107,10 @@ export default defineModule({
       republished.delete(session);
       session.presence = stanza;
       session.priority = priorityOf(stanza);
-      server.sessions.changed(session);
+      // In a cluster: the directory has this presence before others' is read (see sync()).
+      const synced = server.sessions.sync(session);
       const items = await roster().getItems(user);
+      await synced;
       await prepareAll(subscribers(items));
       // The presence the server published when the session went visible, sent again by
       // the client: contacts have it already (XEP-0186 §3.2: presence once).
