@@ -64,6 +64,11 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   readonly #boundAt = new WeakMap<LocalSession, number>();
   #address = '';
   #stopped = false;
+  /** A directory write failed (Redis unreachable): every session is written again once it answers. */
+  #writeFailed = false;
+  #repair: NodeJS.Timeout | null = null;
+  /** Other nodes' link addresses, as last read (links reopen without Redis). */
+  readonly #addresses = new Map<string, string>();
   /** Nodes whose departure was handled (once: by onDead on the node that declared it, else by the view change). */
   readonly #handled = new Set<string>();
   /** Frames handed back by a dead node's link, re-routed: a count for tests and metrics. */
@@ -92,7 +97,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       secret: settings.secret,
       queueLimit: settings.queueLimit,
       log: this.#log,
-      addressOf: (node) => this.#redis.hget(`${settings.prefix}:nodes`, node),
+      addressOf: (node) => this.#addressOf(node),
       onFrame: (from, f) => this.#onFrame(from, f),
     });
     this.#redis = new Redis(settings.url, { lazyConnect: true, maxRetriesPerRequest: 2 });
@@ -112,12 +117,31 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     m.onChange = (e) => {
       if (e.node === this.nodeId) return;
       this.#log.info({ node: e.node, event: e.type }, 'cluster membership changed');
-      if (e.type === 'join') this.#handled.delete(e.node);
+      if (e.type === 'join') {
+        this.#handled.delete(e.node);
+        void this.#readAddresses();
+      }
       else void this.#nodeDead(e.node, false);
     };
     m.onExpelled = () => void this.#expelled();
     m.onReset = () => void this.#resync();
     return m;
+  }
+
+  async #addressOf(node: string): Promise<string | null> {
+    const known = this.#addresses.get(node);
+    if (known) return known;
+    const addr = await this.#redis.hget(`${this.#s.prefix}:nodes`, node);
+    if (addr) this.#addresses.set(node, addr);
+    return addr;
+  }
+
+  async #readAddresses(): Promise<void> {
+    try {
+      for (const [node, addr] of Object.entries(await this.#redis.hgetall(`${this.#s.prefix}:nodes`))) this.#addresses.set(node, addr);
+    } catch {
+      // read again at the next join, or on demand
+    }
   }
 
   /** The live nodes as this node sees them. */
@@ -133,7 +157,15 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#address);
     await this.#directory.start();
     await this.#membership.join();
+    await this.#readAddresses();
     this.#core.sessions.attach(this);
+    this.#repair = setInterval(() => {
+      if (this.#writeFailed && this.#redis.status === 'ready') {
+        this.#writeFailed = false;
+        void this.#resync();
+      }
+    }, this.#s.heartbeatMs);
+    this.#repair.unref();
     this.#log.info({ node: this.nodeId, link: this.#address, members: this.members() }, 'joined the cluster');
   }
 
@@ -141,6 +173,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    if (this.#repair) clearInterval(this.#repair);
     this.#flush();
     await this.#waitForLinks(2000);
     this.#core.sessions.attach(null);
@@ -190,7 +223,10 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     this.published(session);
     const full = session.jid.full;
     this.#dirty.delete(full);
-    return this.#directory.set(full, this.#stateOf(session)).catch((err: unknown) => this.#log.warn({ err, jid: full }, 'cluster: directory write failed'));
+    return this.#directory.set(full, this.#stateOf(session)).catch((err: unknown) => {
+      this.#writeFailed = true;
+      this.#log.warn({ err, jid: full }, 'cluster: directory write failed');
+    });
   }
 
   #mark(full: string, s: LocalSession | null): void {
@@ -208,7 +244,10 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       const jid = Jid.tryParse(full);
       const now = jid ? this.#core.sessions.getLocal(jid) : undefined;
       const write = now ? this.#directory.set(full, this.#stateOf(now)) : this.#directory.remove(full).then(() => this.#directory.release(full));
-      write.catch((err: unknown) => this.#log.warn({ err, jid: full, gone: s === null }, 'cluster: directory write failed (written again when Redis is back)'));
+      write.catch((err: unknown) => {
+        this.#writeFailed = true;
+        this.#log.warn({ err, jid: full, gone: s === null }, 'cluster: directory write failed (written again when Redis is back)');
+      });
     }
   }
 
@@ -342,6 +381,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
         await this.#core.track(this.#core.service('presence').sessionsGone(jids)).catch((err: unknown) => this.#log.error({ err }, 'cluster: unavailable presence for a dead node failed'));
       }
     }
+    this.#addresses.delete(node);
     const back = this.#links.takeBack(node);
     this.#links.forget(node);
     for (const { frame: f, at } of back) {
@@ -375,16 +415,21 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     }
   }
 
-  /** Redis lost its data (a restart without persistence): this node writes its part again. */
+  /** Redis lost its data (a restart without persistence) or missed writes: this node writes its part again. */
   async #resync(): Promise<void> {
     if (this.#stopped) return;
-    this.#log.warn('cluster: Redis lost the cluster state; writing this node\'s sessions again');
+    this.#log.warn('cluster: writing this node\'s sessions to Redis again');
     try {
       await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#address);
       const mine = [...this.#core.sessions.all()].map((s) => ({ jid: s.jid.full, ...this.#stateOf(s) }));
       await this.#directory.republish(mine);
       await this.#directory.reloadAll();
+      // The other nodes write theirs when they notice (within a heartbeat or two); their
+      // reset messages may come before this node's subscription is back: read all again.
+      const later = setTimeout(() => void this.#directory.reloadAll().catch(() => undefined), this.#s.leaseMs);
+      later.unref();
     } catch (err) {
+      this.#writeFailed = true;
       this.#log.error({ err }, 'cluster: writing the sessions again failed');
     }
   }

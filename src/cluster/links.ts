@@ -32,6 +32,9 @@ export type LinkFrame =
 
 type Wire = LinkFrame | { t: 'h'; node: string; boot: string; mac: string } | { t: 'a'; s: number };
 
+/** Each outgoing link numbers its frames from 1: its own id tells a new link from a reconnection. */
+let linkIds = 0;
+
 export interface LinksOptions {
   nodeId: string;
   host: string;
@@ -74,6 +77,8 @@ class FrameReader {
 /** The outgoing side of a link to one node. */
 class Peer {
   readonly node: string;
+  /** This link's incarnation (its frame numbers start again in a new one). */
+  readonly #id = `${Date.now().toString(36)}.${(++linkIds).toString(36)}`;
   #seq = 0;
   /** Sent or waiting, not acknowledged; in order. */
   #queue: Array<{ s: number; frame: LinkFrame; raw: Buffer; at: number }> = [];
@@ -146,7 +151,7 @@ class Peer {
         const reader = new FrameReader();
         sock.on('connect', () => {
           this.#backoff = 50;
-          sock.write(encode(this.links.hello()));
+          sock.write(encode(this.links.hello(this.#id)));
           this.#ready = true;
           this.#next = this.#head; // everything not acknowledged goes again
           this.#flush();
@@ -205,7 +210,7 @@ export class Links {
   readonly boot = randomBytes(8).toString('hex');
   readonly #peers = new Map<string, Peer>();
   readonly #inbound = new Set<Socket>();
-  /** Highest frame number applied per sender incarnation ("node boot"). */
+  /** Highest frame number applied per sending link ("node boot.link"). */
   readonly #applied = new Map<string, number>();
   #server: Server | null = null;
 
@@ -224,8 +229,9 @@ export class Links {
     return server.address() as AddressInfo;
   }
 
-  hello(): Wire {
-    return { t: 'h', node: this.#o.nodeId, boot: this.boot, mac: this.#mac(this.#o.nodeId, this.boot) };
+  hello(link: string): Wire {
+    const boot = `${this.boot}.${link}`;
+    return { t: 'h', node: this.#o.nodeId, boot, mac: this.#mac(this.#o.nodeId, boot) };
   }
 
   #mac(node: string, boot: string): string {

@@ -33,7 +33,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
 
 after(async () => {
   const r = new Redis(URL);
-  for (const p of prefixes) await r.del(`${p}:members`);
+  for (const p of prefixes) await r.del(`${p}:members`, `${p}:epoch`);
   r.disconnect();
 });
 
@@ -146,4 +146,29 @@ test('a node whose own lease ran out (a stalled event loop) reaps itself as expe
   await until('b drops a', () => b.members().join() === 'b');
   await a.leave();
   await b.leave();
+});
+
+test('Redis losing its data (a restart): every node joins again by itself and calls onReset; nobody is declared dead or seen leaving', async () => {
+  const c = cluster();
+  const [a, b, d] = [c.make('a'), c.make('b'), c.make('d')];
+  const resets = new Set<string>();
+  const left: string[] = [];
+  for (const n of [a, b, d]) {
+    n.onReset = () => void resets.add(n.nodeId);
+    n.onChange = (e) => {
+      if (e.type !== 'join') left.push(`${n.nodeId} saw ${e.node} ${e.type}`);
+    };
+    await n.join();
+  }
+  await until('all see three', () => [a, b, d].every((n) => n.members().join() === 'a,b,d'));
+  const r = new Redis(URL);
+  await r.del(`${c.prefix}:members`, `${c.prefix}:epoch`); // what a restart without persistence leaves
+  await until('every node noticed', () => resets.size === 3);
+  await until('the set holds all three again', async () => (await r.zcard(`${c.prefix}:members`)) === 3);
+  await sleep(FAST.leaseMs * 2);
+  r.disconnect();
+  assert.deepEqual(left, []);
+  assert.equal(c.deaths.size, 0);
+  assert.ok([a, b, d].every((n) => n.members().join() === 'a,b,d'));
+  for (const n of [a, b, d]) await n.leave();
 });

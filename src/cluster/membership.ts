@@ -94,6 +94,7 @@ export class RedisMembership {
   /** Redis lost the cluster's data (restarted empty); this node is a member again and must write its state again. */
   onReset: (() => void) | null = null;
   #epoch = '';
+  #resetAt = 0;
 
   constructor(opts: MembershipOptions) {
     this.nodeId = opts.nodeId ?? `node-${randomBytes(6).toString('hex')}`;
@@ -197,8 +198,8 @@ export class RedisMembership {
     if (renewed[0] === 0) this.#expel();
     else if (renewed[0] === 2) {
       this.#epoch = renewed[1];
+      this.#resetAt = Date.now();
       await this.#publish('join').catch(() => 0);
-      await this.#refresh();
       this.onReset?.();
     }
   }
@@ -213,13 +214,19 @@ export class RedisMembership {
   /** Rebuilds the view from the set (heals a missed pub/sub message). */
   async #refresh(): Promise<void> {
     let live: string[];
+    let epoch: string | null;
     try {
-      live = await this.#redis.zrangebyscore(this.#members, Date.now(), '+inf');
+      const r = await this.#redis.multi().get(this.#epochKey).zrangebyscore(this.#members, Date.now(), '+inf').exec();
+      epoch = r?.[0]?.[1] as string | null;
+      live = (r?.[1]?.[1] as string[] | undefined) ?? [];
     } catch {
       return;
     }
     const now = new Set(live);
-    for (const n of [...this.#view]) if (!now.has(n)) this.#apply({ type: 'leave', node: n });
+    // Right after Redis lost its data the set fills up again as nodes heartbeat: nobody
+    // missing from it then has left (they are told apart by the epoch, and for a lease).
+    const settling = epoch !== this.#epoch || Date.now() - this.#resetAt < this.#o.leaseMs;
+    if (!settling) for (const n of [...this.#view]) if (!now.has(n)) this.#apply({ type: 'leave', node: n });
     for (const n of now) if (!this.#view.has(n)) this.#apply({ type: 'join', node: n });
   }
 
