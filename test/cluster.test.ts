@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
+import { SqlRosterStore } from '../src/modules/roster/store-sql.js';
 
 const REDIS = process.env.PARLEY_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const prefix = `parley-test-${randomBytes(4).toString('hex')}`;
@@ -23,6 +24,16 @@ const nodes: TestServer[] = [];
 const open: TestClient[] = [];
 const R = 'jabber:iq:roster';
 const jid = (u: string) => `${u}@${DOMAIN}`;
+
+const PAIRS = 20;
+
+/** Mutual subscription written straight into the roster store (no clients needed). */
+async function befriendInStore(a: string, b: string): Promise<void> {
+  const roster = new SqlRosterStore(nodes[0]!.server.storage);
+  const item = (j: string) => ({ jid: j, name: null, subscription: 'both' as const, groups: [], askOut: false, askIn: false, askInStanza: null, approved: false, inRoster: true });
+  await roster.update(DOMAIN, a, jid(b), () => item(jid(b)));
+  await roster.update(DOMAIN, b, jid(a), () => item(jid(a)));
+}
 
 function startNode(id: string): Promise<TestServer> {
   return startTestServer({
@@ -64,6 +75,11 @@ async function befriend(a: TestClient, aName: string, b: TestClient, bName: stri
 before(async () => {
   for (const id of ['n1', 'n2', 'n3']) nodes.push(await startNode(id));
   for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) await nodes[0]!.addUser(u);
+  for (let i = 0; i < PAIRS; i++) {
+    await nodes[0]!.addUser(`p${i}`);
+    await nodes[0]!.addUser(`q${i}`);
+    await befriendInStore(`p${i}`, `q${i}`);
+  }
   await until('every node sees three members', () => nodes.every((n) => n.server.cluster!.members().length === 3));
 });
 
@@ -118,6 +134,24 @@ test('users on different nodes subscribe, see presence, chat in order and exchan
   assert.ok(nodes[0]!.server.cluster!.stats().forwarded > 0);
 });
 
+test('contacts coming online at the same moment on two nodes see each other', async () => {
+  const logins = [];
+  for (let i = 0; i < PAIRS; i++) {
+    logins.push(login(nodes[0]!, `p${i}`, 'x'), login(nodes[1]!, `q${i}`, 'y'));
+  }
+  const clients = await Promise.all(logins);
+  const missing: string[] = [];
+  await Promise.all(
+    clients.map(async (c, k) => {
+      const i = k >> 1;
+      const other = k % 2 === 0 ? `${jid(`q${i}`)}/y` : `${jid(`p${i}`)}/x`;
+      await c.presence((p) => p.attrs.from === other && p.attrs.type === undefined, `presence of ${other}`).catch(() => missing.push(`${c.jid} misses ${other}`));
+    }),
+  );
+  assert.deepEqual(missing, []);
+  for (const c of clients) await c.stop();
+});
+
 test('roster pushes reach the user\'s resources on other nodes; a second login on another node gets contacts\' presence', async () => {
   const c1 = await login(nodes[0]!, 'carol', 'one');
   const c2 = await login(nodes[2]!, 'carol', 'two');
@@ -161,6 +195,23 @@ test('a message to a user with no session anywhere is stored and delivered at lo
   const erin = await login(nodes[2]!, 'erin');
   const m = await erin.message(jid('alice'));
   assert.equal(m.getChildText('body'), 'while you were away');
+});
+
+test('a block made on one node holds on the others (their copy of the lists is dropped)', async () => {
+  const alice = await login(nodes[0]!, 'alice', 'blocker');
+  const bob = await login(nodes[1]!, 'bob', 'blocked');
+  // bob writes first: n2 reads alice's (empty) lists to judge it, and keeps them.
+  const first = alice.message(jid('bob'));
+  await bob.send(xml('message', { to: `${jid('alice')}/blocker`, type: 'chat' }, xml('body', null, 'before')));
+  await first;
+  const r = await alice.iq(xml('iq', { type: 'set' }, xml('block', { xmlns: 'urn:xmpp:blocking' }, xml('item', { jid: jid('bob') }))));
+  assert.equal(r.attrs.type, 'result');
+  await new Promise((res) => setTimeout(res, 200));
+  const refused = bob.waitFor((el) => el.name === 'message' && el.attrs.type === 'error', 5000, 'error for a message to a blocker');
+  await bob.send(xml('message', { to: `${jid('alice')}/blocker`, type: 'chat' }, xml('body', null, 'after')));
+  await refused;
+  await alice.expectNone((el) => el.name === 'message' && el.getChildText('body') === 'after', 300);
+  await alice.iq(xml('iq', { type: 'set' }, xml('unblock', { xmlns: 'urn:xmpp:blocking' }, xml('item', { jid: jid('bob') }))));
 });
 
 test('health: ready while a member; a node that leaves takes its users\' presence with it', async () => {

@@ -55,6 +55,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   readonly #directory: RedisSessionDirectory;
   readonly #links: Links;
   readonly #redis: Redis;
+  /** Subscription to the invalidation channel. */
+  readonly #sub: Redis;
   /** Other nodes' sessions: bare JID → stand-ins. */
   readonly #remote = new Map<string, RemoteSession[]>();
   /** This node's sessions whose state is to be written (full JID → session, or null: gone). */
@@ -102,6 +104,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     });
     this.#redis = new Redis(settings.url, { lazyConnect: true, maxRetriesPerRequest: 2 });
     this.#redis.on('error', () => {});
+    this.#sub = new Redis(settings.url, { lazyConnect: true, maxRetriesPerRequest: 2 });
+    this.#sub.on('error', () => {});
   }
 
   #newMembership(nodeId: string | undefined): RedisMembership {
@@ -149,8 +153,26 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     return this.#membership.members();
   }
 
+  get #invalidations(): string {
+    return `${this.#s.prefix}:invalidate`;
+  }
+
+  invalidate(topic: string, key: string): void {
+    this.#redis.publish(this.#invalidations, JSON.stringify({ n: this.nodeId, t: topic, k: key })).catch((err: unknown) => this.#log.warn({ err, topic }, 'cluster: invalidation not sent'));
+  }
+
   async start(): Promise<void> {
     await this.#redis.connect();
+    await this.#sub.connect();
+    this.#sub.on('message', (_c: string, raw: string) => {
+      try {
+        const m = JSON.parse(raw) as { n: string; t: string; k: string };
+        if (m.n !== this.nodeId && typeof m.t === 'string' && typeof m.k === 'string') this.#core.invalidated(m.t, m.k);
+      } catch {
+        // not ours
+      }
+    });
+    await this.#sub.subscribe(this.#invalidations);
     const addr = await this.#links.listen();
     const host = this.#s.advertise ?? (addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address);
     this.#address = `${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
@@ -181,6 +203,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     await this.#directory.stop();
     await this.#redis.hdel(`${this.#s.prefix}:nodes`, this.nodeId).catch(() => 0);
     await this.#links.close();
+    this.#sub.disconnect();
     this.#redis.disconnect();
   }
 
@@ -289,8 +312,10 @@ export class ClusterNode implements RemoteSessions, Forwarder {
 
   // ------------------------------------------------------------ Forwarder
 
-  deliver(node: string, to: string, xml: string, kind: StanzaKind, el: XmlElement | undefined): void {
-    if (this.#links.send(node, { t: 'd', to, k: kind, x: xml })) {
+  deliver(node: string, to: string, xml: string, kind: StanzaKind, el: XmlElement | undefined, copies?: string[]): void {
+    const frame: LinkFrame = { t: 'd', to, k: kind, x: xml };
+    if (copies && copies.length > 0) frame.c = copies;
+    if (this.#links.send(node, frame)) {
       this.forwarded++;
       return;
     }
@@ -324,7 +349,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
           return;
         }
         const el = safeParse(f.x);
-        if (el) this.#reroute(el, to, Date.now());
+        if (el) this.#reroute(el, to, f.c);
         return;
       }
       case 'c': {
@@ -349,11 +374,11 @@ export class ClusterNode implements RemoteSessions, Forwarder {
    * the directory as it is now. A message's delivery stages (archive, carbons) ran on
    * the node that first routed it, so they do not run again.
    */
-  #reroute(el: XmlElement, to: Jid, sentAt?: number): void {
+  #reroute(el: XmlElement, to: Jid, copies?: string[]): void {
     const from = Jid.tryParse(el.attrs.from);
     if (!from) return;
     this.rerouted++;
-    if (el.name === 'message') this.#core.router.redeliver(el, from, to, sentAt);
+    if (el.name === 'message') this.#core.router.redeliver(el, from, to, copies);
     else this.#core.router.route(el, from, to);
   }
 
@@ -384,11 +409,19 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     this.#addresses.delete(node);
     const back = this.#links.takeBack(node);
     this.#links.forget(node);
-    for (const { frame: f, at } of back) {
+    const seen = new Set<string>();
+    // Copies that went to the dead node too never arrived: only the others count.
+    const undelivered = new Set(back.map(({ frame: f }) => (f.t === 'd' ? f.to : '')));
+    for (const { frame: f } of back) {
       if (f.t !== 'd') continue; // closes and IQ replies for a dead node mean nothing now
       const el = safeParse(f.x);
       const to = el && Jid.tryParse(f.to);
-      if (el && to) this.#reroute(el, to, at);
+      if (!el || !to) continue;
+      // Copies of one message to several resources of the dead node: routed again once.
+      const key = `${to.bare} ${f.x}`;
+      if (f.c && seen.has(key)) continue;
+      seen.add(key);
+      this.#reroute(el, to, f.c?.filter((c) => !undelivered.has(c)));
     }
   }
 

@@ -24,7 +24,7 @@ import type { Logger } from 'pino';
 /** What nodes send each other. `s`: the frame's number on its link. */
 export type LinkFrame =
   /** Deliver a stanza to a session of the receiving node (`to`: full JID). */
-  | { t: 'd'; s?: number; to: string; k: 'message' | 'presence' | 'iq'; x: string }
+  | { t: 'd'; s?: number; to: string; k: 'message' | 'presence' | 'iq'; x: string; c?: string[] }
   /** Close a session of the receiving node (conflict, kick) bound before `bt` (ms). */
   | { t: 'c'; s?: number; to: string; e: string; txt?: string; bt: number }
   /** Route a stanza on the receiving node (a reply to an IQ that node sent). */

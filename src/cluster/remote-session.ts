@@ -9,13 +9,14 @@ import type { XmlElement } from '../xml/element.js';
 import { serialize } from '../xml/serializer.js';
 import { Jid } from '../xmpp/jid.js';
 import type { StreamError } from '../xmpp/errors.js';
-import type { LocalSession, StanzaKind, TransportKind } from '../core/session.js';
+import { deliveredTogether, type LocalSession, type StanzaKind, type TransportKind } from '../core/session.js';
 import type { DirectoryEntry } from './session-directory.js';
 
 /** What a stand-in forwards through (the cluster's links). */
 export interface Forwarder {
   /** Sends a stanza to a session of `node`; false when it cannot be queued. */
-  deliver(node: string, to: string, xml: string, kind: StanzaKind, el: XmlElement | undefined): void;
+  /** `copies`: the other resources the same message went to at once. */
+  deliver(node: string, to: string, xml: string, kind: StanzaKind, el: XmlElement | undefined, copies?: string[]): void;
   close(node: string, to: string, error: StreamError | undefined, boundBefore: number): void;
 }
 
@@ -91,7 +92,9 @@ export class RemoteSession implements LocalSession {
   }
 
   deliver(stanza: XmlElement): void {
-    this.#fw.deliver(this.node, this.jid.full, serialize(stanza), stanza.name as StanzaKind, stanza);
+    const together = deliveredTogether.get(stanza);
+    const copies = together ? together.map((s) => s.jid.full).filter((j) => j !== this.jid.full) : undefined;
+    this.#fw.deliver(this.node, this.jid.full, serialize(stanza), stanza.name as StanzaKind, stanza, copies);
   }
 
   deliverSerialized(xml: string, kind: StanzaKind, el?: XmlElement): void {

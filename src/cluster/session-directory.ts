@@ -60,6 +60,9 @@ export class RedisSessionDirectory {
   /** Last sequence number applied per node. */
   readonly #seq = new Map<string, number>();
   #mySeq = 0;
+  /** The highest of this node's own changes seen back on the channel, and who waits for which. */
+  #echoed = 0;
+  readonly #echoWaits = new Map<number, () => void>();
   readonly #reloading = new Map<string, Promise<void>>();
   /** Changes that arrived while their node's hash was being read. */
   readonly #held = new Map<string, Change[]>();
@@ -129,11 +132,39 @@ export class RedisSessionDirectory {
 
   // ------------------------------------------------------------ this node's sessions
 
-  /** A session of this node was bound or changed (priority, availability, presence, flags). */
+  /**
+   * A session of this node was bound or changed (priority, availability, presence,
+   * flags). Resolves once this node's replica holds every change Redis took before this
+   * one: the change comes back on this node's own subscription, behind all earlier ones
+   * of the channel. So of two contacts coming online at once on two nodes, the later
+   * write's node sees the earlier one, and presence never misses both ways.
+   */
   async set(full: string, state: SessionState): Promise<void> {
     const node = this.#o.nodeId;
     this.#apply(node, full, { node, ...state });
-    await this.#write({ node, seq: 0, op: 'set', jid: full, e: state });
+    const seq = await this.#write({ node, seq: 0, op: 'set', jid: full, e: state });
+    await this.#barrier(seq);
+  }
+
+  /** Waits until this node's own change `seq` came back on the channel (at most 1 s). */
+  #barrier(seq: number): Promise<void> {
+    if (this.#echoed >= seq) return this.#reloads();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#echoWaits.delete(seq);
+        resolve();
+      }, 1000);
+      timer.unref();
+      this.#echoWaits.set(seq, () => {
+        clearTimeout(timer);
+        resolve(this.#reloads());
+      });
+    });
+  }
+
+  /** Reloads in progress (their nodes' held changes apply when they end). */
+  #reloads(): Promise<void> {
+    return this.#reloading.size === 0 ? Promise.resolve() : Promise.all([...this.#reloading.values()]).then(() => undefined);
   }
 
   /**
@@ -171,14 +202,17 @@ export class RedisSessionDirectory {
     await m.exec();
   }
 
-  async #write(c: Change): Promise<void> {
+  async #write(c: Change): Promise<number> {
     const seq = ++this.#mySeq;
     const m = this.#redis.multi();
     if (c.op === 'set') m.hset(this.#key(c.node), c.jid, encodeState(c.e));
     else if (c.op === 'del') m.hdel(this.#key(c.node), c.jid);
     m.hset(this.#key(c.node), SEQ, String(seq));
     m.publish(this.#channel, JSON.stringify({ ...c, seq }));
-    await m.exec();
+    const r = await m.exec();
+    const err = r?.find(([e]) => e !== null)?.[0];
+    if (err) throw err;
+    return seq;
   }
 
   // ------------------------------------------------------------ other nodes
@@ -211,7 +245,17 @@ export class RedisSessionDirectory {
     } catch {
       return;
     }
-    if (c.node === this.#o.nodeId || typeof c.seq !== 'number') return;
+    if (typeof c.seq !== 'number') return;
+    if (c.node === this.#o.nodeId) {
+      if (c.seq > this.#echoed) this.#echoed = c.seq;
+      for (const [seq, done] of this.#echoWaits) {
+        if (seq <= c.seq) {
+          this.#echoWaits.delete(seq);
+          done();
+        }
+      }
+      return;
+    }
     const held = this.#held.get(c.node);
     if (held) {
       held.push(c); // replayed once the reload is in

@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import type { XmlElement } from '../xml/element.js';
 import type { Jid } from '../xmpp/jid.js';
-import type { LocalSession } from './session.js';
+import { deliveredTogether, type LocalSession } from './session.js';
 
 /** One message on its way to a local account. */
 export interface StagedMessage {
@@ -157,6 +157,7 @@ export class MessageStages {
   }
 
   #deliverNow(msg: StagedMessage, sessions: readonly LocalSession[]): void {
+    if (sessions.length > 1) deliveredTogether.set(msg.stanza, sessions);
     for (const s of sessions) s.deliver(msg.stanza);
     this.delivered(msg, sessions);
   }

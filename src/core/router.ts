@@ -13,7 +13,7 @@ import type { HookBus } from './hooks.js';
 import { MessageStages } from './message-stages.js';
 import { iqError, type IqDispatcher } from './iq.js';
 import type { SessionRegistry } from './registry.js';
-import type { LocalSession } from './session.js';
+import { deliveredTogether, type LocalSession } from './session.js';
 
 export interface RouterDeps {
   domain: string;
@@ -303,7 +303,9 @@ export class Router {
     for (const s of available) if (s.priority > best) best = s.priority;
     if (best >= 0) {
       if (this.stages.isEmpty) {
-        for (const s of available) if (s.priority === best) s.deliver(stanza);
+        const targets = available.filter((s) => s.priority === best);
+        if (targets.length > 1) deliveredTogether.set(stanza, targets);
+        for (const s of targets) s.deliver(stanza);
       } else this.stages.deliver(stanza, from, to, available.filter((s) => s.priority === best));
       return;
     }
@@ -355,26 +357,21 @@ export class Router {
 
   /**
    * A message that was on its way to a resource that is gone (it ended, or its cluster
-   * node died) after the delivery stages (archive, carbons) ran for it. Sent to the bare
-   * JID, the user's other resources that were online at `sentAt` had their own copy: only
-   * resources bound since get it (or, with none at all, offline storage). Sent to the full
-   * JID, it is handled as for a resource that is not there: the user's available resources
-   * now, else offline storage. The stages do not run again.
+   * node died) after the delivery stages (archive, carbons) ran for it. `copies`: the
+   * other resources it was delivered to at the same time (to the bare JID); they have
+   * it, so nothing more is done. Otherwise the user's available resources now get it,
+   * else offline storage. The stages do not run again.
    */
-  redeliver(stanza: XmlElement, from: Jid, to: Jid, sentAt = Date.now()): void {
+  redeliver(stanza: XmlElement, from: Jid, to: Jid, copies?: readonly string[]): void {
     const type = stanza.attrs.type ?? 'normal';
     if (type === 'error' || type === 'groupchat') return;
-    const toBare = stanza.attrs.to !== undefined && !stanza.attrs.to.includes('/');
-    const target = !toBare && to.resource !== '' ? this.#d.sessions.get(to) : undefined;
+    if (copies && copies.some((c) => c !== to.full)) return;
+    const target = to.resource !== '' ? this.#d.sessions.get(to) : undefined;
     if (target && !target.isClosed) {
       target.deliver(stanza);
       return;
     }
-    let available = this.#d.sessions.available(to.bare);
-    if (toBare && available.length > 0) {
-      available = available.filter((s) => (s.boundAt ?? 0) > sentAt);
-      if (available.length === 0) return; // the resources online then have it
-    }
+    const available = this.#d.sessions.available(to.bare);
     let best = -1;
     for (const s of available) if (s.priority > best) best = s.priority;
     if (best >= 0) {

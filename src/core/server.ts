@@ -23,6 +23,8 @@ export interface ClusterView {
   readonly nodeId: string;
   members(): string[];
   stats(): Record<string, unknown>;
+  /** Tells the other nodes that what they keep in memory under (topic, key) changed. */
+  invalidate(topic: string, key: string): void;
 }
 
 export interface ServerCoreDeps {
@@ -58,6 +60,7 @@ export class ServerCore {
   /** Work started for stanzas and sessions that shutdown must wait for (offline hand-off). */
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #services = new Map<string, unknown>();
+  readonly #invalidations = new Map<string, Array<(key: string) => void>>();
 
   constructor(deps: ServerCoreDeps) {
     this.config = deps.config;
@@ -119,6 +122,37 @@ export class ServerCore {
       await Promise.race([Promise.allSettled([...this.#inflight]), new Promise((r) => setTimeout(r, left).unref())]);
     }
     return true;
+  }
+
+  /**
+   * A module changed data that modules keep in memory (privacy lists, archive
+   * preferences, avatar hashes, PEP node lists): in a cluster the other nodes drop their
+   * copy of (topic, key) and read it again when needed. Nothing happens without a cluster.
+   */
+  invalidate(topic: string, key: string): void {
+    this.cluster?.invalidate(topic, key);
+  }
+
+  /** What to drop when another node says (topic, key) changed. */
+  onInvalidate(topic: string, fn: (key: string) => void): () => void {
+    let list = this.#invalidations.get(topic);
+    if (!list) this.#invalidations.set(topic, (list = []));
+    list.push(fn);
+    return () => {
+      const i = list.indexOf(fn);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  /** Another node changed (topic, key) (the cluster calls this). */
+  invalidated(topic: string, key: string): void {
+    for (const fn of this.#invalidations.get(topic) ?? []) {
+      try {
+        fn(key);
+      } catch (err) {
+        this.log.error({ err, topic }, 'invalidation handler failed');
+      }
+    }
   }
 
   hasService(name: keyof Services): boolean {

@@ -55,3 +55,10 @@ export interface LocalSession {
   /** Ends the session, with a stream error if given. */
   close(error?: StreamError): void;
 }
+
+/**
+ * A message delivered to several resources at once (to a bare JID: every resource of the
+ * highest priority) → those resources. When one of the copies cannot be delivered (its
+ * cluster node died on the way), the others tell whether the user has it already.
+ */
+export const deliveredTogether = new WeakMap<XmlElement, readonly LocalSession[]>();

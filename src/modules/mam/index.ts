@@ -100,6 +100,8 @@ export default defineModule({
       await prefsOf(session.jid.local);
     });
 
+    ctx.onStop(server.onInvalidate('mam-prefs', (user) => prefsCache.delete(user)));
+
     ctx.hook('user-deleted', async (user) => {
       prefsCache.delete(user.local);
       await store.removeUser(host, user.local);
@@ -292,6 +294,7 @@ export default defineModule({
       const user = owner(req);
       const p = parsePrefs(req.payload);
       await store.setPrefs(host, user, p);
+      server.invalidate('mam-prefs', user);
       return prefsElement(cachePrefs(user, toPrefs(p)));
     }, { scope: 'account' });
   },

@@ -95,7 +95,11 @@ export default defineModule({
       while (nodeLists.size > NODE_LIST_CACHE) nodeLists.delete(nodeLists.keys().next().value!);
       return list;
     }
-    const nodesChanged = (owner: Jid) => nodeLists.delete(owner.bare);
+    const nodesChanged = (owner: Jid) => {
+      nodeLists.delete(owner.bare);
+      server.invalidate('pep-nodes', owner.bare);
+    };
+    ctx.onStop(server.onInvalidate('pep-nodes', (bare) => nodeLists.delete(bare)));
 
     /** Creates a node; `exists` when another request made it first. */
     async function createNode(owner: Jid, node: string, config: NodeConfig): Promise<'created' | 'exists'> {

@@ -121,6 +121,14 @@ export default defineModule({
       return r;
     }
 
+    ctx.onStop(
+      server.onInvalidate('privacy', (bare) => {
+        // Read again before the next stanza to or from the user is judged (router.prepare).
+        online.delete(bare);
+        recent.delete(bare);
+      }),
+    );
+
     function keep(bare: string, st: UserState): void {
       if (hasSessions(bare)) {
         online.set(bare, st);
@@ -183,6 +191,8 @@ export default defineModule({
 
     ctx.hook('roster-changed', (user, contact, item) => {
       const st = online.get(user.bare) ?? recent.get(user.bare);
+      // Lists by group or subscription read the roster: other nodes read it again.
+      server.invalidate('privacy', user.bare);
       if (!st?.roster) return;
       const v = item ? viewOf(item) : null;
       if (v) st.roster.set(contact, v);
@@ -278,7 +288,8 @@ export default defineModule({
     /** Runs `fn` after the user's previous change (one at a time per user). */
     function serial<T>(user: Jid, fn: () => Promise<T>): Promise<T> {
       const prev = chains.get(user.bare) ?? Promise.resolve();
-      const next = prev.then(fn, fn);
+      // Other cluster nodes drop their copy of the user's lists once the change is in.
+      const next = prev.then(fn, fn).finally(() => server.invalidate('privacy', user.bare));
       const tail = next.catch(() => undefined);
       chains.set(user.bare, tail);
       void tail.then(() => {

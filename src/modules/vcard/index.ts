@@ -116,6 +116,7 @@ export default defineModule({
     function remember(user: Jid, hash: string): void {
       hashes.delete(user.bare);
       hashes.set(user.bare, hash);
+      server.invalidate('vcard-hash', user.bare);
       while (hashes.size > HASH_CACHE) hashes.delete(hashes.keys().next().value!);
     }
 
@@ -210,5 +211,6 @@ export default defineModule({
       await store.remove(host, user.local);
       hashes.delete(user.bare);
     });
+    ctx.onStop(server.onInvalidate('vcard-hash', (bare) => hashes.delete(bare)));
   },
 });
