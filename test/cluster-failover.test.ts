@@ -44,6 +44,8 @@ const REDIS = process.env.PARLEY_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const BIN = fileURLToPath(new URL('../../bin/parley.js', import.meta.url));
 const MAM = 'urn:xmpp:mam:2';
 const prefix = `parley-test-${randomBytes(4).toString('hex')}`;
+/** haproxy's ports, chosen first: the nodes send draining clients there (see-other-host). */
+const front = { c2s: 0, http: 0 };
 const dir = mkdtempSync(join(tmpdir(), 'parley-failover-'));
 const jid = (u: string) => `${u}@${DOMAIN}`;
 
@@ -84,7 +86,7 @@ async function startNode(name: string): Promise<Node> {
       dataDir: join(dir, 'data'),
       listen: { c2s: { port: c2sPort, requireTls: false }, c2sTls: { enabled: false }, http: { port: httpPort, secure: true } },
       tls: { cert: process.env.PARLEY_TEST_CERT, key: process.env.PARLEY_TEST_KEY },
-      cluster: { driver: 'redis', url: REDIS, prefix, nodeId: name, heartbeat: '200ms', lease: '1s', drainTimeout: '0s' },
+      cluster: { driver: 'redis', url: REDIS, prefix, nodeId: name, heartbeat: '200ms', lease: '1s', drainTimeout: '600ms', reconnectHost: `127.0.0.1:${front.c2s}` },
       log: { level: 'info' },
     }),
   );
@@ -275,7 +277,7 @@ describe('failover behind haproxy', { skip: !haveHaproxy() && 'haproxy is not in
     const storage = await openStorage(config, pino({ level: 'silent' }));
     const accounts = new SqlUserStore(storage);
     const rosters = new SqlRosterStore(storage);
-    for (const u of users) await accounts.create(DOMAIN, u, await makeCredentials('secret'));
+    for (const u of [...users, 'uz']) await accounts.create(DOMAIN, u, await makeCredentials('secret'));
     for (const u of users) {
       for (const v of users) {
         if (u === v) continue;
@@ -283,8 +285,10 @@ describe('failover behind haproxy', { skip: !haveHaproxy() && 'haproxy is not in
       }
     }
     await storage.close();
+    front.c2s = await freePort();
+    front.http = await freePort();
     for (const n of ['f1', 'f2', 'f3']) nodes.push(await startNode(n));
-    hp = await startHaproxy({ bind: '127.0.0.1', nodes: nodes.map((n) => ({ name: n.name, host: '127.0.0.1', c2sPort: n.c2sPort, httpPort: n.httpPort })), checkInterval: 200, fall: 2, rise: 2 });
+    hp = await startHaproxy({ bind: '127.0.0.1', c2sPort: front.c2s, httpPort: front.http, nodes: nodes.map((n) => ({ name: n.name, host: '127.0.0.1', c2sPort: n.c2sPort, httpPort: n.httpPort })), checkInterval: 200, fall: 2, rise: 2 });
     for (const n of nodes) {
       await hp.waitFor(`bosh/${n.name}`, 'UP', 10_000);
       await hp.waitFor(`c2s/${n.name}`, 'UP', 10_000);
@@ -391,5 +395,62 @@ describe('failover behind haproxy', { skip: !haveHaproxy() && 'haproxy is not in
     assert.deepEqual(lost, [], `lost messages: ${JSON.stringify(report)}`);
     assert.deepEqual(dups, [], 'no message delivered twice');
     assert.ok(sent > 100, `enough traffic (${sent})`);
+  });
+
+  test('a node shut down drains: health says not ready, haproxy stops sending it sessions, its clients are told to go and reconnect elsewhere', async () => {
+    const live = nodes.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null);
+    assert.ok(live.length >= 2, 'two nodes are left');
+    const leaving = live[0]!;
+    const r = new Redis(REDIS);
+    const mine = async () => Object.keys(await r.hgetall(`${prefix}:sessions:${leaving.name}`)).filter((k) => k !== '#seq');
+    const onLeaving = (await mine()).length;
+    leaving.proc.kill('SIGTERM');
+    // While it drains, /health/ready says 503.
+    await until('health turns 503', async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${leaving.httpPort}/health/ready`)).status === 503;
+      } catch {
+        return true; // already gone
+      }
+    }, 5000);
+    await new Promise<void>((resolve) => leaving.proc.once('exit', () => resolve()));
+    // Everyone is online again, on the nodes left; the leaving node's hash is gone.
+    await until('every chatter back online', () => chatters.every((c) => c.online), 20_000);
+    assert.deepEqual(await mine(), []);
+    r.disconnect();
+    console.log(`# drain: ${leaving.name} held ${onLeaving} of the test's sessions; all reconnected elsewhere`);
+    const log = leaving.log.join('\n');
+    assert.match(log, /"msg":"stopped"/, 'the node stopped cleanly');
+  });
+
+  test('a node frozen past its lease is declared dead, and once resumed ends its sessions instead of believing it still holds them', async () => {
+    // A fresh node to freeze; a survivor of the earlier tests declares it dead.
+    const other = nodes.find((x) => x.proc.exitCode === null && x.proc.signalCode === null)!;
+    const n = await startNode('f4');
+    nodes.push(n);
+    const c = new Chatter('uz', 'tcp', { ...hp, c2sPort: n.c2sPort } as RunningHaproxy);
+    chatters.push(c);
+    await c.connect();
+    const before = c.full;
+    n.proc.kill('SIGSTOP');
+    try {
+      await until('the frozen node is declared dead', async () => {
+        const res = await fetch(`http://127.0.0.1:${other.httpPort}/health/ready`);
+        const body = (await res.json()) as { members: string[] };
+        return !body.members.includes(n.name);
+      }, 10_000);
+    } finally {
+      n.proc.kill('SIGCONT');
+    }
+    // Resumed: it learns it was expelled, ends the session (the client reconnects to it
+    // or another node with a new resource) and joins again.
+    await until('the client is back with a new session', () => c.online && c.full !== before, 15_000).catch((e: Error) => {
+      throw new Error(`${e.message}; node log:\n${n.log.slice(-15).join('\n')}`);
+    });
+    await until('the node is a member again', async () => {
+      const res = await fetch(`http://127.0.0.1:${n.httpPort}/health/ready`).catch(() => null);
+      return res?.status === 200;
+    }, 10_000);
+    assert.match(n.log.join('\n'), /declared dead/);
   });
 });

@@ -96,7 +96,8 @@ after(async () => {
 test('users on different nodes subscribe, see presence, chat in order and exchange IQs', async () => {
   const alice = await login(nodes[0]!, 'alice');
   const bob = await login(nodes[1]!, 'bob');
-  await until('bob is known on n1', () => nodes[0]!.server.core.sessions.get({ bare: jid('bob'), resource: 'test', full: jid('bob') + '/test' } as never) !== undefined);
+  // Each is online in the other's node's view (a request for an unavailable contact would be kept for later).
+  await until('bob is online in n1\'s view, alice in n2\'s', () => nodes[0]!.server.core.sessions.available(jid('bob')).length === 1 && nodes[1]!.server.core.sessions.available(jid('alice')).length === 1);
   await befriend(alice, 'alice', bob, 'bob');
 
   // 200 messages each way, to the full and to the bare JID: all arrive, in order.

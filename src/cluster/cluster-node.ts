@@ -177,10 +177,16 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     const host = this.#s.advertise ?? (addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address);
     this.#address = `${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
     await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#address);
-    await this.#directory.start();
+    const leftover = await this.#directory.start();
     await this.#membership.join();
     await this.#readAddresses();
     this.#core.sessions.attach(this);
+    if (leftover.length > 0 && this.#core.hasService('presence')) {
+      // A previous run of this node died and came back before a survivor cleaned up.
+      this.#log.warn({ sessions: leftover.length }, 'cluster: sessions of this node\'s previous run were left; sending their unavailable presence');
+      const jids = leftover.map((j) => Jid.tryParse(j)).filter((j): j is Jid => j !== null);
+      void this.#core.track(this.#core.service('presence').sessionsGone(jids)).catch((err: unknown) => this.#log.error({ err }, 'cluster: unavailable presence for a previous run failed'));
+    }
     this.#repair = setInterval(() => {
       if (this.#writeFailed && this.#redis.status === 'ready') {
         this.#writeFailed = false;

@@ -84,13 +84,28 @@ export class RedisSessionDirectory {
     return `${this.#o.prefix}:sessions`;
   }
 
-  async start(): Promise<void> {
+  /**
+   * Connects, starts this node's hash afresh and loads the others'. Returns the full JIDs
+   * a previous run of this node left in its hash (it died and came back before anyone
+   * cleaned up after it): they are gone, and this node owes their unavailable presence.
+   */
+  async start(): Promise<string[]> {
     await Promise.all([this.#redis.connect(), this.#sub.connect()]);
     this.#sub.on('message', (_c: string, raw: string) => this.#onMessage(raw));
     await this.#sub.subscribe(this.#channel);
-    // Our own hash starts empty (a restarted node's old sessions are gone).
-    await this.#redis.del(this.#key(this.#o.nodeId));
+    const left = Object.keys(await this.#redis.hgetall(this.#key(this.#o.nodeId))).filter((k) => k !== SEQ);
+    // Our own hash starts empty; the reset makes every replica drop what a previous run
+    // of this node wrote (and its sequence numbers, which start again).
+    await this.republish([]);
+    if (left.length > 0) {
+      for (let i = 0; i < left.length; i += 500) {
+        const m = this.#redis.multi();
+        for (const j of left.slice(i, i + 500)) m.eval(RELEASE, 1, `${this.#o.prefix}:owners`, j, this.#o.nodeId);
+        await m.exec();
+      }
+    }
     await this.reloadAll();
+    return left;
   }
 
   /** Reads every other node's hash again (at start, and after Redis lost its data). */
