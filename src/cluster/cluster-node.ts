@@ -27,7 +27,7 @@ import type { ServerCore } from '../core/server.js';
 import type { RemoteSessions } from '../core/registry.js';
 import type { LocalSession, StanzaKind } from '../core/session.js';
 import { RedisMembership } from './membership.js';
-import { RedisSessionDirectory, type DirectoryEntry, type SessionState } from './session-directory.js';
+import { RedisSessionDirectory, type SessionState } from './session-directory.js';
 import { Links, type LinkFrame } from './links.js';
 import { RemoteSession, ROSTER_REQUESTED, type Forwarder } from './remote-session.js';
 import { serialize } from '../xml/serializer.js';
@@ -44,21 +44,18 @@ export interface ClusterSettings {
   queueLimit: number;
 }
 
-const NONE: readonly LocalSession[] = Object.freeze([]);
-
 export class ClusterNode implements RemoteSessions, Forwarder {
   readonly nodeId: string;
   readonly #core: ServerCore;
   readonly #s: ClusterSettings;
   readonly #log: Logger;
   #membership: RedisMembership;
-  readonly #directory: RedisSessionDirectory;
+  /** The session directory; its replica holds the other nodes' sessions as stand-ins. */
+  readonly #directory: RedisSessionDirectory<RemoteSession>;
   readonly #links: Links;
   readonly #redis: Redis;
   /** Subscription to the invalidation channel. */
   readonly #sub: Redis;
-  /** Other nodes' sessions: bare JID → stand-ins. */
-  readonly #remote = new Map<string, RemoteSession[]>();
   /** This node's sessions whose state is to be written (full JID → session, or null: gone). */
   #dirty = new Map<string, LocalSession | null>();
   #flushing: NodeJS.Immediate | null = null;
@@ -88,9 +85,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       url: settings.url,
       prefix: settings.prefix,
       nodeId: this.nodeId,
-      onEntry: (full, e, node) => {
-        if (node !== this.nodeId) this.#onEntry(full, e);
-      },
+      make: (full, node) => new RemoteSession(full, node, this),
     });
     this.#links = new Links({
       nodeId: this.nodeId,
@@ -224,15 +219,11 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   // ------------------------------------------------------------ RemoteSessions
 
   resources(bare: string): readonly LocalSession[] {
-    return this.#remote.get(bare) ?? NONE;
+    return this.#directory.resolve(bare);
   }
 
   get(full: string): LocalSession | undefined {
-    const slash = full.indexOf('/');
-    const list = this.#remote.get(slash < 0 ? full : full.slice(0, slash));
-    if (!list) return undefined;
-    for (const s of list) if (s.jid.full === full) return s;
-    return undefined;
+    return this.#directory.locate(full);
   }
 
   published(session: LocalSession): void {
@@ -294,26 +285,6 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     } catch (err) {
       this.#log.warn({ err }, 'cluster: resource claim failed');
     }
-  }
-
-  #onEntry(full: string, e: DirectoryEntry | null): void {
-    const slash = full.indexOf('/');
-    const bare = full.slice(0, slash);
-    let list = this.#remote.get(bare);
-    const i = list ? list.findIndex((s) => s.jid.full === full) : -1;
-    if (e === null) {
-      if (!list || i < 0) return;
-      list[i]!.markClosed();
-      list.splice(i, 1);
-      if (list.length === 0) this.#remote.delete(bare);
-      return;
-    }
-    if (list && i >= 0) {
-      list[i]!.update(e);
-      return;
-    }
-    if (!list) this.#remote.set(bare, (list = []));
-    list.push(new RemoteSession(full, e, this));
   }
 
   // ------------------------------------------------------------ Forwarder
@@ -475,9 +446,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
 
   /** For status and tests. */
   stats(): { node: string; members: string[]; remoteSessions: number; forwarded: number; received: number; rerouted: number } {
-    let n = 0;
-    for (const l of this.#remote.values()) n += l.length;
-    return { node: this.nodeId, members: this.members(), remoteSessions: n, forwarded: this.forwarded, received: this.received, rerouted: this.rerouted };
+    return { node: this.nodeId, members: this.members(), remoteSessions: this.#directory.size, forwarded: this.forwarded, received: this.received, rerouted: this.rerouted };
   }
 }
 

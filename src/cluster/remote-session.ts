@@ -10,7 +10,7 @@ import { serialize } from '../xml/serializer.js';
 import { Jid } from '../xmpp/jid.js';
 import type { StreamError } from '../xmpp/errors.js';
 import { deliveredTogether, type LocalSession, type StanzaKind, type TransportKind } from '../core/session.js';
-import type { DirectoryEntry } from './session-directory.js';
+import type { ReplicaEntry, SessionState } from './session-directory.js';
 
 /** What a stand-in forwards through (the cluster's links). */
 export interface Forwarder {
@@ -22,8 +22,8 @@ export interface Forwarder {
 
 export const ROSTER_REQUESTED = 1 << 8;
 
-export class RemoteSession implements LocalSession {
-  readonly jid: Jid;
+export class RemoteSession implements LocalSession, ReplicaEntry {
+  readonly full: string;
   readonly transport: TransportKind = 'tcp';
   readonly isSecure = true;
   readonly remoteAddress = '';
@@ -32,25 +32,29 @@ export class RemoteSession implements LocalSession {
   flags = 0;
   rosterRequested = false;
   boundAt = 0;
+  #jid: Jid | undefined;
   #available = false;
   #presenceXml: string | undefined;
   #presence: XmlElement | null | undefined;
   #closed = false;
   readonly #fw: Forwarder;
 
-  constructor(full: string, e: DirectoryEntry, fw: Forwarder) {
-    this.jid = Jid.parse(full);
+  constructor(full: string, node: string, fw: Forwarder) {
+    this.full = full;
+    this.node = node;
     this.#fw = fw;
-    this.node = e.node;
-    this.update(e);
+  }
+
+  /** Parsed on first use: most stand-ins are never looked at closely. */
+  get jid(): Jid {
+    return (this.#jid ??= Jid.parse(this.full));
   }
 
   get id(): string {
-    return `${this.node}/${this.jid.full}`;
+    return `${this.node}/${this.full}`;
   }
 
-  update(e: DirectoryEntry): void {
-    this.node = e.node;
+  assign(e: SessionState): void {
     this.priority = e.priority;
     this.boundAt = e.bound ?? 0;
     this.#available = e.available;
@@ -79,7 +83,7 @@ export class RemoteSession implements LocalSession {
   }
 
   get isAvailable(): boolean {
-    return this.#available && !this.#closed && this.presence !== null;
+    return this.#available && !this.#closed && this.#presenceXml !== undefined;
   }
 
   get isClosed(): boolean {
@@ -87,21 +91,21 @@ export class RemoteSession implements LocalSession {
   }
 
   /** The directory entry is gone (the session ended, or its node died). */
-  markClosed(): void {
+  gone(): void {
     this.#closed = true;
   }
 
   deliver(stanza: XmlElement): void {
     const together = deliveredTogether.get(stanza);
-    const copies = together ? together.map((s) => s.jid.full).filter((j) => j !== this.jid.full) : undefined;
-    this.#fw.deliver(this.node, this.jid.full, serialize(stanza), stanza.name as StanzaKind, stanza, copies);
+    const copies = together ? together.map((s) => s.jid.full).filter((j) => j !== this.full) : undefined;
+    this.#fw.deliver(this.node, this.full, serialize(stanza), stanza.name as StanzaKind, stanza, copies);
   }
 
   deliverSerialized(xml: string, kind: StanzaKind, el?: XmlElement): void {
-    this.#fw.deliver(this.node, this.jid.full, xml, kind, el);
+    this.#fw.deliver(this.node, this.full, xml, kind, el);
   }
 
   close(error?: StreamError): void {
-    this.#fw.close(this.node, this.jid.full, error, Date.now());
+    this.#fw.close(this.node, this.full, error, Date.now());
   }
 }

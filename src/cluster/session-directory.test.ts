@@ -2,7 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { RedisSessionDirectory } from './session-directory.js';
+import { PlainEntry, RedisSessionDirectory } from './session-directory.js';
 
 const URL = process.env.PARLEY_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const prefixes: string[] = [];
@@ -10,7 +10,7 @@ const open: RedisSessionDirectory[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function dir(prefix: string, nodeId: string): RedisSessionDirectory {
-  const d = new RedisSessionDirectory({ url: URL, prefix, nodeId });
+  const d = new RedisSessionDirectory({ url: URL, prefix, nodeId, make: (full, node) => new PlainEntry(full, node) });
   open.push(d);
   return d;
 }
@@ -32,7 +32,7 @@ async function until(what: string, check: () => boolean, ms = 3000): Promise<voi
 const view = (d: RedisSessionDirectory, bare: string) =>
   d
     .resolve(bare)
-    .map((e) => `${e.resource}@${e.node}:${e.priority}:${e.available ? 'a' : 'u'}`)
+    .map((e) => `${e.full.slice(e.full.indexOf('/') + 1)}@${e.node}:${e.state.priority}:${e.state.available ? 'a' : 'u'}`)
     .sort()
     .join(' ');
 
@@ -46,7 +46,7 @@ after(async () => {
   r.disconnect();
 });
 
-test('sessions bound on one node resolve on the others from memory; changes and removals follow in order', async () => {
+test('sessions bound on one node resolve on the others from memory (each keeps only the others\' sessions); changes and removals follow in order', async () => {
   const p = newPrefix();
   const a = dir(p, 'A');
   const b = dir(p, 'B');
@@ -55,15 +55,15 @@ test('sessions bound on one node resolve on the others from memory; changes and 
   await a.set('ann@x.test/phone', { priority: 5, available: true });
   await a.set('ann@x.test/web', { priority: 0, available: true });
   await b.set('ann@x.test/desk', { priority: 1, available: true });
-  await until('b sees all of ann', () => view(b, 'ann@x.test') === 'desk@B:1:a phone@A:5:a web@A:0:a');
-  await until('a sees all of ann', () => view(a, 'ann@x.test') === 'desk@B:1:a phone@A:5:a web@A:0:a');
-  assert.deepEqual(b.locate('ann@x.test/phone'), { node: 'A', priority: 5, available: true });
+  await until('b sees ann on A', () => view(b, 'ann@x.test') === 'phone@A:5:a web@A:0:a');
+  await until('a sees ann on B', () => view(a, 'ann@x.test') === 'desk@B:1:a');
+  assert.deepEqual(b.locate('ann@x.test/phone')?.state, { priority: 5, available: true });
   // 200 quick changes arrive in order: the last one wins.
   for (let i = 0; i < 200; i++) await a.set('ann@x.test/phone', { priority: i, available: i % 2 === 0 });
-  await until('the last change', () => b.locate('ann@x.test/phone')?.priority === 199);
-  assert.equal(b.locate('ann@x.test/phone')?.available, false);
+  await until('the last change', () => b.locate('ann@x.test/phone')?.state.priority === 199);
+  assert.equal(b.locate('ann@x.test/phone')?.state.available, false);
   await a.remove('ann@x.test/web');
-  await until('web gone', () => view(b, 'ann@x.test') === 'desk@B:1:a phone@A:199:u');
+  await until('web gone', () => view(b, 'ann@x.test') === 'phone@A:199:u');
   assert.equal(b.resolve('nobody@x.test').length, 0);
 });
 
@@ -78,9 +78,9 @@ test('a node that starts late loads what the others hold; a gap in the changes r
   // A change published with a sequence number past the next one: C reloads A's hash.
   const r = new Redis(URL);
   await r.hset(`${p}:sessions:A`, 'extra@x.test/r', JSON.stringify({ p: 3, a: true }), '#seq', '1000');
-  await r.publish(`${p}:sessions`, JSON.stringify({ node: 'A', seq: 1000, op: 'set', jid: 'extra@x.test/r', priority: 3, available: true }));
+  await r.publish(`${p}:sessions`, JSON.stringify({ node: 'A', seq: 1000, op: 'set', jid: 'extra@x.test/r', e: { priority: 3, available: true } }));
   r.disconnect();
-  await until('reloaded', () => late.locate('extra@x.test/r')?.priority === 3);
+  await until('reloaded', () => late.locate('extra@x.test/r')?.state.priority === 3);
   assert.equal(late.sessionsOf('A').length, 51);
 });
 
@@ -93,13 +93,14 @@ test('a dead node: every survivor forgets its sessions, the one that declared it
   await a.set('ann@x.test/r1', { priority: 0, available: true });
   await a.set('bob@x.test/r1', { priority: 0, available: true });
   await b.set('ann@x.test/r2', { priority: 0, available: true });
-  await until('c sees a', () => c.sessionsOf('A').length === 2 && c.sessionsOf('B').length === 1);
+  await until('c sees a and b', () => c.sessionsOf('A').length === 2 && c.sessionsOf('B').length === 1);
+  await until('b sees a', () => b.sessionsOf('A').length === 2);
   // A dies (no stop(): its hash stays); C declared it dead, B only heard of it.
   const gone = await c.dropNode('A', true);
   assert.deepEqual(gone.sort(), ['ann@x.test/r1', 'bob@x.test/r1']);
   assert.deepEqual((await b.dropNode('A', false)).sort(), ['ann@x.test/r1', 'bob@x.test/r1']);
   assert.equal(view(c, 'ann@x.test'), 'r2@B:0:a');
-  assert.equal(view(b, 'ann@x.test'), 'r2@B:0:a');
+  assert.equal(view(b, 'ann@x.test'), '', 'b keeps only other nodes\' sessions, and A\'s are gone');
   const r = new Redis(URL);
   assert.equal(await r.exists(`${p}:sessions:A`), 0, 'the hash is deleted');
   r.disconnect();

@@ -17,8 +17,8 @@
  */
 import { Redis } from 'ioredis';
 
-export interface DirectoryEntry {
-  node: string;
+/** What a node publishes about one of its sessions. */
+export interface SessionState {
   priority: number;
   available: boolean;
   /** The last available presence (XML), when the session is available. */
@@ -29,34 +29,55 @@ export interface DirectoryEntry {
   bound?: number;
 }
 
-/** What a node publishes about one of its sessions. */
-export type SessionState = Omit<DirectoryEntry, 'node'>;
+/**
+ * One resource of another node in the replica. The cluster keeps its session stand-ins
+ * (RemoteSession) here, one object per resource; tests use plain objects.
+ */
+export interface ReplicaEntry {
+  readonly full: string;
+  /** The node holding it (changes when the resource is bound again elsewhere). */
+  node: string;
+  /** Takes a new state from its node. */
+  assign(state: SessionState): void;
+  /** The entry left the replica (the session ended or its node died). */
+  gone?(): void;
+}
 
-export interface DirectoryOptions {
+/** The replica entry of the tests and of tools: the state as published. */
+export class PlainEntry implements ReplicaEntry {
+  state: SessionState = { priority: 0, available: false };
+  constructor(
+    readonly full: string,
+    public node: string,
+  ) {}
+  assign(state: SessionState): void {
+    this.state = state;
+  }
+}
+
+export interface DirectoryOptions<E extends ReplicaEntry> {
   url: string;
   prefix: string;
   nodeId: string;
-  /** Called on every change of the replica (entry null: the resource is gone). */
-  onEntry?: (full: string, entry: DirectoryEntry | null, node: string) => void;
+  /** Makes the replica's object for another node's resource (then updated in place). */
+  make: (full: string, node: string) => E;
 }
 
 type Change = { node: string; seq: number; op: 'set'; jid: string; e: SessionState } | { node: string; seq: number; op: 'del'; jid: string } | { node: string; seq: number; op: 'reset' };
 
 const SEQ = '#seq';
 
-function splitJid(full: string): [bare: string, resource: string] {
-  const slash = full.indexOf('/');
-  return slash < 0 ? [full, ''] : [full.slice(0, slash), full.slice(slash + 1)];
-}
-
-export class RedisSessionDirectory {
-  readonly #o: DirectoryOptions;
+export class RedisSessionDirectory<E extends ReplicaEntry = PlainEntry> {
+  readonly #o: DirectoryOptions<E>;
   readonly #redis: Redis;
   readonly #sub: Redis;
-  /** bare JID → resource → entry */
-  readonly #byBare = new Map<string, Map<string, DirectoryEntry>>();
-  /** node → its full JIDs */
-  readonly #byNode = new Map<string, Set<string>>();
+  /**
+   * The replica: other nodes' resources, by bare JID (an array: most users have one
+   * resource, and a Map per user costs more). This node's own are not kept: the core's
+   * registry has them.
+   */
+  readonly #byBare = new Map<string, E[]>();
+  #size = 0;
   /** Last sequence number applied per node. */
   readonly #seq = new Map<string, number>();
   #mySeq = 0;
@@ -67,7 +88,7 @@ export class RedisSessionDirectory {
   /** Changes that arrived while their node's hash was being read. */
   readonly #held = new Map<string, Change[]>();
 
-  constructor(opts: DirectoryOptions) {
+  constructor(opts: DirectoryOptions<E>) {
     this.#o = opts;
     const redisOpts = { lazyConnect: true, maxRetriesPerRequest: 2 };
     this.#redis = new Redis(opts.url, redisOpts);
@@ -128,21 +149,29 @@ export class RedisSessionDirectory {
 
   // ------------------------------------------------------------ reads (no I/O)
 
-  /** The online resources of a bare JID, on every node. */
-  resolve(bare: string): Array<{ resource: string } & DirectoryEntry> {
-    const m = this.#byBare.get(bare);
-    return m ? [...m].map(([resource, e]) => ({ resource, ...e })) : [];
+  /** Other nodes' resources of a bare JID (the array is the replica's own: do not change it). */
+  resolve(bare: string): readonly E[] {
+    return this.#byBare.get(bare) ?? NONE;
   }
 
-  /** Where one full JID is bound, if anywhere. */
-  locate(full: string): DirectoryEntry | undefined {
-    const [bare, resource] = splitJid(full);
-    return this.#byBare.get(bare)?.get(resource);
+  /** Where one full JID is bound on another node, if anywhere. */
+  locate(full: string): E | undefined {
+    const list = this.#byBare.get(bareOf(full));
+    if (!list) return undefined;
+    for (const e of list) if (e.full === full) return e;
+    return undefined;
   }
 
-  /** Full JIDs a node holds, as this replica knows them. */
+  /** Full JIDs a node holds, as this replica knows them (a scan: for cleanup and tests). */
   sessionsOf(node: string): string[] {
-    return [...(this.#byNode.get(node) ?? [])];
+    const out: string[] = [];
+    for (const list of this.#byBare.values()) for (const e of list) if (e.node === node) out.push(e.full);
+    return out;
+  }
+
+  /** Resources of other nodes in the replica. */
+  get size(): number {
+    return this.#size;
   }
 
   // ------------------------------------------------------------ this node's sessions
@@ -156,7 +185,6 @@ export class RedisSessionDirectory {
    */
   async set(full: string, state: SessionState): Promise<void> {
     const node = this.#o.nodeId;
-    this.#apply(node, full, { node, ...state });
     const seq = await this.#write({ node, seq: 0, op: 'set', jid: full, e: state });
     await this.#barrier(seq);
   }
@@ -199,7 +227,6 @@ export class RedisSessionDirectory {
 
   /** A session of this node ended. */
   async remove(full: string): Promise<void> {
-    this.#apply(this.#o.nodeId, full, null);
     await this.#write({ node: this.#o.nodeId, seq: 0, op: 'del', jid: full });
   }
 
@@ -239,7 +266,6 @@ export class RedisSessionDirectory {
   async dropNode(node: string, owner: boolean): Promise<string[]> {
     const jids = this.sessionsOf(node);
     for (const j of jids) this.#apply(node, j, null);
-    this.#byNode.delete(node);
     this.#seq.delete(node);
     if (owner) {
       await this.#redis.del(this.#key(node));
@@ -287,7 +313,9 @@ export class RedisSessionDirectory {
       return;
     }
     this.#seq.set(c.node, c.seq);
-    if (c.op === 'set') this.#apply(c.node, c.jid, { node: c.node, ...c.e });
+    if (c.op === 'set') {
+      if (typeof c.e === 'object' && c.e !== null && typeof c.jid === 'string') this.#apply(c.node, c.jid, c.e);
+    }
     else this.#apply(c.node, c.jid, null);
   }
 
@@ -299,15 +327,17 @@ export class RedisSessionDirectory {
     p = (async () => {
       try {
         const h = await this.#redis.hgetall(this.#key(node));
-        for (const j of this.sessionsOf(node)) this.#apply(node, j, null);
+        const present = new Set<string>();
         for (const [jid, v] of Object.entries(h)) {
           if (jid === SEQ) continue;
           try {
-            this.#apply(node, jid, { node, ...decodeState(v) });
+            this.#apply(node, jid, decodeState(v));
+            present.add(jid);
           } catch {
             // a bad field is skipped
           }
         }
+        for (const j of this.sessionsOf(node)) if (!present.has(j)) this.#apply(node, j, null);
         this.#seq.set(node, Number(h[SEQ] ?? 0));
       } finally {
         this.#reloading.delete(node);
@@ -321,28 +351,37 @@ export class RedisSessionDirectory {
     return p;
   }
 
-  #apply(node: string, full: string, e: DirectoryEntry | null): void {
-    const [bare, resource] = splitJid(full);
-    let byRes = this.#byBare.get(bare);
-    let mine = this.#byNode.get(node);
-    if (e === null) {
-      if (byRes?.get(resource)?.node === node) {
-        byRes.delete(resource);
-        if (byRes.size === 0) this.#byBare.delete(bare);
-        this.#o.onEntry?.(full, null, node);
-      }
-      mine?.delete(full);
-      if (mine?.size === 0) this.#byNode.delete(node);
+  #apply(node: string, full: string, state: SessionState | null): void {
+    if (node === this.#o.nodeId) return;
+    const bare = bareOf(full);
+    let list = this.#byBare.get(bare);
+    const i = list ? list.findIndex((e) => e.full === full) : -1;
+    if (state === null) {
+      // Only the node holding it removes it (a newer binding elsewhere stays).
+      if (!list || i < 0 || list[i]!.node !== node) return;
+      const [e] = list.splice(i, 1);
+      if (list.length === 0) this.#byBare.delete(bare);
+      this.#size--;
+      e!.gone?.();
       return;
     }
-    if (!byRes) this.#byBare.set(bare, (byRes = new Map()));
-    const prev = byRes.get(resource);
-    if (prev && prev.node !== node) this.#byNode.get(prev.node)?.delete(full);
-    byRes.set(resource, e);
-    if (!mine) this.#byNode.set(node, (mine = new Set()));
-    mine.add(full);
-    this.#o.onEntry?.(full, e, node);
+    let e = i >= 0 ? list![i]! : undefined;
+    if (!e) {
+      e = this.#o.make(full, node);
+      if (!list) this.#byBare.set(bare, (list = []));
+      list.push(e);
+      this.#size++;
+    }
+    e.node = node;
+    e.assign(state);
   }
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+
+function bareOf(full: string): string {
+  const slash = full.indexOf('/');
+  return slash < 0 ? full : full.slice(0, slash);
 }
 
 /** Sets the owner of a full JID and returns the previous one. */
