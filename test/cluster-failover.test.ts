@@ -158,6 +158,8 @@ class Chatter {
       domain: DOMAIN,
       credentials: async (auth: (c: unknown, m: string) => Promise<void>) => auth({ username: this.user, password: 'secret' }, 'PLAIN'),
     });
+    // A loaded 2-core machine (tests in parallel) can take more than the default 2 s to answer a stream open.
+    xmpp.timeout = 10_000;
     xmpp.reconnect.stop();
     xmpp.on('error', () => {});
     xmpp.on('stanza', (el: Element) => this.#stanza(el.name, el.attrs, el.getChildText('body') ?? undefined, el.attrs.from));

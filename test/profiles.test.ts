@@ -64,6 +64,8 @@ async function ws(username: string, resource = 'ws'): Promise<TestClient> {
       await authenticate({ username, password: 'secret' }, mechanisms.find((m) => m.startsWith('SCRAM')) ?? mechanisms[0]!);
     },
   });
+  // A loaded 2-core machine (tests in parallel) can take more than the default 2 s to answer a stream open.
+  xmpp.timeout = 10_000;
   xmpp.reconnect.stop();
   const c = new TestClient(xmpp);
   c.jid = String(await xmpp.start());

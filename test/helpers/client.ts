@@ -130,6 +130,8 @@ export function makeClient(opts: ClientOptions): any {
       await authenticate({ username: opts.username, password }, mech);
     },
   });
+  // A loaded 2-core machine (tests in parallel) can take more than the default 2 s to answer a stream open.
+  xmpp.timeout = 10_000;
   xmpp.reconnect.stop();
   return xmpp;
 }

@@ -25,6 +25,8 @@ export async function connectWebSocket(opts: { httpPort: number; username: strin
       await authenticate({ username: opts.username, password: opts.password ?? 'secret' }, mechanisms.find((m) => m.startsWith('SCRAM')) ?? mechanisms[0]!);
     },
   });
+  // A loaded 2-core machine (tests in parallel) can take more than the default 2 s to answer a stream open.
+  xmpp.timeout = 10_000;
   xmpp.reconnect.stop();
   const c = new TestClient(xmpp);
   c.jid = String(await xmpp.start());
