@@ -25,7 +25,7 @@ const open: TestClient[] = [];
 const R = 'jabber:iq:roster';
 const jid = (u: string) => `${u}@${DOMAIN}`;
 
-const PAIRS = 20;
+const PAIRS = 12;
 
 /** Mutual subscription written straight into the roster store (no clients needed). */
 async function befriendInStore(a: string, b: string): Promise<void> {

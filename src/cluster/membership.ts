@@ -216,7 +216,9 @@ export class RedisMembership {
     let live: string[];
     let epoch: string | null;
     try {
-      const r = await this.#redis.multi().get(this.#epochKey).zrangebyscore(this.#members, Date.now(), '+inf').exec();
+      // Every entry still in the set counts: only the reaper declares a node gone (an
+      // expired lease not yet reaped may still be renewed by a node that was slow).
+      const r = await this.#redis.multi().get(this.#epochKey).zrange(this.#members, '0', '-1').exec();
       epoch = r?.[0]?.[1] as string | null;
       live = (r?.[1]?.[1] as string[] | undefined) ?? [];
     } catch {
