@@ -8,7 +8,8 @@
  *          children of `parley start --nodes`, by their --node-index) its pid, sessions
  *          and members from /health/ready, RSS and CPU time from /proc; and the RSS and
  *          CPU time of the load generator (the pids listed in FILE, one a line, and all
- *          their descendants). Stops on SIGTERM, or when the supervisor is gone.
+ *          their descendants), and of Redis with --redis-pid PID. Stops on SIGTERM, or
+ *          when the supervisor is gone.
  *   report --dir DIR --nodes N --users U
  *          reads DIR/samples.jsonl and DIR/lt-<i>.json (loadtest --json of node i) and
  *          prints the figures as Markdown: sessions per node and in all, RSS per node and
@@ -17,6 +18,7 @@
  */
 import { appendFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { cpus } from 'node:os';
 import type { LoadResult } from '../loadtest/coordinator.js';
 
 const TICKS = 100; // USER_HZ on Linux
@@ -91,6 +93,15 @@ export interface Sample {
   t: number;
   nodes: Array<{ index: number; pid: number | null; status: number; sessions: number | null; members: number | null; rss: number | null; cpu: number | null }>;
   gen: { processes: number; rss: number; cpu: number };
+  /** The Redis server, when its pid was given (it runs on this machine). */
+  redis?: ProcFig | null;
+  /** CPU seconds all cores spent busy so far (/proc/stat). */
+  busy?: number;
+}
+
+function machineBusy(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / TICKS;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -111,7 +122,7 @@ async function cmdReady(ports: number[], members: number, timeoutS: number): Pro
   }
 }
 
-async function cmdSample(supervisor: number, ports: number[], genFile: string, out: string, intervalS: number): Promise<number> {
+async function cmdSample(supervisor: number, ports: number[], genFile: string, out: string, intervalS: number, redisPid: number | null): Promise<number> {
   let stop = false;
   process.on('SIGTERM', () => (stop = true));
   process.on('SIGINT', () => (stop = true));
@@ -146,7 +157,7 @@ async function cmdSample(supervisor: number, ports: number[], genFile: string, o
       gen.rss += p.rss;
       gen.cpu += p.cpu;
     }
-    appendFileSync(out, JSON.stringify({ t, nodes, gen } satisfies Sample) + '\n');
+    appendFileSync(out, JSON.stringify({ t, nodes, gen, redis: redisPid ? proc(redisPid) : null, busy: machineBusy() } satisfies Sample) + '\n');
     const wait = t + intervalS * 1000 - Date.now();
     for (let w = 0; w < wait && !stop; w += 100) await sleep(Math.min(100, wait - w));
   }
@@ -242,6 +253,13 @@ function cmdReport(dir: string, nodes: number, users: number): number {
   const genLogin = loginB.t > loginA.t ? ((gB.cpu - gA.cpu) / ((loginB.t - loginA.t) / 1000)) * 100 : null;
   const genIdle = idleA && idleB && idleB.t > idleA.t ? ((idleB.gen.cpu - idleA.gen.cpu) / ((idleB.t - idleA.t) / 1000)) * 100 : null;
   const genPeak = samples.reduce((a, s) => Math.max(a, s.gen.rss), 0);
+  const rA = loginA.redis;
+  const rB = loginB.redis;
+  const redisLogin = rA && rB && loginB.t > loginA.t ? ((rB.cpu - rA.cpu) / ((loginB.t - loginA.t) / 1000)) * 100 : null;
+  const redisIdle = idleA?.redis && idleB?.redis && idleB.t > idleA.t ? ((idleB.redis.cpu - idleA.redis.cpu) / ((idleB.t - idleA.t) / 1000)) * 100 : null;
+  const busyPct = (a: Sample | undefined, b: Sample | undefined) => (a?.busy !== undefined && b?.busy !== undefined && b.t > a.t ? ((b.busy - a.busy) / ((b.t - a.t) / 1000)) * 100 : null);
+  lines.push(`- the whole machine (${cpus().length} cores = ${cpus().length * 100}%): ${f(busyPct(loginA, loginB))}% busy during login, ${f(busyPct(idleA, idleB))}% idle`);
+  if (rA || idleB?.redis) lines.push(`- Redis (whole server): RSS ${mb(before.redis?.rss)} MB before login, ${mb(idleB?.redis?.rss)} MB idle; CPU ${f(redisLogin)}% during login, ${f(redisIdle)}% idle`);
   lines.push(
     `- generator: ${done.length} loadtest processes × ${done[0]!.generator.workers} workers (${f(idleB?.gen.processes ?? peak.gen.processes)} processes), RSS ${mb(idleB?.gen.rss ?? null)} MB in all while idle (peak ${mb(genPeak)} MB), CPU ${f(genLogin)}% during login, ${f(genIdle)}% idle (% of one core, all processes)`,
     `- sampled every ${samples.length > 1 ? f((samples[samples.length - 1]!.t - samples[0]!.t) / 1000 / (samples.length - 1), 1) : '–'} s; idle figures from ${idleA ? new Date(idleA.t).toISOString().slice(11, 19) : '–'} to ${idleB ? new Date(idleB.t).toISOString().slice(11, 19) : '–'} UTC`,
@@ -258,6 +276,7 @@ const { values, positionals } = parseArgs({
     timeout: { type: 'string' },
     supervisor: { type: 'string' },
     'gen-pids': { type: 'string' },
+    'redis-pid': { type: 'string' },
     out: { type: 'string' },
     interval: { type: 'string' },
     dir: { type: 'string' },
@@ -271,7 +290,7 @@ process.exitCode =
   cmd === 'ready'
     ? await cmdReady(ports, Number(values.members), Number(values.timeout ?? 60))
     : cmd === 'sample'
-      ? await cmdSample(Number(values.supervisor), ports, values['gen-pids']!, values.out!, Number(values.interval ?? 2))
+      ? await cmdSample(Number(values.supervisor), ports, values['gen-pids']!, values.out!, Number(values.interval ?? 2), values['redis-pid'] ? Number(values['redis-pid']) : null)
       : cmd === 'report'
         ? cmdReport(values.dir!, Number(values.nodes), Number(values.users))
         : (console.error('usage: cluster-scale-monitor ready|sample|report ...'), 1);
