@@ -217,8 +217,8 @@ kill -0 "$SUP" 2>/dev/null && STOPPED="more than $STOPPED (killed)"
   grep -v '^$' "$DIR/nodes.log" | cut -c1-300 | sort | uniq -c | sort -rn | head -10 | sed 's/^/    /'
   for i in $(seq 1 "$NODES"); do
     # The summary's "errors:" line (only when there were any), or whatever else went wrong.
-    if [ -f "$DIR/lt-$i.out" ] && grep -qiE '^errors:|Error|exited' "$DIR/lt-$i.out"; then
-      echo "- generator $i: $(grep -iE '^errors:|Error|exited' "$DIR/lt-$i.out" | head -3 | cut -c1-300)"
+    if [ -f "$DIR/lt-$i.out" ] && grep -qE '^errors:|Error|exited' "$DIR/lt-$i.out"; then
+      echo "- generator $i: $(grep -E '^errors:|Error|exited' "$DIR/lt-$i.out" | head -3 | cut -c1-300)"
     fi
   done
 } | tee "$DIR/report.md"
