@@ -25,7 +25,7 @@ const open: TestClient[] = [];
 const R = 'jabber:iq:roster';
 const jid = (u: string) => `${u}@${DOMAIN}`;
 
-const PAIRS = 12;
+const PAIRS = 10;
 
 /** Mutual subscription written straight into the roster store (no clients needed). */
 async function befriendInStore(a: string, b: string): Promise<void> {
@@ -44,6 +44,12 @@ function startNode(id: string): Promise<TestServer> {
 
 async function login(node: TestServer, username: string, resource = 'test', presence = true): Promise<TestClient> {
   const c = await connectClient({ port: node.port, username, resource, presence });
+  open.push(c);
+  return c;
+}
+
+async function plainLogin(node: TestServer, username: string, resource: string): Promise<TestClient> {
+  const c = await connectClient({ port: node.port, username, resource, mechanism: 'PLAIN' });
   open.push(c);
   return c;
 }
@@ -138,7 +144,9 @@ test('users on different nodes subscribe, see presence, chat in order and exchan
 test('contacts coming online at the same moment on two nodes see each other', async () => {
   const logins = [];
   for (let i = 0; i < PAIRS; i++) {
-    logins.push(login(nodes[0]!, `p${i}`, 'x'), login(nodes[1]!, `q${i}`, 'y'));
+    // PLAIN: SCRAM's key derivation in the client library runs in this process, and two
+    // dozen at once would stall the servers that share it (this test is about presence).
+    logins.push(plainLogin(nodes[0]!, `p${i}`, 'x'), plainLogin(nodes[1]!, `q${i}`, 'y'));
   }
   const clients = await Promise.all(logins);
   const missing: string[] = [];
@@ -201,6 +209,7 @@ test('a message to a user with no session anywhere is stored and delivered at lo
 test('a block made on one node holds on the others (their copy of the lists is dropped)', async () => {
   const alice = await login(nodes[0]!, 'alice', 'blocker');
   const bob = await login(nodes[1]!, 'bob', 'blocked');
+  await until('alice/blocker is known on n2', () => nodes[1]!.server.core.sessions.resources(jid('alice')).some((s) => s.jid.resource === 'blocker' && s.isAvailable));
   // bob writes first: n2 reads alice's (empty) lists to judge it, and keeps them.
   const first = alice.message(jid('bob'));
   await bob.send(xml('message', { to: `${jid('alice')}/blocker`, type: 'chat' }, xml('body', null, 'before')));
