@@ -168,7 +168,7 @@ class Ledger {
     }
   }
 
-  async settle(timeoutMs = 15_000): Promise<void> {
+  async settle(timeoutMs = 45_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.accounted < this.sent.size && Date.now() < deadline) await sleep(50);
   }
