@@ -141,6 +141,45 @@ export class SqlUserStore implements UserStore {
     });
   }
 
+  ensure(host: string, username: string): Promise<boolean> {
+    return this.storage.forUser(
+      host,
+      username,
+      'provision user',
+      async (db) => {
+        const found = await db.selectFrom('users').select('username').where('host', '=', host).where('username', '=', username).executeTakeFirst();
+        if (found) return false;
+        const res = await db
+          .insertInto('users')
+          .values({ host, username, scram_sha1: NO_CREDENTIALS, scram_sha256: NO_CREDENTIALS, created_at: Date.now() })
+          .executeTakeFirst()
+          .catch((e: unknown) => {
+            const code = (e as { code?: string }).code;
+            if (code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return { numInsertedOrUpdatedRows: 0n };
+            throw e;
+          });
+        return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+      },
+      { creates: true },
+    );
+  }
+
+  getFlag(host: string, username: string): Promise<{ state: 'banned' | 'deleted'; reason: string | null } | null> {
+    return this.storage.forUser(host, username, 'read account flag', async (db) => {
+      const r = await db.selectFrom('user_flags').select(['state', 'reason']).where('host', '=', host).where('username', '=', username).executeTakeFirst();
+      return r ? { state: r.state, reason: r.reason } : null;
+    });
+  }
+
+  setFlag(host: string, username: string, flag: { state: 'banned' | 'deleted'; reason: string | null } | null): Promise<void> {
+    return this.storage.forUser(host, username, 'set account flag', async (db) => {
+      await db.transaction().execute(async (tx) => {
+        await tx.deleteFrom('user_flags').where('host', '=', host).where('username', '=', username).execute();
+        if (flag) await tx.insertInto('user_flags').values({ host, username, state: flag.state, reason: flag.reason, updated_at: Date.now() }).execute();
+      });
+    });
+  }
+
   /** Crosses every shard (fan-out): each returns its ordered page, the pages are merged. */
   async list(host: string, opts?: { after?: string; limit?: number }): Promise<string[]> {
     const limit = opts?.limit ?? 1000;
@@ -165,6 +204,9 @@ export class SqlUserStore implements UserStore {
     return counts.reduce((x, y) => x + y, 0);
   }
 }
+
+/** Stored in the credential columns of an account made by `ensure`: decodes to null. */
+const NO_CREDENTIALS = '';
 
 function row(creds: AccountCredentials): { scram_sha1: string; scram_sha256: string } {
   return { scram_sha1: encodeCredentials(creds.sha1), scram_sha256: encodeCredentials(creds.sha256) };

@@ -23,4 +23,14 @@ export interface UserStore {
   /** Usernames in order, a page at a time (crosses every database). */
   list(host: string, opts?: { after?: string; limit?: number }): Promise<string[]>;
   count(host: string): Promise<number>;
+  /**
+   * Makes sure an account exists for a user whose password the portal checks (tokens,
+   * external or SQL auth, a user-created event): created without credentials, so only
+   * the portal can let it log in. True when it was created now.
+   */
+  ensure(host: string, username: string): Promise<boolean>;
+  /** Why the account may not log in (banned by the portal, or deleted with data kept), or null. */
+  getFlag(host: string, username: string): Promise<{ state: 'banned' | 'deleted'; reason: string | null } | null>;
+  /** Sets (or with null clears) that flag. */
+  setFlag(host: string, username: string, flag: { state: 'banned' | 'deleted'; reason: string | null } | null): Promise<void>;
 }

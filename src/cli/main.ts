@@ -77,6 +77,8 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'start': {
         const config = loadConfig(values.config).config;
+        // No config file: the embedded main job, with the demo portal at http://localhost:5280/.
+        if (values.config === undefined && values['node-index'] === undefined && values.nodes === undefined) config.demo.enabled = true;
         if (values.nodes !== undefined) return await startNodes(config, Number(values.nodes), values.config, values.haproxy === true);
         return await start(values['node-index'] !== undefined ? nodeConfig(config, Number(values['node-index'])) : config);
       }

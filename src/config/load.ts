@@ -24,6 +24,17 @@ export function parseConfig(input: unknown): Config {
 /** Rules that tie several keys together. */
 function checkAcrossKeys(c: Config): void {
   if (c.cluster.lease < 2 * c.cluster.heartbeat) throw new ConfigError('cluster.lease', `must last at least two heartbeats (cluster.heartbeat is ${c.cluster.heartbeat} ms, the lease ${c.cluster.lease} ms)`);
+  const p = c.portal;
+  if (p.auth.source === 'http' && !p.auth.url) throw new ConfigError('portal.auth.url', 'is required when portal.auth.source is http');
+  if (p.auth.source === 'sql' && !p.auth.query) throw new ConfigError('portal.auth.query', 'is required when portal.auth.source is sql');
+  if (p.roster.source === 'http' && !p.roster.url) throw new ConfigError('portal.roster.url', 'is required when portal.roster.source is http');
+  if (p.roster.source === 'sql' && !p.roster.query) throw new ConfigError('portal.roster.query', 'is required when portal.roster.source is sql');
+  if ((p.auth.source === 'sql' || p.roster.source === 'sql') && !p.db) throw new ConfigError('portal.db', 'is required when a portal source is sql');
+  if (p.db !== undefined && !/^(mysql|mariadb):\/\/|^sqlite:/.test(p.db)) throw new ConfigError('portal.db', 'must be mysql://user:pass@host:port/db or sqlite:/path/file.db');
+  for (const u of [['portal.auth.url', p.auth.url], ['portal.roster.url', p.roster.url]] as const) {
+    if (u[1] !== undefined && !/^https?:\/\//.test(u[1])) throw new ConfigError(u[0], 'must be an http:// or https:// URL');
+  }
+  if (p.secret !== undefined && p.secret.length < 16) throw new ConfigError('portal.secret', 'must be at least 16 characters');
   if (c.cluster.nodeId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(c.cluster.nodeId)) throw new ConfigError('cluster.nodeId', 'letters, digits, - and _ only (1 to 64 characters)');
 }
 

@@ -208,6 +208,59 @@ export const configSchema = obj({
     },
     'cluster of nodes on Redis (issue 7); off unless driver is redis',
   ),
+  portal: obj(
+    {
+      secret: optionalStr({ doc: 'shared secret of the portal: signs login tokens and events API requests (HMAC-SHA256); the events API and tokens are off when unset (the demo portal makes one in dataDir)' }),
+      api: obj(
+        {
+          enabled: bool({ doc: 'serve the events API (/api/v1/ on the HTTP listener) when portal.secret is set', default: true }),
+          allowFrom: list(str({ doc: 'an address or CIDR block such as 10.0.0.0/8', default: '127.0.0.0/8' }), {
+            doc: 'addresses the events API answers (others get 403); loopback by default',
+            default: ['127.0.0.0/8', '::1/128'],
+          }),
+          maxSkew: duration({ doc: 'how far the timestamp of a signed API request may be from this server\'s clock (older ones are replays)', default: '300s', min: '1s' }),
+          eventRetention: duration({ doc: 'how long applied event ids are remembered, so a repeated event is applied once', default: '7d', min: '1m' }),
+        },
+        'the events API the portal calls (friendships, users, profiles, notifications, prebind)',
+      ),
+      tokenMaxTtl: duration({ doc: 'longest lifetime a login token may have (tokens expiring later are refused)', default: '24h', min: '10s' }),
+      auth: obj(
+        {
+          source: oneOf(['internal', 'http', 'sql'] as const, {
+            doc: 'where passwords are checked: internal (Parley\'s own SCRAM store), http (ask the portal, portal.auth.url), sql (a query on the portal\'s user table); portal tokens are accepted in every mode when portal.secret is set',
+            default: 'internal',
+          }),
+          url: optionalStr({ doc: 'http source: URL Parley POSTs {"user", "password"} to (JSON); 200 with {"ok": true} accepts' }),
+          query: optionalStr({ doc: 'sql source: a query on portal.db with the placeholders :user and :password; a row accepts (when it has a column password_hash, that bcrypt/sha256 hash is checked instead)' }),
+          cacheTtl: duration({ doc: 'how long a password the portal accepted is remembered (as an HMAC), so logging in again does not ask again; 0 turns it off', default: '60s' }),
+          timeout: duration({ doc: 'how long a question to the portal (HTTP or SQL) may take before the login fails with temporary-auth-failure', default: '5s', min: '100ms' }),
+        },
+        'portal logins',
+      ),
+      roster: obj(
+        {
+          source: oneOf(['internal', 'http', 'sql'] as const, {
+            doc: 'where rosters come from: internal (standard XMPP rosters), http or sql (the portal\'s friend list; the roster is read-only to clients and subscriptions follow friendships)',
+            default: 'internal',
+          }),
+          url: optionalStr({ doc: 'http source: URL of a user\'s friends; {user} is replaced by the username; answers [{"user", "name"?, "groups"?}]' }),
+          query: optionalStr({ doc: 'sql source: a query on portal.db with the placeholder :user, returning columns user (the friend), and optionally name and groups (comma separated)' }),
+          cacheTtl: duration({ doc: 'a user\'s friend list is read from the portal again when older than this (events keep it fresh meanwhile)', default: '10m' }),
+        },
+        'where friends come from',
+      ),
+      db: optionalStr({ doc: 'the portal\'s database for the sql sources: mysql://user:pass@host:port/db or sqlite:/path/file.db' }),
+      deletedUsers: oneOf(['remove', 'keep'] as const, { doc: 'what a user-deleted event does with the user\'s data (roster, archive, offline, vCard): remove it, or keep it with the account closed', default: 'remove' }),
+      notificationsOffline: bool({ doc: 'notifications for a user who is offline are stored and delivered at the next login', default: true }),
+    },
+    'the portal: events API, logins, friends and prebind (issue 8)',
+  ),
+  demo: obj(
+    {
+      enabled: bool({ doc: 'serve the demo portal at / on the HTTP listener, with seeded users and friendships (on by default only for `parley start` without a config file)', default: false }),
+    },
+    'the demo portal',
+  ),
   admin: obj(
     {
       token: optionalStr({ doc: 'bearer token of the admin HTTP API (/admin/v1/ on the HTTP listener) and of `parley shards`; the API is off when unset' }),

@@ -170,6 +170,27 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0008_portal': {
+      async up(db) {
+        // Accounts the portal banned or deleted (data kept): such a user cannot log in.
+        await table(db, 'user_flags')
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('state', 'varchar(16)', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('user_flags_pk', ['host', 'username'])
+          .execute();
+        // Ids of portal events already applied (a repeated event is applied once).
+        await table(db, 'portal_events')
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('id', KEY, (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('portal_events_pk', ['host', 'id'])
+          .execute();
+        await index(db, 'portal_events_age', 'portal_events', ['created_at']);
+      },
+    },
   };
 }
 

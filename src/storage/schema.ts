@@ -130,6 +130,22 @@ export interface ShardDirectoryTable {
   updated_at: number;
 }
 
+/** An account the portal banned, or deleted with its data kept: it cannot log in. */
+export interface UserFlagsTable {
+  host: string;
+  username: string;
+  state: 'banned' | 'deleted';
+  reason: string | null;
+  updated_at: number;
+}
+
+/** A portal event already applied (its id), so a repeated one is applied once. */
+export interface PortalEventsTable {
+  host: string;
+  id: string;
+  created_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   roster: RosterTable;
@@ -142,4 +158,6 @@ export interface Database {
   pep_node: PepNodeTable;
   pep_item: PepItemTable;
   shard_directory: ShardDirectoryTable;
+  user_flags: UserFlagsTable;
+  portal_events: PortalEventsTable;
 }
