@@ -17,6 +17,8 @@ import { adminRoutes } from './ops/admin-api.js';
 import { healthRoutes } from './ops/health.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
+import { Authenticator } from './auth/authenticator.js';
+import { openPortalSources, type PortalSources } from './portal/sources.js';
 import { StreamError } from './xmpp/errors.js';
 import { startC2sListener, startC2sTlsListener } from './transports/tcp/tcp-listener.js';
 import { startHttpListener } from './transports/http/http-listener.js';
@@ -68,10 +70,32 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
   let cluster: ClusterNode | null = null;
+  let portal: PortalSources | null = null;
   const listeners: Record<string, Listener> = {};
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
-    core = new ServerCore({ config, log, storage, users: new SqlUserStore(storage), tls });
+    portal = openPortalSources(config, log);
+    const ps = portal;
+    core = new ServerCore({
+      config,
+      log,
+      storage,
+      users: new SqlUserStore(storage),
+      tls,
+      authenticator: ({ users, verified, log: l }) =>
+        new Authenticator({
+          users,
+          domain: config.domain,
+          log: l,
+          verified,
+          secret: config.portal.secret,
+          tokenMaxTtlSeconds: Math.floor(config.portal.tokenMaxTtl / 1000),
+          source: ps.passwords,
+          cacheTtlMs: config.portal.auth.cacheTtl,
+          cacheMax: Math.max(config.limits.plainLoginCache, 1000),
+        }),
+      friendSource: ps.friends,
+    });
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
     if (config.cluster.driver === 'redis') {
       const cc = config.cluster;
@@ -101,6 +125,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     for (const l of Object.values(listeners)) await l.close();
     await cluster?.stop().catch(() => undefined);
     await core?.modules.stopAll();
+    await portal?.close();
     await storage.close();
     throw e;
   }
@@ -146,6 +171,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         if (!(await c.settle(10_000))) log.warn('shutdown: some background work did not finish in time');
         await cluster?.stop();
         await c.modules.stopAll();
+        await portal?.close();
         await storage.close();
         log.info('stopped');
       })();
