@@ -121,7 +121,7 @@ export class PortalEvents {
         const userName = optionalText(b, 'userName');
         const friendName = optionalText(b, 'friendName');
         return async () => {
-          await this.#core.service('friendships').befriend(a, f, { nameForUser: friendName, nameForFriend: userName, groups });
+          await this.#core.service('friendships').befriend(a, f, { nameOfB: friendName, groupsOfB: groups, nameOfA: userName, groupsOfA: groups });
           return { user: a.bare, friend: f.bare };
         };
       }
