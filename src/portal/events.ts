@@ -369,13 +369,16 @@ function profileVcard(b: Record<string, unknown>): XmlElement {
   for (const [key, el] of fields) {
     const val = optionalText(b, key, 1024);
     if (val !== undefined) {
-      v.append(x(el, null, val));
+      v.c(el).t(val);
       any = true;
     }
   }
   const email = optionalText(b, 'email', 320);
   if (email !== undefined) {
-    v.append(x('EMAIL', null, x('INTERNET'), x('USERID', null, email)));
+    // Built top-down so every element inherits the vcard-temp namespace.
+    const e = v.c('EMAIL');
+    e.c('INTERNET');
+    e.c('USERID').t(email);
     any = true;
   }
   const avatar = b.avatar;
@@ -386,7 +389,9 @@ function profileVcard(b: Record<string, unknown>): XmlElement {
     if (typeof type !== 'string' || !/^image\/[a-z0-9.+-]+$/i.test(type)) throw new EventError('avatar.type', 'must be an image media type such as image/png');
     const data = a.data;
     if (typeof data !== 'string' || data === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(data) || data.length % 4 !== 0) throw new EventError('avatar.data', 'must be the image in base64');
-    v.append(x('PHOTO', null, x('TYPE', null, type), x('BINVAL', null, data)));
+    const photo = v.c('PHOTO');
+    photo.c('TYPE').t(type);
+    photo.c('BINVAL').t(data);
     any = true;
   }
   if (!any && avatar !== null) throw new EventError('profile', 'names no field to change (fullName, nickname, email, url, birthday, avatar)');
