@@ -60,6 +60,8 @@ export interface EventResult {
 }
 
 const MAX_ID = 128;
+/** XEP-0172 user nickname. */
+const NICK = 'http://jabber.org/protocol/nick';
 const MAX_TEXT = 4096;
 /** Where event ids live: a name no account can have ('@' is not allowed in a localpart). */
 const EVENTS_KEY = '@portal-events';
@@ -183,9 +185,16 @@ export class PortalEvents {
       case 'profile.changed': {
         const user = await this.#knownUser(b, 'user');
         const vcard = profileVcard(b);
+        const nickname = optionalText(b, 'nickname', 1024);
         return async () => {
           const hash = await this.#core.service('vcard').set(user, vcard);
-          return { user: user.bare, avatarHash: hash };
+          // XEP-0172: the nickname goes to friends' clients as a PEP notification too.
+          let nickPublished = false;
+          if (nickname !== undefined && this.#core.hasService('pep')) {
+            await this.#core.service('pep').publish(user, NICK, { id: 'current', payload: x('nick', { xmlns: NICK }, nickname) }, { accessModel: 'presence' });
+            nickPublished = true;
+          }
+          return { user: user.bare, avatarHash: hash, nickPublished };
         };
       }
       case 'notification': {
