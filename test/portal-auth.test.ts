@@ -17,6 +17,7 @@ import { connectClient, xml } from './helpers/client.js';
 import { json, offeredMechanisms, outcome, plainAttempt, scramAttempt, startFakePortal, type FakePortal } from './helpers/portal.js';
 import { signLoginToken } from '../src/portal/tokens.js';
 import { TEST_MYSQL } from '../src/storage/mysql-testing.js';
+import { Jid } from '../src/xmpp/jid.js';
 
 const SECRET = 'a portal secret of some length';
 const now = () => Math.floor(Date.now() / 1000);
@@ -254,11 +255,17 @@ describe('sql source on MariaDB', () => {
     await c.query(`CREATE DATABASE \`${database}\``);
     await c.query(`CREATE TABLE \`${database}\`.members (login VARCHAR(64) PRIMARY KEY, hash VARCHAR(255))`);
     for (const [u, h] of userRows()) await c.query(`INSERT INTO \`${database}\`.members VALUES (?, ?)`, [u, h]);
+    await c.query(`CREATE TABLE \`${database}\`.friendship (owner VARCHAR(64), friend VARCHAR(64), nick VARCHAR(64), tags VARCHAR(255))`);
+    await c.query(`INSERT INTO \`${database}\`.friendship VALUES ('bcrypt', 'sha', 'Sha', 'Work,Chess'), ('sha', 'bcrypt', NULL, NULL)`);
     await c.end();
     const pw = TEST_MYSQL.password ? `:${encodeURIComponent(TEST_MYSQL.password)}` : '';
     ts = await startTestServer({
       listen: { c2s: { requireTls: false } },
-      portal: { auth: { source: 'sql', query: 'SELECT hash AS password_hash FROM members WHERE login = :user' }, db: `mysql://${TEST_MYSQL.user}${pw}@${TEST_MYSQL.host}:${TEST_MYSQL.port}/${database}` },
+      portal: {
+        auth: { source: 'sql', query: 'SELECT hash AS password_hash FROM members WHERE login = :user' },
+        roster: { source: 'sql', query: 'SELECT friend AS user, nick AS name, tags AS `groups` FROM friendship WHERE owner = :user' },
+        db: `mysql://${TEST_MYSQL.user}${pw}@${TEST_MYSQL.host}:${TEST_MYSQL.port}/${database}`,
+      },
     });
   });
   after(async () => {
@@ -270,5 +277,16 @@ describe('sql source on MariaDB', () => {
 
   test('bcrypt ($2b$, $2y$), sha256 and salted sha256 hashes log in; wrong passwords and unknown forms do not', async () => {
     await sqlLogins(ts);
+  });
+
+  test('the roster comes from the friendship query, subscription both on both sides', async () => {
+    const roster = ts.server.core.service('roster');
+    const items = await roster.getItems(Jid.parse(`bcrypt@${DOMAIN}`));
+    assert.deepEqual(
+      items.map((i) => [i.jid, i.subscription, i.name, i.groups]),
+      [[`sha@${DOMAIN}`, 'both', 'Sha', ['Work', 'Chess']]],
+    );
+    const back = await roster.getItem(Jid.parse(`sha@${DOMAIN}`), `bcrypt@${DOMAIN}`);
+    assert.equal(back?.subscription, 'both');
   });
 });
