@@ -138,10 +138,21 @@ export interface PresenceService {
   sessionsGone(jids: Jid[]): Promise<void>;
 }
 
+/** vCards (XEP-0054) for other modules and the portal's profile events. */
+export interface VcardService {
+  /**
+   * Stores a user's vCard as if the user had set it (size limit, avatar hash, presence
+   * with the new hash to contacts, avatar to PEP). Returns the new photo hash when the
+   * photo changed, else null.
+   */
+  set(user: Jid, vcard: XmlElement): Promise<string | null>;
+}
+
 export interface Services {
   roster: RosterService;
   privacy: PrivacyService;
   presence: PresenceService;
   pep: PepService;
+  vcard: VcardService;
   friendships: FriendshipService;
 }
