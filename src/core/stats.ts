@@ -1,0 +1,89 @@
+/**
+ * The server's statistics: plain counters and fixed-bucket histograms that the hot path
+ * bumps for the price of an integer increment. Two exporters read the same object:
+ * Prometheus text on /metrics and the SNMP agent (src/ops). Gauges (sessions, held BOSH
+ * requests, cluster members, breaker states) are not kept here: the exporters compute
+ * them when asked, from the parts that own them.
+ *
+ * Cardinality stays bounded by construction: every label is one of a fixed set (stanza
+ * kinds, limit names, SASL mechanisms Parley offers, shard names of the map).
+ */
+
+export type StanzaKind = 'message' | 'presence' | 'iq';
+
+/** Every limit Parley enforces (issue 9): the label of `limitHits`. */
+export const LIMIT_NAMES = [
+  'message-rate',
+  'presence-rate',
+  'directed-presences',
+  'sessions-per-user',
+  'roster-size',
+  'offline-per-user',
+  'stanza-size',
+  'bosh-body-size',
+  'unauthenticated-per-ip',
+  'login-attempts-per-ip',
+  'login-attempts-per-account',
+  'bosh-sessions-per-ip',
+] as const;
+export type LimitName = (typeof LIMIT_NAMES)[number];
+
+/** A histogram with fixed upper bounds (seconds), Prometheus-style (cumulative when exported). */
+export class Histogram {
+  readonly bounds: readonly number[];
+  /** counts[i]: observations ≤ bounds[i] and > bounds[i-1]; the last one is +Inf. */
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  constructor(bounds: readonly number[]) {
+    this.bounds = bounds;
+    this.counts = new Array<number>(bounds.length + 1).fill(0);
+  }
+
+  observe(value: number): void {
+    let i = 0;
+    while (i < this.bounds.length && value > this.bounds[i]!) i++;
+    this.counts[i]!++;
+    this.sum += value;
+    this.count++;
+  }
+}
+
+/** Buckets for times from 100 µs to 10 s. */
+export const LATENCY_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+function byKind(): Record<StanzaKind, number> {
+  return { message: 0, presence: 0, iq: 0 };
+}
+
+export class ServerStats {
+  /** Stanzas from clients, by kind. */
+  readonly stanzasIn = byKind();
+  /** Stanzas delivered to local sessions, by kind. */
+  readonly stanzasOut = byKind();
+  /** Stanzas bounced with an error to their sender, by kind. */
+  readonly stanzasBounced = byKind();
+  /** Successful SASL logins by mechanism (PLAIN, SCRAM-SHA-256, ..., PREBIND). */
+  readonly logins: Record<string, number> = Object.create(null) as Record<string, number>;
+  /** Failed SASL attempts by mechanism. */
+  readonly loginFailures: Record<string, number> = Object.create(null) as Record<string, number>;
+  /** Times a limit refused or slowed something, by limit. */
+  readonly limitHits = Object.fromEntries(LIMIT_NAMES.map((n) => [n, 0])) as Record<LimitName, number>;
+  /** Messages written to offline storage, and refused by it (full, store down). */
+  offlineStored = 0;
+  offlineRefused = 0;
+  /** Messages written to the archive (one per owner). */
+  archiveWrites = 0;
+  /** Time from a message entering the router to its delivery to a local session (seconds). */
+  readonly routing = new Histogram(LATENCY_BUCKETS);
+
+  login(mechanism: string, ok: boolean): void {
+    const m = ok ? this.logins : this.loginFailures;
+    m[mechanism] = (m[mechanism] ?? 0) + 1;
+  }
+
+  limitHit(name: LimitName): void {
+    this.limitHits[name]++;
+  }
+}
