@@ -15,6 +15,7 @@ import { openStorage } from './storage/open.js';
 import type { ShardedStorage } from './storage/sharded.js';
 import { adminRoutes } from './ops/admin-api.js';
 import { healthRoutes } from './ops/health.js';
+import { portalApi, type PortalApi } from './portal/api.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
 import { StreamError } from './xmpp/errors.js';
@@ -68,6 +69,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
   let cluster: ClusterNode | null = null;
+  let portal: PortalApi | null = null;
   const listeners: Record<string, Listener> = {};
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
@@ -94,9 +96,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(core);
     if (config.listen.http.enabled) {
       bosh = config.bosh.enabled ? new BoshManager(core) : null;
-      listeners.http = await startHttpListener(core, { bosh, routes: [healthRoutes(core), adminRoutes(core, storage)] });
+      portal = portalApi(core, bosh);
+      const routes = [healthRoutes(core), adminRoutes(core, storage)];
+      if (portal) routes.push(portal.route);
+      listeners.http = await startHttpListener(core, { bosh, routes });
     }
   } catch (e) {
+    portal?.stop();
     bosh?.stop();
     for (const l of Object.values(listeners)) await l.close();
     await cluster?.stop().catch(() => undefined);
@@ -133,6 +139,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         // Stop accepting first; the listeners' promises settle once their connections are gone.
         const closed = Promise.all(Object.values(listeners).map((l) => l.close()));
         bosh?.stop();
+        portal?.stop();
         const target = config.cluster.reconnectHost;
         const goodbye = () =>
           cluster && target

@@ -492,6 +492,18 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     );
   }
 
+  /**
+   * Prebind (issue 8): the portal vouched for this user, so the session counts as
+   * authenticated without SASL; the stream restarts as after <success/> (nothing is
+   * sent for it). Only before authentication.
+   */
+  authenticateAs(localpart: string): void {
+    if (this.#state !== State.PreAuth || this.#sasl !== null) throw new Error('authenticateAs: the session is not waiting for authentication');
+    this.#user = localpart;
+    this.#state = State.Header;
+    this.#t.restart();
+  }
+
   #saslFail(failure: SaslFailure): void {
     this.#send(failure.toElement());
     if (failure.condition === 'aborted' || failure.condition === 'temporary-auth-failure') return;

@@ -88,9 +88,29 @@ export interface PresenceService {
   sessionsGone(jids: Jid[]): Promise<void>;
 }
 
+/** vCards (XEP-0054) for other modules and the portal's profile events. */
+export interface VcardService {
+  /**
+   * Stores a user's vCard as if the user had set it (size limit, avatar hash, presence
+   * with the new hash to contacts, avatar to PEP). Returns the new photo hash when the
+   * photo changed, else null.
+   */
+  set(user: Jid, vcard: XmlElement): Promise<string | null>;
+}
+
+/** Friendships from the portal: both rosters, pushes and presence follow (roster module). */
+export interface FriendshipService {
+  /** user and friend see each other: items with subscription both on both sides, presence exchanged. */
+  befriend(user: Jid, friend: Jid, opts?: { nameForUser?: string; nameForFriend?: string; groups?: string[] }): Promise<void>;
+  /** The items go on both sides; each side's resources go unavailable for the other. */
+  unfriend(user: Jid, friend: Jid): Promise<void>;
+}
+
 export interface Services {
   roster: RosterService;
   privacy: PrivacyService;
   presence: PresenceService;
   pep: PepService;
+  vcard: VcardService;
+  friendships: FriendshipService;
 }

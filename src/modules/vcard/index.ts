@@ -64,13 +64,18 @@ export default defineModule({
         if (!req.isSelf) throw new StanzaError('forbidden', 'a vCard is set by its owner only');
         const vcard = req.payload.clone();
         vcard.attrs = { xmlns: NS.VCARD, ...vcard.attrs };
-        const user = req.from.toBare();
-        const hash = await save(user, vcard);
-        if (hash !== null && conversion) await vcardToPep(user, readPhoto(vcard), hash).catch((err: unknown) => ctx.log.warn({ err }, 'vCard photo to PEP avatar failed'));
+        await setVcard(req.from.toBare(), vcard);
         return null;
       },
       { scope: 'account' },
     );
+
+    async function setVcard(user: Jid, vcard: XmlElement): Promise<string | null> {
+      const hash = await save(user, vcard);
+      if (hash !== null && conversion) await vcardToPep(user, readPhoto(vcard), hash).catch((err: unknown) => ctx.log.warn({ err }, 'vCard photo to PEP avatar failed'));
+      return hash;
+    }
+    ctx.provide('vcard', { set: setVcard });
 
     /**
      * Stores a vCard (the size limit applies) and, when its photo changed, tells the

@@ -10,7 +10,8 @@ import type { ServerCore } from '../../core/server.js';
 import { C2sSession } from '../../c2s/session.js';
 import type { XmlParserLimits } from '../../xml/parser.js';
 import type { HttpExchange } from '../http/http1.js';
-import type { XmlElement } from '../../xml/element.js';
+import { x, XmlElement } from '../../xml/element.js';
+import { NS } from '../../xmpp/ns.js';
 import { BodyError, parseBody, responseBody, type ParsedBody } from './body.js';
 import { BoshSession, type BoshRequest, type BoshSettings } from './bosh-session.js';
 import { BoshStats, type BoshStatsSnapshot, type BoshTermination } from './bosh-stats.js';
@@ -146,6 +147,44 @@ export class BoshManager {
     session.start(c2s, create);
   }
 
+  /**
+   * Prebind (issue 8): creates a session for `localpart` on the server's side, as a
+   * client would (creation, restart, resource binding, each a request answered in
+   * memory), with authentication vouched for by the caller. The page then attaches to it
+   * with `{jid, sid, rid}`, `rid` being the one its next request must carry.
+   */
+  async prebind(localpart: string, opts: { resource?: string; wait?: number; hold?: number } = {}): Promise<{ jid: string; sid: string; rid: number }> {
+    if (!this.#accepting) throw new Error('BOSH is shutting down');
+    const domain = this.#core.domain;
+    let rid = 1 + Math.floor(Math.random() * 2 ** 31);
+    const createAttrs = { to: domain, ver: '1.6', wait: String(opts.wait ?? Math.round(this.#settings.maxWaitMs / 1000)), hold: String(opts.hold ?? 1), 'xmpp:version': '1.0' };
+    const create = new LocalBoshRequest(rid, createAttrs, []);
+    const sid = randomBytes(16).toString('base64url');
+    const session = new BoshSession(sid, create, 'prebind', this.#settings, this.#onEnded);
+    this.#sessions.set(sid, session);
+    this.stats.sessionsCreated++;
+    const c2s = new C2sSession(this.#core, session);
+    session.start(c2s, create);
+    const fail = (why: string): never => {
+      c2s.close();
+      throw new Error(`prebind for ${localpart} failed: ${why}`);
+    };
+    const features = await create.response;
+    if (!features.includes('<stream:features') && !features.includes(':features')) fail(`no stream features (${features.slice(0, 200)})`);
+    c2s.authenticateAs(localpart);
+    const restart = new LocalBoshRequest(++rid, { sid, 'xmpp:restart': 'true', to: domain }, []);
+    session.handle(restart);
+    if (!(await restart.response).includes('urn:ietf:params:xml:ns:xmpp-bind')) fail('no resource binding offered');
+    const bindEl = x('bind', { xmlns: NS.BIND });
+    if (opts.resource) bindEl.append(x('resource', null, opts.resource));
+    const bindIq = new XmlElement('iq', { type: 'set', id: 'prebind' }, [bindEl], NS.CLIENT);
+    const bind = new LocalBoshRequest(++rid, { sid }, [bindIq]);
+    session.handle(bind);
+    const bound = await bind.response;
+    if (!c2s.isBound) fail(`binding refused (${bound.slice(0, 300)})`);
+    return { jid: c2s.jid.full, sid, rid: rid + 1 };
+  }
+
   /** One function for every session (a closure made per session would keep its creation request). */
   readonly #onEnded = (session: BoshSession, why: BoshTermination, body: string | null): void => this.#ended(session, why, body);
 
@@ -206,6 +245,36 @@ class HttpBoshRequest implements BoshRequest {
   release(): void {
     this.attrs = NO_ATTRS;
     this.payload = NO_PAYLOAD;
+  }
+}
+
+/** A request made inside the server (prebind): its response is a promise. */
+class LocalBoshRequest implements BoshRequest {
+  onAbort: (() => void) | null = null;
+  readonly response: Promise<string>;
+  #resolve!: (body: string) => void;
+  #open = true;
+
+  constructor(
+    readonly rid: number,
+    readonly attrs: Readonly<Record<string, string>>,
+    readonly payload: readonly XmlElement[],
+  ) {
+    this.response = new Promise((r) => (this.#resolve = r));
+  }
+
+  reply(body: string): void {
+    this.#open = false;
+    this.#resolve(body);
+  }
+
+  isOpen(): boolean {
+    return this.#open;
+  }
+
+  discard(): void {
+    this.#open = false;
+    this.#resolve('');
   }
 }
 

@@ -1,0 +1,208 @@
+/**
+ * The portal's HTTP API (JSON under /api/v1/ on the HTTP listener), documented in
+ * docs/api.md and docs/openapi.yaml:
+ *
+ *   POST /api/v1/events    one event {id, type, ...} (events.ts): friendships, accounts,
+ *                          profiles, notifications, broadcasts; a repeated id is applied once
+ *   POST /api/v1/prebind   {user, resource?} → {jid, sid, rid, url}: a BOSH session the page attaches to
+ *   POST /api/v1/tokens    {user, ttl?} → {token, expires}: a login token (for portals that
+ *                          would rather not sign tokens themselves)
+ *
+ * On only when `portal.secret` is set and `portal.api.enabled`; answers only addresses in
+ * `portal.api.allowFrom` (loopback by default). Every request is authenticated with the
+ * secret: `Authorization: Bearer <secret>`, or signed (`X-Parley-Timestamp` and
+ * `X-Parley-Signature`, tokens.ts) so the secret never travels; a signed request is good
+ * once and only within `portal.api.maxSkew` of its timestamp. Bad input gets 4xx with
+ * `{"error", "field", "problem"}`.
+ */
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerCore } from '../core/server.js';
+import type { HttpRoute } from '../transports/http/http-listener.js';
+import type { BoshManager } from '../transports/bosh/bosh-manager.js';
+import { StorageError, StanzaError, ConfigError } from '../xmpp/errors.js';
+import { bearerMatches, requestSignatureMatches, signLoginToken } from './tokens.js';
+import { EventError, PortalEvents } from './events.js';
+import { checkPortalUser, prebind } from './prebind.js';
+import { BOSH_COOKIE } from '../ops/haproxy-config.js';
+
+const JSON_TYPE = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' };
+/** Large enough for a profile event with an avatar (vcard.maxSize is 64 KiB by default). */
+const MAX_BODY = 256 * 1024;
+const MAX_REMEMBERED_SIGNATURES = 100_000;
+
+export interface PortalApi {
+  route: HttpRoute;
+  events: PortalEvents;
+  stop(): void;
+}
+
+/** The API's route, or null when the API is off (no secret, or disabled). */
+export function portalApi(core: ServerCore, bosh: BoshManager | null): PortalApi | null {
+  const cfg = core.config.portal;
+  const secret = cfg.secret;
+  if (!secret || !cfg.api.enabled) return null;
+  const allowed = blockListOf(cfg.api.allowFrom);
+  const events = new PortalEvents(core);
+  /** Signatures seen within the skew window (a signed request is good once). */
+  const seen = new Map<string, number>();
+
+  const route: HttpRoute = async (req, res, url) => {
+    if (!url.pathname.startsWith('/api/')) return false;
+    const remote = (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+    if (!addressAllowed(allowed, remote)) {
+      send(res, 403, { error: 'forbidden', problem: `the API does not answer ${remote} (portal.api.allowFrom)` });
+      return true;
+    }
+    const path = url.pathname.replace(/\/+$/, '');
+    if (req.method === 'OPTIONS' || req.method === 'GET' || req.method === 'HEAD') {
+      res.setHeader('Allow', 'POST');
+      send(res, 405, { error: 'method-not-allowed', problem: 'the API takes POST with a JSON body' });
+      return true;
+    }
+    let raw: Buffer;
+    try {
+      raw = await readBody(req);
+    } catch (e) {
+      send(res, 413, { error: 'too-large', field: 'body', problem: (e as Error).message });
+      return true;
+    }
+    const auth = authenticate(req, path, raw);
+    if (auth !== null) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="parley-portal"');
+      send(res, 401, { error: 'unauthorized', problem: auth });
+      return true;
+    }
+    let body: Record<string, unknown>;
+    try {
+      body = parseJson(raw);
+    } catch (e) {
+      const err = e as EventError;
+      send(res, 400, { error: 'bad-request', field: err.field, problem: err.problem });
+      return true;
+    }
+    try {
+      switch (`${req.method} ${path}`) {
+        case 'POST /api/v1/events':
+          send(res, 200, await events.apply(body));
+          return true;
+        case 'POST /api/v1/prebind': {
+          if (!bosh) throw new EventError('bosh', 'BOSH is off on this server (bosh.enabled)', 409);
+          const user = stringField(body, 'user');
+          const resource = body.resource === undefined ? undefined : stringField(body, 'resource');
+          // In a cluster the session lives on this node: the page's BOSH requests must come
+          // here, so the answer names the haproxy cookie that pins them (haproxy-config.ts).
+          const node = core.cluster?.nodeId ?? null;
+          send(res, 200, { ...(await prebind(core, bosh, user, { resource })), url: '/http-bind', node, cookie: node ? `${BOSH_COOKIE}=${node}` : null });
+          return true;
+        }
+        case 'POST /api/v1/tokens': {
+          const user = stringField(body, 'user');
+          const ttl = body.ttl === undefined ? 300 : body.ttl;
+          const maxTtl = Math.floor(cfg.tokenMaxTtl / 1000);
+          if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > maxTtl) throw new EventError('ttl', `must be a whole number of seconds from 1 to ${maxTtl} (portal.tokenMaxTtl)`);
+          const expires = Math.floor(Date.now() / 1000) + ttl;
+          const jid = await checkPortalUser(core, user);
+          send(res, 200, { jid: jid.bare, token: signLoginToken(secret, core.domain, jid.local, expires), expires });
+          return true;
+        }
+        default:
+          send(res, 404, { error: 'not-found', problem: `no such endpoint: ${req.method} ${path}` });
+          return true;
+      }
+    } catch (e) {
+      if (e instanceof EventError) send(res, e.status, { error: e.status === 404 ? 'not-found' : e.status === 409 ? 'conflict' : 'bad-request', field: e.field, problem: e.problem });
+      else if (e instanceof StorageError) send(res, 503, { error: 'unavailable', problem: e.message, transient: e.transient });
+      else if (e instanceof StanzaError) send(res, 409, { error: e.condition, problem: e.text ?? e.condition });
+      else if (e instanceof ConfigError) send(res, 400, { error: 'bad-request', field: e.path, problem: e.message });
+      else {
+        core.log.error({ err: e, path }, 'portal API request failed');
+        send(res, 500, { error: 'internal', problem: 'internal error (logged)' });
+      }
+      return true;
+    }
+  };
+
+  /** Null when the request carries the secret (bearer) or a fresh, unused signature; else why not. */
+  function authenticate(req: IncomingMessage, path: string, raw: Buffer): string | null {
+    const authorization = req.headers.authorization;
+    if (authorization !== undefined) return bearerMatches(authorization, secret!) ? null : 'wrong bearer secret';
+    const ts = header(req, 'x-parley-timestamp');
+    const sig = header(req, 'x-parley-signature');
+    if (ts === undefined || sig === undefined) return 'send Authorization: Bearer <portal.secret>, or X-Parley-Timestamp and X-Parley-Signature';
+    if (!/^\d{1,12}$/.test(ts)) return 'X-Parley-Timestamp must be Unix seconds';
+    const timestamp = Number(ts);
+    const now = Date.now();
+    if (Math.abs(now - timestamp * 1000) > cfg.api.maxSkew) return `X-Parley-Timestamp is more than ${cfg.api.maxSkew / 1000} s from this server's clock (expired or replayed)`;
+    if (!requestSignatureMatches(secret!, req.method ?? 'POST', path, timestamp, raw, sig)) return 'wrong signature';
+    // SECURITY: a captured signed request cannot be sent again.
+    for (const [s, until] of seen) {
+      if (until > now) break;
+      seen.delete(s);
+    }
+    if (seen.has(sig)) return 'this signed request was used already (replay)';
+    if (seen.size >= MAX_REMEMBERED_SIGNATURES) seen.delete(seen.keys().next().value!);
+    seen.set(sig, now + 2 * cfg.api.maxSkew);
+    return null;
+  }
+
+  return { route, events, stop: () => events.stop() };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function stringField(body: Record<string, unknown>, name: string): string {
+  const v = body[name];
+  if (typeof v !== 'string' || v === '') throw new EventError(name, 'is required (a non-empty string)');
+  return v;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, JSON_TYPE);
+  res.end(JSON.stringify(body) + '\n');
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new Error(`larger than ${MAX_BODY} bytes`);
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function parseJson(raw: Buffer): Record<string, unknown> {
+  if (raw.length === 0) throw new EventError('body', 'is empty (a JSON object is required)');
+  let v: unknown;
+  try {
+    v = JSON.parse(raw.toString('utf8'));
+  } catch (e) {
+    throw new EventError('body', `is not valid JSON (${(e as Error).message})`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new EventError('body', 'must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function blockListOf(entries: string[]): BlockList {
+  const list = new BlockList();
+  for (const e of entries) {
+    const [addr, bits] = e.split('/');
+    const type = isIPv6(addr!) ? 'ipv6' : 'ipv4';
+    if (!isIPv4(addr!) && !isIPv6(addr!)) throw new ConfigError('portal.api.allowFrom', `${e} is not an address or CIDR block`);
+    const prefix = bits === undefined ? (type === 'ipv4' ? 32 : 128) : Number(bits);
+    if (!Number.isInteger(prefix) || prefix < 0 || prefix > (type === 'ipv4' ? 32 : 128)) throw new ConfigError('portal.api.allowFrom', `${e} has a bad prefix length`);
+    list.addSubnet(addr!, prefix, type);
+  }
+  return list;
+}
+
+function addressAllowed(list: BlockList, addr: string): boolean {
+  if (isIPv4(addr)) return list.check(addr, 'ipv4');
+  if (isIPv6(addr)) return list.check(addr, 'ipv6');
+  return false;
+}
