@@ -194,6 +194,7 @@ test('after a server restart the widget reconnects by itself and shows the messa
   // Bob's page reconnected too and sees Alice again.
   await bob.waitForSelector('.parley[data-connection="online"]', { timeout: 60_000 });
   await bob.waitForSelector(contact(ALICE, 'available'), WAIT);
+  await alice.waitForSelector(contact(BOB, 'available'), WAIT);
   await shot(alice, '6-alice-after-restart');
   await alice.unroute('**/demo/prebind');
 });
