@@ -198,3 +198,33 @@ test('after a server restart the widget reconnects by itself and shows the messa
   await shot(alice, '6-alice-after-restart');
   await alice.unroute('**/demo/prebind');
 });
+
+test('logging out of the portal ends the XMPP session at once: a contact sees the user go unavailable', async () => {
+  const carol = clients[clients.length - 1]!;
+  await alice.click('nav button[type=submit]');
+  await alice.waitForSelector('#password', WAIT);
+  await carol.waitFor((el) => el.name === 'presence' && el.attrs.from?.startsWith(`${ALICE}/`) === true && el.attrs.type === 'unavailable', 20_000, 'unavailable presence of Alice');
+  assert.equal(await alice.evaluate(() => (globalThis as any).sessionStorage.getItem('strophe-bosh-session')), null);
+  assert.equal(await alice.locator('.parley').count(), 0, 'no widget on the login page');
+});
+
+test('a fresh login opens a chat from the keyboard and shows its history from the archive', async () => {
+  const page = await logIn('bob');
+  await page.focus('.parley-launcher');
+  await page.keyboard.press('Enter');
+  // Carol (on TCP) is the one contact online: the list's order is settled.
+  await page.waitForSelector(contact(CAROL, 'available'), WAIT);
+  // The panel focuses the first contact; arrows move between contacts; Enter opens a chat.
+  const order = await page.locator('.parley-contact').evaluateAll((els) => els.map((e) => e.getAttribute('data-jid')));
+  const target = order.indexOf(ALICE);
+  for (let i = 0; i < target; i++) await page.keyboard.press('ArrowDown');
+  assert.equal(await page.evaluate(() => (globalThis as any).document.activeElement?.dataset?.jid), ALICE);
+  await page.keyboard.press('Enter');
+  assert.equal(await waitForMessage(page, ALICE, 'Hello Bob, it is Alice'), 1, 'history from the archive');
+  assert.equal(await waitForMessage(page, ALICE, 'Hi Alice'), 1);
+  assert.equal(await page.evaluate(() => (globalThis as any).document.activeElement?.tagName), 'TEXTAREA', 'the message box has the focus');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector(chat(ALICE), { state: 'detached', ...WAIT });
+  await shot(page, '7-bob-fresh-login');
+  await page.context().close();
+});

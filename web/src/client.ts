@@ -113,8 +113,18 @@ export class ChatClient {
     this.#conn = null;
     this.#online = false;
     if (conn) {
-      conn.flush();
-      conn.disconnect('logout');
+      // COMPAT(Strophe.js): a logout is usually followed at once by a page load, which
+      // aborts Strophe's own terminate request; a beacon outlives the page. It needs the
+      // session's sid and next rid, which Strophe keeps in its private BOSH object.
+      const proto = (conn as unknown as { _proto?: { sid?: string | null; rid?: number } })._proto;
+      if (this.isBosh && proto?.sid && proto.rid && typeof navigator.sendBeacon === 'function') {
+        const body = `<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' rid='${proto.rid}' sid='${escapeAttr(proto.sid)}'><presence xmlns='jabber:client' type='unavailable'/></body>`;
+        navigator.sendBeacon(this.opts.service, new Blob([body], { type: 'text/plain;charset=UTF-8' }));
+        conn.reset();
+      } else {
+        conn.flush();
+        conn.disconnect('logout');
+      }
     }
     sessionStorage.removeItem('strophe-bosh-session');
   }
@@ -223,7 +233,6 @@ export class ChatClient {
     conn.addHandler((m: Element) => this.#onMessage(m), null, 'message', null, null);
     conn.addHandler((p: Element) => this.#onPresence(p), null, 'presence', null, null);
     conn.addHandler((iq: Element) => this.#onRosterPush(conn, iq), NS.ROSTER, 'iq', 'set');
-    this.events.status('online');
     try {
       if (!restored) {
         await this.#fetchRoster(conn);
@@ -232,9 +241,11 @@ export class ChatClient {
         conn.send(this.#presence().tree());
       }
       for (const m of this.#outbox.splice(0)) conn.send(m);
+      this.events.status('online');
       await this.catchUp();
     } catch (e) {
       console.warn('parley: setting up the session failed', e);
+      this.events.status('online');
     }
     this.events.changed();
   }
@@ -509,6 +520,10 @@ export class ChatClient {
       );
     });
   }
+}
+
+function escapeAttr(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/'/g, '&apos;').replace(/</g, '&lt;');
 }
 
 /** The first child element with this local name (and namespace, when given). */
