@@ -18,6 +18,8 @@ import { healthRoutes } from './ops/health.js';
 import { portalApi, type PortalApi } from './portal/api.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
+import { Authenticator } from './auth/authenticator.js';
+import { openPortalSources, type PortalSources } from './portal/sources.js';
 import { StreamError } from './xmpp/errors.js';
 import { startC2sListener, startC2sTlsListener } from './transports/tcp/tcp-listener.js';
 import { startHttpListener } from './transports/http/http-listener.js';
@@ -70,11 +72,33 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
   let cluster: ClusterNode | null = null;
-  let portal: PortalApi | null = null;
+  let portal: PortalSources | null = null;
+  let api: PortalApi | null = null;
   const listeners: Record<string, Listener> = {};
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
-    core = new ServerCore({ config, log, storage, users: new SqlUserStore(storage), tls });
+    portal = openPortalSources(config, log);
+    const ps = portal;
+    core = new ServerCore({
+      config,
+      log,
+      storage,
+      users: new SqlUserStore(storage),
+      tls,
+      authenticator: ({ users, verified, log: l }) =>
+        new Authenticator({
+          users,
+          domain: config.domain,
+          log: l,
+          verified,
+          secret: config.portal.secret,
+          tokenMaxTtlSeconds: Math.floor(config.portal.tokenMaxTtl / 1000),
+          source: ps.passwords,
+          cacheTtlMs: config.portal.auth.cacheTtl,
+          cacheMax: Math.max(config.limits.plainLoginCache, 1000),
+        }),
+      friendSource: ps.friends,
+    });
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
     if (config.cluster.driver === 'redis') {
       const cc = config.cluster;
@@ -97,18 +121,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(core);
     if (config.listen.http.enabled) {
       bosh = config.bosh.enabled ? new BoshManager(core) : null;
-      portal = portalApi(core, bosh);
+      api = portalApi(core, bosh);
       const routes = [healthRoutes(core), adminRoutes(core, storage)];
-      if (portal) routes.push(portal.route);
+      if (api) routes.push(api.route);
       if (config.demo.enabled) routes.push(await demoPortal(core, bosh));
       listeners.http = await startHttpListener(core, { bosh, routes });
     }
   } catch (e) {
-    portal?.stop();
+    api?.stop();
     bosh?.stop();
     for (const l of Object.values(listeners)) await l.close();
     await cluster?.stop().catch(() => undefined);
     await core?.modules.stopAll();
+    await portal?.close();
     await storage.close();
     throw e;
   }
@@ -141,7 +166,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         // Stop accepting first; the listeners' promises settle once their connections are gone.
         const closed = Promise.all(Object.values(listeners).map((l) => l.close()));
         bosh?.stop();
-        portal?.stop();
+        api?.stop();
         const target = config.cluster.reconnectHost;
         const goodbye = () =>
           cluster && target
@@ -155,6 +180,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         if (!(await c.settle(10_000))) log.warn('shutdown: some background work did not finish in time');
         await cluster?.stop();
         await c.modules.stopAll();
+        await portal?.close();
         await storage.close();
         log.info('stopped');
       })();

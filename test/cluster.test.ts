@@ -26,6 +26,19 @@ const R = 'jabber:iq:roster';
 const jid = (u: string) => `${u}@${DOMAIN}`;
 
 const PAIRS = 10;
+const PORTAL_SECRET = 'cluster-portal-secret-0123';
+
+/** A portal event sent to one node's API. */
+async function portalEvent(node: TestServer, event: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const res = await fetch(`${node.httpUrl}/api/v1/events`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${PORTAL_SECRET}` },
+    body: JSON.stringify({ id: `ev-${randomBytes(6).toString('hex')}`, ...event }),
+  });
+  const body = (await res.json()) as Record<string, unknown>;
+  assert.equal(res.status, 200, JSON.stringify(body));
+  return body;
+}
 
 /** Mutual subscription written straight into the roster store (no clients needed). */
 async function befriendInStore(a: string, b: string): Promise<void> {
@@ -39,6 +52,7 @@ function startNode(id: string): Promise<TestServer> {
   return startTestServer({
     dataDir,
     cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' },
+    portal: { secret: PORTAL_SECRET },
   });
 }
 
@@ -80,7 +94,7 @@ async function befriend(a: TestClient, aName: string, b: TestClient, bName: stri
 
 before(async () => {
   for (const id of ['n1', 'n2', 'n3']) nodes.push(await startNode(id));
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) await nodes[0]!.addUser(u);
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'pia', 'quin', 'rex']) await nodes[0]!.addUser(u);
   for (let i = 0; i < PAIRS; i++) {
     await nodes[0]!.addUser(`p${i}`);
     await nodes[0]!.addUser(`q${i}`);
@@ -222,6 +236,32 @@ test('a block made on one node holds on the others (their copy of the lists is d
   await refused;
   await alice.expectNone((el) => el.name === 'message' && el.getChildText('body') === 'after', 300);
   await alice.iq(xml('iq', { type: 'set' }, xml('unblock', { xmlns: 'urn:xmpp:blocking' }, xml('item', { jid: jid('bob') }))));
+});
+
+test('portal events sent to one node act on users of the others: friendship, notification, broadcast, ban', async () => {
+  const pia = await login(nodes[1]!, 'pia');
+  const quin = await login(nodes[2]!, 'quin');
+  await until('pia and quin are known on n1', () => nodes[0]!.server.core.sessions.available(jid('pia')).length === 1 && nodes[0]!.server.core.sessions.available(jid('quin')).length === 1);
+  await pia.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: R })));
+  const push = pia.waitFor((el) => el.name === 'iq' && el.attrs.type === 'set' && el.getChild('query', R)?.getChild('item')?.attrs.subscription === 'both', 8000, 'roster push at pia');
+  const seen = pia.presence((p) => p.attrs.from === `${jid('quin')}/test` && p.attrs.type === undefined, 'quin available at pia');
+  await portalEvent(nodes[0]!, { type: 'friendship.added', user: 'pia', friend: 'quin' });
+  await push;
+  await seen;
+
+  await portalEvent(nodes[0]!, { type: 'notification', user: 'quin', body: 'a note across nodes' });
+  await quin.waitFor((el) => el.name === 'message' && el.attrs.type === 'headline' && el.getChildText('body') === 'a note across nodes', 8000, 'the notification');
+
+  const rex = await login(nodes[0]!, 'rex');
+  const b = await portalEvent(nodes[0]!, { type: 'broadcast', body: 'to everyone on every node' });
+  assert.equal(b.nodes, 3);
+  for (const c of [pia, quin, rex]) await c.waitFor((el) => el.name === 'message' && el.getChildText('body') === 'to everyone on every node', 8000, 'the broadcast');
+
+  const gone = pia.presence((p) => p.attrs.from === `${jid('quin')}/test` && p.attrs.type === 'unavailable', 'quin unavailable at pia');
+  const banned = await portalEvent(nodes[0]!, { type: 'user.banned', user: 'quin', reason: 'testing' });
+  assert.equal(banned.sessionsClosed, 1);
+  await gone;
+  await until('quin has no session anywhere', () => nodes.every((n) => n.server.core.sessions.resources(jid('quin')).length === 0));
 });
 
 test('health: ready while a member; a node that leaves takes its users\' presence with it', async () => {

@@ -282,6 +282,7 @@ test('profile.changed stores the vCard, and a new avatar goes out in presence to
   const r = await event('profile.changed', { user: 'hal', fullName: 'Hal Halloran', nickname: 'hal9000', email: 'hal@example.org', avatar: { type: 'image/png', data: png } });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(typeof r.body.avatarHash, 'string');
+  assert.equal(r.body.nickPublished, true);
   const p = await withHash;
   assert.equal(p.getChild('x', 'vcard-temp:x:update')!.getChildText('photo'), r.body.avatarHash);
   const v = await ivy.iq(xml('iq', { type: 'get', to: jid('hal') }, xml('vCard', { xmlns: 'vcard-temp' })));

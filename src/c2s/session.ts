@@ -23,7 +23,7 @@ import { NS } from '../xmpp/ns.js';
 import { Jid, JidError } from '../xmpp/jid.js';
 import { SaslFailure, StanzaError, StorageError, StreamError } from '../xmpp/errors.js';
 import { createServerMechanism, serverMechanismNames, supportedChannelBindingTypes, channelBindingFeature, type SaslServerMechanism } from '../xmpp/sasl/server.js';
-import { saslContext, normalizeUsername } from '../auth/authenticator.js';
+import { normalizeUsername } from '../auth/authenticator.js';
 import type { ServerCore } from '../core/server.js';
 import type { LocalSession, StanzaKind, TransportKind } from '../core/session.js';
 import type { CloseReason } from '../core/hooks.js';
@@ -352,9 +352,9 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       }
       if (!requireTls || this.#t.isSecure) {
         const cbTypes = supportedChannelBindingTypes(this.#t);
-        const mechs = serverMechanismNames({ isSecure: this.#t.isSecure, allowPlainInsecure: this.#allowPlainInsecure(), channelBindingTypes: cbTypes });
+        const mechs = serverMechanismNames({ isSecure: this.#t.isSecure, allowPlainInsecure: this.#allowPlainInsecure(), channelBindingTypes: cbTypes, scram: this.#core.authenticator.offersScram });
         f.append(x('mechanisms', { xmlns: NS.SASL }, ...mechs.map((m) => x('mechanism', null, m))));
-        if (cbTypes.length > 0) f.append(channelBindingFeature(cbTypes));
+        if (cbTypes.length > 0 && this.#core.authenticator.offersScram) f.append(channelBindingFeature(cbTypes));
       }
       for (const p of this.#core.streamFeatures) {
         const el = p(null, 'pre-bind');
@@ -436,9 +436,9 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       return;
     }
     const cbTypes = supportedChannelBindingTypes(this.#t);
-    const offered = serverMechanismNames({ isSecure: this.#t.isSecure, allowPlainInsecure: this.#allowPlainInsecure(), channelBindingTypes: cbTypes });
+    const offered = serverMechanismNames({ isSecure: this.#t.isSecure, allowPlainInsecure: this.#allowPlainInsecure(), channelBindingTypes: cbTypes, scram: this.#core.authenticator.offersScram });
     const name = el.attrs.mechanism ?? '';
-    const ctx = saslContext(this.#core.users, this.#core.domain, (type) => this.#t.channelBinding(type), this.#core.verifiedPasswords);
+    const ctx = this.#core.authenticator.saslContext((type) => this.#t.channelBinding(type));
     const mech = offered.includes(name) ? createServerMechanism(name, ctx, { plusAdvertised: offered.some((m) => m.endsWith('-PLUS')) }) : null;
     if (!mech) {
       this.#saslFail(new SaslFailure('invalid-mechanism'));

@@ -29,9 +29,11 @@ function checkAcrossKeys(c: Config): void {
   if (p.auth.source === 'sql' && !p.auth.query) throw new ConfigError('portal.auth.query', 'is required when portal.auth.source is sql');
   if (p.roster.source === 'http' && !p.roster.url) throw new ConfigError('portal.roster.url', 'is required when portal.roster.source is http');
   if (p.roster.source === 'sql' && !p.roster.query) throw new ConfigError('portal.roster.query', 'is required when portal.roster.source is sql');
+  if (p.auth.existsUrl !== undefined && p.auth.source !== 'http') throw new ConfigError('portal.auth.existsUrl', 'is only used when portal.auth.source is http');
+  if (p.auth.existsQuery !== undefined && p.auth.source !== 'sql') throw new ConfigError('portal.auth.existsQuery', 'is only used when portal.auth.source is sql');
   if ((p.auth.source === 'sql' || p.roster.source === 'sql') && !p.db) throw new ConfigError('portal.db', 'is required when a portal source is sql');
   if (p.db !== undefined && !/^(mysql|mariadb):\/\/|^sqlite:/.test(p.db)) throw new ConfigError('portal.db', 'must be mysql://user:pass@host:port/db or sqlite:/path/file.db');
-  for (const u of [['portal.auth.url', p.auth.url], ['portal.roster.url', p.roster.url]] as const) {
+  for (const u of [['portal.auth.url', p.auth.url], ['portal.auth.existsUrl', p.auth.existsUrl], ['portal.roster.url', p.roster.url]] as const) {
     if (u[1] !== undefined && !/^https?:\/\//.test(u[1])) throw new ConfigError(u[0], 'must be an http:// or https:// URL');
   }
   if (p.secret !== undefined && p.secret.length < 16) throw new ConfigError('portal.secret', 'must be at least 16 characters');

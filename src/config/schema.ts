@@ -234,6 +234,8 @@ export const configSchema = obj({
           query: optionalStr({ doc: 'sql source: a query on portal.db with the placeholders :user and :password; a row accepts (when it has a column password_hash, that bcrypt/sha256 hash is checked instead)' }),
           cacheTtl: duration({ doc: 'how long a password the portal accepted is remembered (as an HMAC), so logging in again does not ask again; 0 turns it off', default: '60s' }),
           timeout: duration({ doc: 'how long a question to the portal (HTTP or SQL) may take before the login fails with temporary-auth-failure', default: '5s', min: '100ms' }),
+          existsUrl: optionalStr({ doc: 'http source, optional: URL Parley GETs ({user} replaced) to learn whether a user who never logged in exists (200 yes, 404 no), so messages to them are stored offline instead of bounced' }),
+          existsQuery: optionalStr({ doc: 'sql source, optional: a query on portal.db with the placeholder :user; a row says the user exists (messages to a portal user who never logged in are then stored offline instead of bounced)' }),
         },
         'portal logins',
       ),

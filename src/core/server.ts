@@ -17,6 +17,8 @@ import { Router } from './router.js';
 import type { Services } from './services.js';
 import type { TlsIdentity } from './tls.js';
 import { VerifiedPasswordCache } from '../auth/plain-cache.js';
+import { Authenticator } from '../auth/authenticator.js';
+import type { FriendSource } from './services.js';
 
 /** What the core and the operations side see of this node's cluster membership. */
 export interface ClusterView {
@@ -33,6 +35,10 @@ export interface ServerCoreDeps {
   storage: Storage;
   users: UserStore;
   tls: TlsIdentity;
+  /** Where passwords are checked; default: Parley's own store only. */
+  authenticator?: (core: { users: UserStore; verified: VerifiedPasswordCache; log: Logger }) => Authenticator;
+  /** The portal's friend lists (`portal.roster.source` http or sql); none: standard rosters. */
+  friendSource?: FriendSource | null;
 }
 
 export class ServerCore {
@@ -57,6 +63,10 @@ export class ServerCore {
   draining = false;
   /** Recent PLAIN logins, so logging in again skips PBKDF2. */
   readonly verifiedPasswords: VerifiedPasswordCache;
+  /** Checks SASL credentials: own store, portal tokens, the portal's HTTP or SQL source. */
+  readonly authenticator: Authenticator;
+  /** The portal's friend lists, when rosters come from the portal. */
+  readonly friendSource: FriendSource | null;
   /** Work started for stanzas and sessions that shutdown must wait for (offline hand-off). */
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #services = new Map<string, unknown>();
@@ -69,6 +79,10 @@ export class ServerCore {
     this.users = deps.users;
     this.tls = deps.tls;
     this.verifiedPasswords = new VerifiedPasswordCache(deps.config.limits.plainLoginCache, deps.config.limits.plainLoginCacheTtl);
+    this.authenticator = deps.authenticator
+      ? deps.authenticator({ users: deps.users, verified: this.verifiedPasswords, log: deps.log })
+      : new Authenticator({ users: deps.users, domain: deps.config.domain, verified: this.verifiedPasswords, log: deps.log });
+    this.friendSource = deps.friendSource ?? null;
     this.hooks = new HookBus(deps.log);
     this.iq = new IqDispatcher(deps.log);
     this.router = new Router({
@@ -77,7 +91,7 @@ export class ServerCore {
       hooks: this.hooks,
       iq: this.iq,
       sessions: this.sessions,
-      userExists: (username) => this.users.exists(this.domain, username),
+      userExists: (username) => this.authenticator.userExists(username),
       track: (p) => this.track(p),
     });
     this.modules = new ModuleHost(this);

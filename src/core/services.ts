@@ -37,6 +37,56 @@ export interface RosterService {
    * and returns the new one (null removes it).
    */
   update(user: Jid, contact: string, change: (item: RosterItem | null) => RosterItem | null): Promise<RosterItem | null>;
+  /**
+   * Rosters come from the portal (`portal.roster.source` http or sql): clients may not
+   * change them, and subscription presence from clients is refused (`not-allowed`).
+   */
+  readonly readOnly: boolean;
+}
+
+/** One friend from the portal's friend list. */
+export interface Friend {
+  /** Bare JID of the friend (a local user). */
+  jid: string;
+  name: string | null;
+  groups: string[];
+}
+
+/** The portal's friend lists (src/portal/friend-sources.ts), given to the core by the composition root. */
+export interface FriendSource {
+  readonly kind: 'http' | 'sql';
+  /**
+   * The friends of a local user (localpart). Rejects when the portal did not answer:
+   * the caller keeps what it has (never an empty roster because the portal blipped).
+   */
+  friends(user: string): Promise<Friend[]>;
+}
+
+/**
+ * Friendships, for the portal's events API and the portal roster source (roster module).
+ * Works in every roster mode: a friendship is a mutual subscription (`both`).
+ */
+export interface FriendshipService {
+  /**
+   * Makes `a` and `b` friends: each gets an item for the other with subscription `both`
+   * (pushed to their interested resources), and each side's available resources send
+   * their presence to the other side (those that did not see each other already).
+   * `a` sees `b` under `opts.nameOfB`/`groupsOfB` (kept as they are when undefined), and
+   * `b` sees `a` under `nameOfA`/`groupsOfA`. Idempotent.
+   */
+  befriend(a: Jid, b: Jid, opts?: { nameOfB?: string | null; groupsOfB?: string[]; nameOfA?: string | null; groupsOfA?: string[] }): Promise<void>;
+  /**
+   * Ends a friendship: both items removed (pushed), and each side's available resources
+   * go unavailable for the other. Idempotent.
+   */
+  unfriend(a: Jid, b: Jid): Promise<void>;
+  /**
+   * Reads the user's friends from the portal now and applies the differences (portal
+   * roster source); nothing in internal mode. Rejects when the portal did not answer.
+   */
+  refresh(user: Jid): Promise<void>;
+  /** Rosters come from the portal and are read-only to clients. */
+  readonly readOnly: boolean;
 }
 
 /** One item of a PEP node (XEP-0060 §7.1): its id and its one payload element. */
@@ -96,14 +146,6 @@ export interface VcardService {
    * photo changed, else null.
    */
   set(user: Jid, vcard: XmlElement): Promise<string | null>;
-}
-
-/** Friendships from the portal: both rosters, pushes and presence follow (roster module). */
-export interface FriendshipService {
-  /** user and friend see each other: items with subscription both on both sides, presence exchanged. */
-  befriend(user: Jid, friend: Jid, opts?: { nameForUser?: string; nameForFriend?: string; groups?: string[] }): Promise<void>;
-  /** The items go on both sides; each side's resources go unavailable for the other. */
-  unfriend(user: Jid, friend: Jid): Promise<void>;
 }
 
 export interface Services {

@@ -60,6 +60,8 @@ export interface EventResult {
 }
 
 const MAX_ID = 128;
+/** XEP-0172 user nickname. */
+const NICK = 'http://jabber.org/protocol/nick';
 const MAX_TEXT = 4096;
 /** Where event ids live: a name no account can have ('@' is not allowed in a localpart). */
 const EVENTS_KEY = '@portal-events';
@@ -121,7 +123,7 @@ export class PortalEvents {
         const userName = optionalText(b, 'userName');
         const friendName = optionalText(b, 'friendName');
         return async () => {
-          await this.#core.service('friendships').befriend(a, f, { nameForUser: friendName, nameForFriend: userName, groups });
+          await this.#core.service('friendships').befriend(a, f, { nameOfB: friendName, groupsOfB: groups, nameOfA: userName, groupsOfA: groups });
           return { user: a.bare, friend: f.bare };
         };
       }
@@ -183,9 +185,16 @@ export class PortalEvents {
       case 'profile.changed': {
         const user = await this.#knownUser(b, 'user');
         const vcard = profileVcard(b);
+        const nickname = optionalText(b, 'nickname', 1024);
         return async () => {
           const hash = await this.#core.service('vcard').set(user, vcard);
-          return { user: user.bare, avatarHash: hash };
+          // XEP-0172: the nickname goes to friends' clients as a PEP notification too.
+          let nickPublished = false;
+          if (nickname !== undefined && this.#core.hasService('pep')) {
+            await this.#core.service('pep').publish(user, NICK, { id: 'current', payload: x('nick', { xmlns: NICK }, nickname) }, { accessModel: 'presence' });
+            nickPublished = true;
+          }
+          return { user: user.bare, avatarHash: hash, nickPublished };
         };
       }
       case 'notification': {
@@ -369,13 +378,16 @@ function profileVcard(b: Record<string, unknown>): XmlElement {
   for (const [key, el] of fields) {
     const val = optionalText(b, key, 1024);
     if (val !== undefined) {
-      v.append(x(el, null, val));
+      v.c(el).t(val);
       any = true;
     }
   }
   const email = optionalText(b, 'email', 320);
   if (email !== undefined) {
-    v.append(x('EMAIL', null, x('INTERNET'), x('USERID', null, email)));
+    // Built top-down so every element inherits the vcard-temp namespace.
+    const e = v.c('EMAIL');
+    e.c('INTERNET');
+    e.c('USERID').t(email);
     any = true;
   }
   const avatar = b.avatar;
@@ -386,7 +398,9 @@ function profileVcard(b: Record<string, unknown>): XmlElement {
     if (typeof type !== 'string' || !/^image\/[a-z0-9.+-]+$/i.test(type)) throw new EventError('avatar.type', 'must be an image media type such as image/png');
     const data = a.data;
     if (typeof data !== 'string' || data === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(data) || data.length % 4 !== 0) throw new EventError('avatar.data', 'must be the image in base64');
-    v.append(x('PHOTO', null, x('TYPE', null, type), x('BINVAL', null, data)));
+    const photo = v.c('PHOTO');
+    photo.c('TYPE').t(type);
+    photo.c('BINVAL').t(data);
     any = true;
   }
   if (!any && avatar !== null) throw new EventError('profile', 'names no field to change (fullName, nickname, email, url, birthday, avatar)');

@@ -121,6 +121,7 @@ async function populate(storage: ShardedStorage, u: string): Promise<void> {
   for (const id of ['a', 'b', 'c']) await pep.publish(HOST, u, PEP_NODE, { id, payload: `<x xmlns='urn:test' n='${id}'/>` }, 10);
   // A republished id becomes the newest: the order is b, c, a (kept by a move only if ids are inserted in order).
   await pep.publish(HOST, u, PEP_NODE, { id: 'a', payload: "<x xmlns='urn:test' n='a2'/>" }, 10);
+  await new SqlUserStore(storage).setFlag(HOST, u, { state: 'banned', reason: 'moved while banned' });
 }
 
 /** Everything of a user as the stores read it (offline ids are renumbered by a move; their order is not). */
@@ -140,6 +141,7 @@ async function snapshot(storage: ShardedStorage, u: string) {
     vcard: await new SqlVcardStore(storage).get(HOST, u),
     pepNodes: await pep.listNodes(HOST, u),
     pepItems: (await pep.items(HOST, u, PEP_NODE)).map((i) => [i.id, i.payload, i.createdAt]),
+    flag: await new SqlUserStore(storage).getFlag(HOST, u),
   };
 }
 

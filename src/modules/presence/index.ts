@@ -16,6 +16,7 @@ import { SplitStanza, serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { defineModule } from '../../core/module.js';
+import { StanzaError } from '../../xmpp/errors.js';
 import type { LocalSession } from '../../core/session.js';
 import type { PresenceService, PrivacyService, RosterItem, RosterService } from '../../core/services.js';
 import type { ServerCore } from '../../core/server.js';
@@ -70,6 +71,11 @@ export default defineModule({
         case 'subscribed':
         case 'unsubscribe':
         case 'unsubscribed':
+          if (roster().readOnly) {
+            // Portal mode: subscriptions follow the portal's friendships (issue 8).
+            refuse(session, stanza, to, "subscriptions follow the portal's friendships");
+            return true;
+          }
           await outboundSubscription(session, stanza, to.toBare(), type);
           return true;
         case 'probe': {
@@ -92,6 +98,12 @@ export default defineModule({
           return false;
       }
     });
+
+    /** A presence error back to the client (RFC 6120 §8.3: from the addressee, type error). */
+    function refuse(session: LocalSession, stanza: XmlElement, to: Jid, text: string): void {
+      const err = new StanzaError('not-allowed', text, 'cancel');
+      session.deliver(x('presence', { type: 'error', id: stanza.attrs.id, from: to.bare, to: session.jid.full }, err.toElement()));
+    }
 
     /** Available or unavailable presence without `to`: RFC 6121 §4.2, §4.4, §4.5. */
     async function broadcast(session: LocalSession, stanza: XmlElement): Promise<void> {
@@ -267,6 +279,8 @@ export default defineModule({
       const contact = from.toBare();
       if (!(await server.users.exists(server.domain, user.local))) return true; // silently ignored
       const r = roster();
+      // Portal mode: the roster follows friendships; requests from elsewhere change nothing.
+      if (r.readOnly && (type === 'subscribe' || type === 'subscribed' || type === 'unsubscribe' || type === 'unsubscribed')) return true;
       switch (type) {
         case 'subscribe': {
           const cur = await r.getItem(user, contact.bare);

@@ -66,6 +66,11 @@ export interface SaslServerContext {
    * `checkScramPassword` against `fakeScramCredentials`) so timing does not reveal it.
    */
   verifyPlain(username: string, password: string): Promise<boolean>;
+  /**
+   * Called once SCRAM credentials were proven (PLAIN's verifyPlain does its own): throws
+   * a SaslFailure (e.g. `account-disabled`) to refuse the account anyway.
+   */
+  admit?(username: string): Promise<void>;
 }
 
 export type SaslStep =
@@ -122,12 +127,14 @@ export function serverMechanismNames(opts: {
   isSecure: boolean;
   allowPlainInsecure: boolean;
   channelBindingTypes: string[];
+  /** SCRAM needs stored keys: false when passwords are checked elsewhere (the portal). */
+  scram?: boolean;
 }): string[] {
   const hasPlus = opts.isSecure && opts.channelBindingTypes.some(isChannelBindingType);
   return SERVER_MECHANISMS.filter((name) => {
-    if (name.endsWith('-PLUS')) return hasPlus;
+    if (name.endsWith('-PLUS')) return hasPlus && (opts.scram ?? true);
     if (name === 'PLAIN') return opts.isSecure || opts.allowPlainInsecure;
-    return true;
+    return opts.scram ?? true;
   });
 }
 
@@ -374,6 +381,7 @@ class ScramServer extends BaseMechanism {
     const proofOk = constantTimeEqual(h(this.#hash, clientKey), creds.storedKey);
     const serverSignature = hmac(this.#hash, creds.serverKey, authMessage);
     if (!proofOk || !state.known) throw notAuthorized();
+    await this.#ctx.admit?.(state.username);
 
     const additionalData = Buffer.from('v=' + serverSignature.toString('base64'), 'utf8');
     return state.authzid === undefined
