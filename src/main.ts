@@ -36,6 +36,7 @@ import carbons from './modules/carbons/index.js';
 import privacy from './modules/privacy/index.js';
 import pep from './modules/pep/index.js';
 import vcard from './modules/vcard/index.js';
+import { demoPortal } from './portal/demo.js';
 
 /** The modules every server loads, in order. */
 export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, privacy, offline, disco, ping, version, time, mam, carbons, pep, vcard];
@@ -123,6 +124,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       api = portalApi(core, bosh);
       const routes = [healthRoutes(core), adminRoutes(core, storage)];
       if (api) routes.push(api.route);
+      if (config.demo.enabled) routes.push(await demoPortal(core, bosh));
       listeners.http = await startHttpListener(core, { bosh, routes });
     }
   } catch (e) {
