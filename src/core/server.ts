@@ -17,6 +17,7 @@ import { Router } from './router.js';
 import type { Services } from './services.js';
 import type { TlsIdentity } from './tls.js';
 import { VerifiedPasswordCache } from '../auth/plain-cache.js';
+import { ServerStats } from './stats.js';
 import { Authenticator } from '../auth/authenticator.js';
 import type { FriendSource } from './services.js';
 
@@ -57,6 +58,8 @@ export class ServerCore {
   readonly modules: ModuleHost;
   readonly streamFeatures: StreamFeatureProvider[] = [];
   readonly startedAt = new Date();
+  /** Counters and histograms for /metrics and SNMP (src/ops). */
+  readonly stats = new ServerStats();
   /** This node's cluster, when `cluster.driver` is redis. */
   cluster: ClusterView | null = null;
   /** Shutting down: health says not ready, no new sessions. */
