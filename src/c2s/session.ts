@@ -64,6 +64,8 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   /** Localpart once SASL succeeded. */
   #user: string | null = null;
   #sasl: SaslServerMechanism | null = null;
+  /** The mechanism of the last SASL exchange, for the login metrics ('other' when not offered: bounded labels). */
+  #saslMechName = 'other';
   #saslFailures = 0;
   #authTimer: NodeJS.Timeout | null = null;
   #closeReason: CloseReason = 'client';
@@ -135,8 +137,14 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       this.#lateMessage(stanza);
       return;
     }
-    if (this.#sm === null && this.#held === null) this.#t.send(serialize(stanza), kindOf(stanza), stanza);
-    else this.#deliverManaged(serialize(stanza), kindOf(stanza), stanza);
+    const kind = kindOf(stanza);
+    if (kind !== 'nonza') {
+      const stats = this.#core.stats;
+      stats.stanzasOut[kind]++;
+      if (kind === 'message') stats.delivered(stanza);
+    }
+    if (this.#sm === null && this.#held === null) this.#t.send(serialize(stanza), kind, stanza);
+    else this.#deliverManaged(serialize(stanza), kind, stanza);
   }
 
   deliverSerialized(xml: string, kind: StanzaKind, el?: XmlElement): void {
@@ -144,6 +152,9 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       if (el) this.#lateMessage(el);
       return;
     }
+    const stats = this.#core.stats;
+    stats.stanzasOut[kind]++;
+    if (kind === 'message' && el !== undefined) stats.delivered(el);
     if (this.#sm === null && this.#held === null) this.#t.send(xml, kind, el);
     else this.#deliverManaged(xml, kind, el);
   }
@@ -432,12 +443,14 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     }
     const requireTls = this.#requireTls();
     if (requireTls && !this.#t.isSecure) {
+      this.#saslMechName = 'other';
       this.#saslFail(new SaslFailure('encryption-required'));
       return;
     }
     const cbTypes = supportedChannelBindingTypes(this.#t);
     const offered = serverMechanismNames({ isSecure: this.#t.isSecure, allowPlainInsecure: this.#allowPlainInsecure(), channelBindingTypes: cbTypes, scram: this.#core.authenticator.offersScram });
     const name = el.attrs.mechanism ?? '';
+    this.#saslMechName = offered.includes(name) ? name : 'other';
     const ctx = this.#core.authenticator.saslContext((type) => this.#t.channelBinding(type));
     const mech = offered.includes(name) ? createServerMechanism(name, ctx, { plusAdvertised: offered.some((m) => m.endsWith('-PLUS')) }) : null;
     if (!mech) {
@@ -476,6 +489,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
           return;
         }
         this.#user = local;
+        this.#core.stats.login(mech.name, true);
         this.#send(x('success', { xmlns: NS.SASL }, step.additionalData?.length ? step.additionalData.toString('base64') : null));
         this.#state = State.Header;
         this.#t.restart();
@@ -506,6 +520,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
 
   #saslFail(failure: SaslFailure): void {
     this.#send(failure.toElement());
+    if (failure.condition !== 'aborted') this.#core.stats.login(this.#saslMechName, false);
     if (failure.condition === 'aborted' || failure.condition === 'temporary-auth-failure') return;
     if (++this.#saslFailures >= this.#core.config.limits.maxSaslFailures) {
       this.close(new StreamError('policy-violation', 'too many failed authentication attempts'));
@@ -572,6 +587,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     }
     // XEP-0198 §4: every stanza received counts as handled, whatever its fate.
     if (this.#sm !== null) this.#sm.countInbound();
+    this.#core.stats.stanzasIn[name]++;
     if (el.ns !== NS.CLIENT) {
       this.close(new StreamError('invalid-namespace', `stanzas must be in ${NS.CLIENT}`));
       return;

@@ -96,6 +96,7 @@ export class ServerCore {
       sessions: this.sessions,
       userExists: (username) => this.authenticator.userExists(username),
       track: (p) => this.track(p),
+      stats: this.stats,
     });
     this.modules = new ModuleHost(this);
   }

@@ -47,6 +47,7 @@ export default defineModule({
       if (!worthStoring(stanza)) return true; // chat states and no-store hints: dropped by design (XEP-0160 §3, XEP-0334)
       const result = await store.push(host, to.local, serialize(stanza), max);
       if (result === 'full') throw new StanzaError('resource-constraint', 'the recipient’s offline storage is full', 'wait');
+      server.stats.offlineStored++;
       // The user may have come online while this was being written.
       const now = server.sessions.available(to.bare).find((s) => s.priority >= 0);
       if (now && !isFlexible(to.bare)) deliverTo(now);

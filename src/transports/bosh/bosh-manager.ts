@@ -155,6 +155,18 @@ export class BoshManager {
    */
   async prebind(localpart: string, opts: { resource?: string; wait?: number; hold?: number } = {}): Promise<{ jid: string; sid: string; rid: number }> {
     if (!this.#accepting) throw new Error('BOSH is shutting down');
+    // Counted as logins of the mechanism "PREBIND" (the portal vouched for the user).
+    try {
+      const r = await this.#prebind(localpart, opts);
+      this.#core.stats.login('PREBIND', true);
+      return r;
+    } catch (e) {
+      this.#core.stats.login('PREBIND', false);
+      throw e;
+    }
+  }
+
+  async #prebind(localpart: string, opts: { resource?: string; wait?: number; hold?: number }): Promise<{ jid: string; sid: string; rid: number }> {
     const domain = this.#core.domain;
     let rid = 1 + Math.floor(Math.random() * 2 ** 31);
     const createAttrs = { to: domain, ver: '1.6', wait: String(opts.wait ?? Math.round(this.#settings.maxWaitMs / 1000)), hold: String(opts.hold ?? 1), 'xmpp:version': '1.0' };
