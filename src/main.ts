@@ -15,6 +15,8 @@ import { openStorage } from './storage/open.js';
 import type { ShardedStorage } from './storage/sharded.js';
 import { adminRoutes } from './ops/admin-api.js';
 import { healthRoutes } from './ops/health.js';
+import { createMetrics, metricsRoute, type MetricsExporter } from './ops/metrics.js';
+import { startSnmpAgent, type SnmpAgent } from './ops/snmp.js';
 import { portalApi, type PortalApi } from './portal/api.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
@@ -56,6 +58,8 @@ export interface RunningServer {
   readonly storage: ShardedStorage;
   /** This node's cluster part, when `cluster.driver` is redis. */
   readonly cluster: ClusterNode | null;
+  /** The SNMP agent, when the `snmp` key is set. */
+  readonly snmp: SnmpAgent | null;
   /** The port a listener is bound to (tests start listeners on port 0). */
   port(name: 'c2s' | 'c2sTls' | 'http'): number;
   stop(): Promise<void>;
@@ -74,6 +78,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let cluster: ClusterNode | null = null;
   let portal: PortalSources | null = null;
   let api: PortalApi | null = null;
+  let metrics: MetricsExporter | null = null;
+  let snmp: SnmpAgent | null = null;
   const listeners: Record<string, Listener> = {};
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
@@ -123,11 +129,18 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       bosh = config.bosh.enabled ? new BoshManager(core) : null;
       api = portalApi(core, bosh);
       const routes = [healthRoutes(core), adminRoutes(core, storage)];
+      if (config.metrics.enabled) {
+        metrics = createMetrics({ core, bosh, storage, cluster });
+        routes.push(metricsRoute(metrics, config.metrics));
+      }
       if (api) routes.push(api.route);
       if (config.demo.enabled) routes.push(await demoPortal(core, bosh));
       listeners.http = await startHttpListener(core, { bosh, routes });
     }
+    if (config.snmp) snmp = await startSnmpAgent(config.snmp, { core, bosh, storage, cluster });
   } catch (e) {
+    metrics?.stop();
+    await snmp?.close();
     api?.stop();
     bosh?.stop();
     for (const l of Object.values(listeners)) await l.close();
@@ -148,6 +161,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     bosh,
     storage,
     cluster,
+    snmp,
     port(name) {
       const l = listeners[name];
       if (!l) throw new Error(`listener ${name} is not running`);
@@ -167,6 +181,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         const closed = Promise.all(Object.values(listeners).map((l) => l.close()));
         bosh?.stop();
         api?.stop();
+        metrics?.stop();
+        await snmp?.close();
         const target = config.cluster.reconnectHost;
         const goodbye = () =>
           cluster && target

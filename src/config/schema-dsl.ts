@@ -181,6 +181,25 @@ export function obj<S extends Shape>(shape: S, doc = ''): ObjectField<S> {
   };
 }
 
+/**
+ * An object that is off when its key is absent (`undefined`), and has its keys' defaults
+ * when present (`snmp: {}` turns the feature on with every default).
+ */
+export function optionalObj<S extends Shape>(shape: S, doc = ''): Field<InferShape<S> | undefined> & { readonly shape: S } {
+  const inner = obj(shape, doc);
+  return {
+    kind: 'object',
+    doc,
+    shape,
+    typeName: 'object (optional)',
+    default: undefined,
+    parse(v, path) {
+      if (v === undefined) return undefined;
+      return inner.parse(v, path);
+    },
+  };
+}
+
 export function join(path: string, key: string): string {
   return path ? `${path}.${key}` : key;
 }

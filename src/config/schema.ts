@@ -2,7 +2,7 @@
  * The configuration schema: every key Parley reads, with its validator, default and doc
  * line. `docs/config.md` is generated from it (`parley config docs`).
  */
-import { bool, duration, int, list, obj, oneOf, optionalStr, size, str, type InferShape } from './schema-dsl.js';
+import { bool, duration, int, list, obj, oneOf, optionalObj, optionalStr, size, str, type InferShape } from './schema-dsl.js';
 
 const host = (def: string) => str({ doc: 'address to listen on', default: def, minLength: 1 });
 const port = (def: number) => int({ doc: 'port (0 picks a free one)', default: def, min: 0, max: 65535 });
@@ -262,6 +262,36 @@ export const configSchema = obj({
       enabled: bool({ doc: 'serve the demo portal at / on the HTTP listener, with seeded users and friendships (on by default only for `parley start` without a config file)', default: false }),
     },
     'the demo portal',
+  ),
+  metrics: obj(
+    {
+      enabled: bool({ doc: 'serve Prometheus metrics at /metrics on the HTTP listener (see docs/metrics.md)', default: true }),
+      allowFrom: list(str({ doc: 'an address or CIDR block such as 10.0.0.0/8', default: '127.0.0.0/8' }), {
+        doc: 'addresses /metrics answers (others get 403); loopback by default',
+        default: ['127.0.0.0/8', '::1/128'],
+      }),
+      token: optionalStr({ doc: 'when set, /metrics also requires `Authorization: Bearer <token>` (401 without it)' }),
+    },
+    'Prometheus metrics (issue 9)',
+  ),
+  snmp: optionalObj(
+    {
+      host: str({ doc: 'UDP address the SNMP agent listens on', default: '127.0.0.1' }),
+      port: int({ doc: 'UDP port of the SNMP agent', default: 1161, min: 1, max: 65535 }),
+      community: str({ doc: 'SNMPv2c community (read-only)', default: 'public', minLength: 1 }),
+      v2c: bool({ doc: 'answer SNMPv1/v2c requests with the community; false leaves only the v3 user', default: true }),
+      v3: optionalObj(
+        {
+          user: str({ doc: 'SNMPv3 user name', default: 'parley', minLength: 1 }),
+          authProtocol: oneOf(['sha', 'sha224', 'sha256', 'sha384', 'sha512', 'md5'] as const, { doc: 'authentication protocol', default: 'sha' }),
+          authKey: str({ doc: 'authentication passphrase (at least 8 characters)', default: '', minLength: 8 }),
+          privProtocol: oneOf(['aes', 'des', 'none'] as const, { doc: 'privacy (encryption) protocol; none gives authNoPriv', default: 'aes' }),
+          privKey: optionalStr({ doc: 'privacy passphrase (at least 8 characters); required unless privProtocol is none' }),
+        },
+        'a read-only SNMPv3 user (USM); absent: no v3',
+      ),
+    },
+    'the SNMP agent with the PARLEY-MIB statistics (issue 9; deploy/PARLEY-MIB.txt); off when this key is absent',
   ),
   admin: obj(
     {
