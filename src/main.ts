@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
-import { createLogger } from './core/logger.js';
+import { Logs, type LogLevel } from './core/logger.js';
+import { openLogs } from './ops/logs.js';
 import { ServerCore } from './core/server.js';
 import { loadTlsIdentity } from './core/tls.js';
 import type { ModuleDefinition } from './core/module.js';
@@ -62,13 +63,19 @@ export interface RunningServer {
 }
 
 export interface StartOptions {
+  /** A logger to use instead of the configured destination (its level is the default level). */
   log?: Logger;
+  /** The logs to use (levels per module, destination); made from the config when absent. */
+  logs?: Logs;
   modules?: ModuleDefinition[];
 }
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
-  const log = opts.log ?? createLogger(config.log.level);
-  const storage = await openStorage(config, log);
+  const logs =
+    opts.logs ??
+    (opts.log ? new Logs(opts.log, { level: opts.log.level as LogLevel, modules: config.log.modules, sensitive: config.log.sensitive }) : openLogs(config.log));
+  const log = logs.root;
+  const storage = await openStorage(config, logs.for('storage'));
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
   let cluster: ClusterNode | null = null;
@@ -77,11 +84,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const listeners: Record<string, Listener> = {};
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
-    portal = openPortalSources(config, log);
+    portal = openPortalSources(config, logs.for('portal'));
     const ps = portal;
     core = new ServerCore({
       config,
       log,
+      logs,
       storage,
       users: new SqlUserStore(storage),
       tls,
@@ -183,6 +191,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         await portal?.close();
         await storage.close();
         log.info('stopped');
+        if (!opts.logs && !opts.log) logs.close();
       })();
       return stopping;
     },

@@ -86,7 +86,7 @@ export function adminRoutes(core: ServerCore, storage: ShardedStorage): HttpRout
         }
         case 'POST /admin/v1/shards/drain': {
           const body = await readJson(req);
-          send(res, 200, await drainShard(core.config, storage, field(body, 'shard'), core.log));
+          send(res, 200, await drainShard(core.config, storage, field(body, 'shard'), core.logs.for('admin')));
           return true;
         }
         default:
@@ -97,7 +97,7 @@ export function adminRoutes(core: ServerCore, storage: ShardedStorage): HttpRout
       if (e instanceof ConfigError) send(res, 400, { error: e.message, field: e.path });
       else if (e instanceof StorageError) send(res, 503, { error: e.message, transient: e.transient });
       else {
-        core.log.error({ err: e, route }, 'admin API failed');
+        core.logs.for('admin').error({ err: e, route }, 'admin API failed');
         send(res, 500, { error: 'internal error' });
       }
       return true;
