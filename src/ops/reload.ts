@@ -110,7 +110,7 @@ async function reloadOnce(core: ServerCore, storage: ShardedStorage, file: strin
     try {
       shards = await storage.reload(loadShardMap(live.storage.mysql.shardMap));
     } catch (e) {
-      if (e instanceof ParleyError) return { ok: false, file, error: `shard map ${live.storage.mysql.shardMap}: ${e.message}`, key: e instanceof ConfigError ? e.path || undefined : undefined, applied: [], restartNeeded: [] };
+      if (e instanceof ParleyError) return { ok: false, file, error: `shard map reload failed (${live.storage.mysql.shardMap}); the map in force is kept: ${e.message}`, key: e instanceof ConfigError ? e.path || undefined : undefined, applied: [], restartNeeded: [] };
       throw e;
     }
   }
