@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
-import { createLogger } from './core/logger.js';
+import { Logs, type LogLevel } from './core/logger.js';
+import { openLogs } from './ops/logs.js';
 import { ServerCore } from './core/server.js';
 import { loadTlsIdentity } from './core/tls.js';
 import type { ModuleDefinition } from './core/module.js';
@@ -17,6 +18,7 @@ import { adminRoutes } from './ops/admin-api.js';
 import { healthRoutes } from './ops/health.js';
 import { createMetrics, metricsRoute, type MetricsExporter } from './ops/metrics.js';
 import { startSnmpAgent, type SnmpAgent } from './ops/snmp.js';
+import { configReloader, type ConfigReloadResult, type Reloader } from './ops/reload.js';
 import { portalApi, type PortalApi } from './portal/api.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
@@ -62,17 +64,27 @@ export interface RunningServer {
   readonly snmp: SnmpAgent | null;
   /** The port a listener is bound to (tests start listeners on port 0). */
   port(name: 'c2s' | 'c2sTls' | 'http'): number;
+  /** Reads the config file again and applies what can change live (SIGHUP, admin API). */
+  reload(): Promise<ConfigReloadResult>;
   stop(): Promise<void>;
 }
 
 export interface StartOptions {
+  /** A logger to use instead of the configured destination (its level is the default level). */
   log?: Logger;
+  /** The logs to use (levels per module, destination); made from the config when absent. */
+  logs?: Logs;
   modules?: ModuleDefinition[];
+  /** The config file the server was started with (read again by reload). */
+  configFile?: string;
 }
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
-  const log = opts.log ?? createLogger(config.log.level);
-  const storage = await openStorage(config, log);
+  const logs =
+    opts.logs ??
+    (opts.log ? new Logs(opts.log, { level: opts.log.level as LogLevel, modules: config.log.modules, sensitive: config.log.sensitive }) : openLogs(config.log));
+  const log = logs.root;
+  const storage = await openStorage(config, logs.for('storage'));
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
   let cluster: ClusterNode | null = null;
@@ -80,14 +92,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let api: PortalApi | null = null;
   let metrics: MetricsExporter | null = null;
   let snmp: SnmpAgent | null = null;
+  let reloader: Reloader | null = null;
   const listeners: Record<string, Listener> = {};
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
-    portal = openPortalSources(config, log);
+    portal = openPortalSources(config, logs.for('portal'));
     const ps = portal;
     core = new ServerCore({
       config,
       log,
+      logs,
       storage,
       users: new SqlUserStore(storage),
       tls,
@@ -106,6 +120,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       friendSource: ps.friends,
     });
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
+    reloader = configReloader(core, storage, opts.configFile);
     if (config.cluster.driver === 'redis') {
       const cc = config.cluster;
       cluster = new ClusterNode(core, {
@@ -128,7 +143,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     if (config.listen.http.enabled) {
       bosh = config.bosh.enabled ? new BoshManager(core) : null;
       api = portalApi(core, bosh);
-      const routes = [healthRoutes(core), adminRoutes(core, storage)];
+      const routes = [healthRoutes(core), adminRoutes(core, storage, reloader)];
       if (config.metrics.enabled) {
         metrics = createMetrics({ core, bosh, storage, cluster });
         routes.push(metricsRoute(metrics, config.metrics));
@@ -151,6 +166,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     throw e;
   }
   const c = core;
+  const r = reloader!;
   for (const l of Object.values(listeners)) log.info({ listener: l.name, address: `${l.address.address}:${l.address.port}` }, 'listening');
   log.info({ domain: config.domain, tls: c.tls.source, modules: c.modules.names, node: cluster?.nodeId }, 'Parley started');
 
@@ -167,6 +183,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       if (!l) throw new Error(`listener ${name} is not running`);
       return l.address.port;
     },
+    reload: () => r.reload(),
     stop() {
       stopping ??= (async () => {
         log.info('shutting down');
@@ -199,6 +216,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         await portal?.close();
         await storage.close();
         log.info('stopped');
+        if (!opts.logs && !opts.log) logs.close();
       })();
       return stopping;
     },

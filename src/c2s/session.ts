@@ -25,6 +25,7 @@ import { SaslFailure, StanzaError, StorageError, StreamError } from '../xmpp/err
 import { createServerMechanism, serverMechanismNames, supportedChannelBindingTypes, channelBindingFeature, type SaslServerMechanism } from '../xmpp/sasl/server.js';
 import { normalizeUsername } from '../auth/authenticator.js';
 import type { ServerCore } from '../core/server.js';
+import type { Logger } from '../core/logger.js';
 import type { LocalSession, StanzaKind, TransportKind } from '../core/session.js';
 import type { CloseReason } from '../core/hooks.js';
 import { iqError, iqResult } from '../core/iq.js';
@@ -58,6 +59,8 @@ const UNBOUND = Jid.parse('unbound.invalid');
 export class C2sSession implements LocalSession, C2sStreamEvents {
   readonly id: string;
   readonly #core: ServerCore;
+  /** The c2s logger (shared by every session; its level changes on reload). */
+  readonly #log: Logger;
   #t: C2sTransport;
   #state = State.Header;
   #jid: Jid = UNBOUND;
@@ -86,6 +89,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
 
   constructor(core: ServerCore, transport: C2sTransport) {
     this.#core = core;
+    this.#log = core.logs.for('c2s');
     this.#t = transport;
     this.id = randomBytes(9).toString('base64url');
     core.connections.add(this);
@@ -490,6 +494,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
         }
         this.#user = local;
         this.#core.stats.login(mech.name, true);
+        if (this.#log.isLevelEnabled('debug')) this.#log.debug({ user: local, mechanism: mech.name, transport: this.#t.kind }, 'authenticated');
         this.#send(x('success', { xmlns: NS.SASL }, step.additionalData?.length ? step.additionalData.toString('base64') : null));
         this.#state = State.Header;
         this.#t.restart();
@@ -499,7 +504,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
         this.#sasl = null;
         if (err instanceof SaslFailure) this.#saslFail(err);
         else {
-          if (!(err instanceof StorageError)) this.#core.log.error({ err }, 'SASL step failed');
+          if (!(err instanceof StorageError)) this.#log.error({ err }, 'SASL step failed');
           this.#saslFail(new SaslFailure('temporary-auth-failure'));
         }
       },
@@ -519,6 +524,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   }
 
   #saslFail(failure: SaslFailure): void {
+    if (this.#log.isLevelEnabled('debug')) this.#log.debug({ condition: failure.condition, transport: this.#t.kind, remote: this.#t.remoteAddress }, 'authentication failed');
     this.#send(failure.toElement());
     if (failure.condition !== 'aborted') this.#core.stats.login(this.#saslMechName, false);
     if (failure.condition === 'aborted' || failure.condition === 'temporary-auth-failure') return;
@@ -585,6 +591,8 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       this.#nonza(el);
       return;
     }
+    // SECURITY: a stanza is logged by kind and id; its XML (bodies) only with log.sensitive.
+    if (this.#log.isLevelEnabled('debug')) this.#logStanza(el);
     // XEP-0198 §4: every stanza received counts as handled, whatever its fate.
     if (this.#sm !== null) this.#sm.countInbound();
     this.#core.stats.stanzasIn[name]++;
@@ -630,6 +638,12 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   }
 
   /** Answers a stanza of this session's client with an error, directly. */
+  #logStanza(el: XmlElement): void {
+    const rec: Record<string, unknown> = { session: this.id, from: this.#jid.full, kind: el.name, type: el.attrs.type, id: el.attrs.id, to: el.attrs.to };
+    if (this.#core.logs.sensitive) rec.xml = el.toString();
+    this.#log.debug(rec, 'stanza in');
+  }
+
   #replyError(el: XmlElement, error: StanzaError): void {
     if (el.attrs.type === 'error') return;
     const reply = new XmlElement(el.name, { type: 'error', id: el.attrs.id, to: this.#jid.full });
@@ -865,7 +879,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
         try {
           out.push(parseElement(q.xml));
         } catch (err) {
-          this.#core.log.error({ err }, 'unacknowledged message could not be parsed back');
+          this.#log.error({ err }, 'unacknowledged message could not be parsed back');
         }
       }
     }
