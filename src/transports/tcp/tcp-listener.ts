@@ -5,6 +5,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket,
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { ServerCore } from '../../core/server.js';
 import { C2sSession } from '../../c2s/session.js';
+import { StreamError } from '../../xmpp/errors.js';
 import { TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
 
 export interface TcpListener {
@@ -28,6 +29,11 @@ function transportOptions(core: ServerCore, directTls: boolean): TcpTransportOpt
 
 function accept(core: ServerCore, socket: Socket, opts: TcpTransportOptions): void {
   const transport = new TcpTransport(socket, opts);
+  // SECURITY: limits.unauthenticatedPerIp: refused at once, with a stream error.
+  if (!core.limits.canConnect(transport.remoteAddress)) {
+    transport.close(new StreamError('policy-violation', 'too many unauthenticated connections from your address'));
+    return;
+  }
   transport.bind(new C2sSession(core, transport));
 }
 

@@ -6,7 +6,7 @@
  */
 import type { WebSocket } from 'ws';
 import type { XmlElement } from '../../xml/element.js';
-import { XmlStreamParser, type XmlParserLimits } from '../../xml/parser.js';
+import { XmlStreamParser, stanzaSizeErrorText, type XmlParserLimits } from '../../xml/parser.js';
 import { openTag, serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { StreamError } from '../../xmpp/errors.js';
@@ -62,6 +62,16 @@ export class WsTransport implements C2sTransport {
       },
       { framed: true, limits: opts.limits },
     );
+    // COMPAT(ws): a message over `maxPayload` makes ws close the connection with 1009 at
+    // once; the client gets the XMPP stream error first (RFC 7395 §3.7), as on TCP.
+    const wsClose = ws.close.bind(ws);
+    ws.close = (code?: number, data?: string | Buffer) => {
+      if (code === 1009 && !this.#closing && !this.#closed && this.#events) {
+        this.#events.onStreamError(new StreamError('policy-violation', stanzaSizeErrorText(opts.limits.maxStanzaBytes)));
+        if (this.#closing) return;
+      }
+      wsClose(code, data);
+    };
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#message(data, isBinary));
     ws.on('pong', () => (this.alive = true));
     ws.on('close', () => {
