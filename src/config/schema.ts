@@ -162,7 +162,7 @@ export const configSchema = obj({
       loginWindow: duration({ doc: 'the sliding window in which failed logins are counted', default: '10m', min: '1s' }),
       loginFailuresPerAccount: int({ doc: 'failed logins of one account in loginWindow after which its logins are refused (temporary-auth-failure) without checking the password, until the window moves on; 0 turns it off', default: 10, min: 0 }),
       loginFailuresPerIp: int({ doc: 'failed logins from one IP address in loginWindow after which its logins are refused (temporary-auth-failure); past half of it answers are slowed down; 0 turns it off', default: 100, min: 0 }),
-      loginSlowDownAfter: int({ doc: 'failed logins of one account in loginWindow after which every answer to a login of that account is delayed (loginDelay, doubling with every further failure)', default: 3, min: 0 }),
+      loginSlowDownAfter: int({ doc: 'failed logins of one account in loginWindow after which every answer to a login of that account is delayed (loginDelay, doubling with every further failure)', default: 3, min: 1 }),
       loginDelay: duration({ doc: 'the first delay of a slowed-down login answer; 0 turns slowing down off', default: '500ms' }),
       loginDelayMax: duration({ doc: 'the longest delay of a login answer', default: '8s' }),
     },

@@ -258,8 +258,9 @@ export class Limits {
     const byAccount = account === null ? 0 : this.loginFailuresByAccount.count(account, l.loginWindow, now);
     if (l.loginFailuresPerAccount > 0 && byAccount >= l.loginFailuresPerAccount) return { refuse: true, limit: 'login-attempts-per-account' };
     if (l.loginFailuresPerIp > 0 && byIp >= l.loginFailuresPerIp) return { refuse: true, limit: 'login-attempts-per-ip' };
-    const overAccount = l.loginFailuresPerAccount > 0 ? Math.floor(byAccount) - l.loginSlowDownAfter : 0;
-    const overIp = l.loginFailuresPerIp > 0 ? Math.floor(byIp) - Math.ceil(l.loginFailuresPerIp / 2) : 0;
+    // 1 for the first attempt after the threshold's number of failures, 2 for the next...
+    const overAccount = account === null ? 0 : Math.floor(byAccount) - l.loginSlowDownAfter + 1;
+    const overIp = l.loginFailuresPerIp > 0 ? Math.floor(byIp) - Math.ceil(l.loginFailuresPerIp / 2) + 1 : 0;
     const over = Math.max(overAccount, overIp);
     if (over <= 0 || l.loginDelay <= 0) return { refuse: false, delayMs: 0, limit: null };
     // Doubles with every failure past the threshold, up to loginDelayMax.
