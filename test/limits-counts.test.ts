@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, STREAM_HEADER, type Element, type TestClient } from './helpers/client.js';
 import { login, plainAttempt, waitUntil, type Conn } from './helpers/limits.js';
+import { json, startFakePortal } from './helpers/portal.js';
+import { signLoginToken } from '../src/portal/tokens.js';
 
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
 const R = 'jabber:iq:roster';
@@ -120,4 +122,30 @@ test('messages to an offline user past offline.maxPerUser bounce with resource-c
   const ivan = await client(ts, 'ivan');
   await waitUntil(() => ivan.received.filter((el) => el.name === 'message' && el.getChildText('body')?.startsWith('offline')).length === 2, 10_000, () => 'ivan\'s two offline messages');
   assert.equal(ts.server.core.stats.limitHits['offline-per-user'], 1);
+});
+
+test("a portal friend list longer than maxRosterSize is cut to the limit (warning, counted); shorter lists are whole", async () => {
+  const SECRET = 'a portal secret of some length';
+  const lists: Record<string, Array<{ user: string }>> = {
+    kate: [{ user: 'f1' }, { user: 'f2' }, { user: 'f3' }, { user: 'f4' }],
+    liam: [{ user: 'f1' }],
+  };
+  const portal = await startFakePortal((req, _body, res) => json(res, 200, lists[decodeURIComponent((req.url ?? '').split('/').pop()!)] ?? []));
+  try {
+    const ts = await server({ limits: { maxRosterSize: 2 }, portal: { secret: SECRET, roster: { source: 'http', url: `${portal.url}/friends/{user}` } } }, []);
+    const token = (u: string) => signLoginToken(SECRET, DOMAIN, u, Math.floor(Date.now() / 1000) + 300);
+    const items = async (u: string) => {
+      const c = await connectClient({ port: ts.port, username: u, password: token(u), mechanism: 'PLAIN', presence: false });
+      clients.push(c);
+      const r = await c.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: R })));
+      assert.equal(r.attrs.type, 'result');
+      return r.getChild('query', R)!.getChildren('item').map((i) => i.attrs.jid);
+    };
+    assert.deepEqual(await items('kate'), [jid('f1'), jid('f2')]);
+    assert.equal(ts.server.core.stats.limitHits['roster-size'], 1);
+    assert.deepEqual(await items('liam'), [jid('f1')]);
+    assert.equal(ts.server.core.stats.limitHits['roster-size'], 1);
+  } finally {
+    await portal.close();
+  }
 });

@@ -33,7 +33,7 @@ export class BoshManager {
   /** BOSH sessions per remote address (limits.boshSessionsPerIp). */
   readonly #perIp = new Map<string, number>();
   readonly #settings: BoshSettings;
-  readonly #limits: XmlParserLimits;
+  #limits: XmlParserLimits;
   readonly #sweeper: NodeJS.Timeout;
   #accepting = true;
 
@@ -59,6 +59,16 @@ export class BoshManager {
     this.#limits = { maxStanzaBytes: l.maxStanzaSize, maxDepth: l.maxStanzaDepth, maxAttributes: l.maxAttributes, maxNameLength: 256 };
     this.#sweeper = setInterval(() => this.#sweep(), 1000);
     this.#sweeper.unref();
+  }
+
+  /** The stanza limits, following a live reload of `limits` (rebuilt only when they changed). */
+  #parserLimits(): XmlParserLimits {
+    const l = this.#core.config.limits;
+    const p = this.#limits;
+    if (p.maxStanzaBytes !== l.maxStanzaSize || p.maxDepth !== l.maxStanzaDepth || p.maxAttributes !== l.maxAttributes) {
+      this.#limits = { maxStanzaBytes: l.maxStanzaSize, maxDepth: l.maxStanzaDepth, maxAttributes: l.maxAttributes, maxNameLength: 256 };
+    }
+    return this.#limits;
   }
 
   get size(): number {
@@ -101,7 +111,7 @@ export class BoshManager {
     let parsed: ParsedBody;
     const headers = responseHeaders(cors, 'text/xml; charset=utf-8');
     try {
-      parsed = parseBody(data, this.#limits);
+      parsed = parseBody(data, this.#parserLimits());
     } catch (e) {
       if (!(e instanceof BodyError)) throw e;
       if (e.condition === 'policy-violation' && isStanzaSizeError(e.message.replace(/^policy-violation: /, ''))) this.#core.limits.hit('stanza-size');

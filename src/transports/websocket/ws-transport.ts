@@ -36,6 +36,8 @@ export class WsTransport implements C2sTransport {
   #events: C2sStreamEvents | null = null;
   #elementsInMessage = 0;
   #closing = false;
+  /** The WebSocket status our close sends (1000, or 1009 for a frame over the payload bound). */
+  #closeCode = 1000;
   #closed = false;
   /** Messages sent whose write has not completed. */
   #inFlight: Set<XmlElement> | null = null;
@@ -67,6 +69,7 @@ export class WsTransport implements C2sTransport {
     const wsClose = ws.close.bind(ws);
     ws.close = (code?: number, data?: string | Buffer) => {
       if (code === 1009 && !this.#closing && !this.#closed && this.#events) {
+        this.#closeCode = 1009; // the WebSocket status says it too: message too big
         this.#events.onStreamError(new StreamError('policy-violation', stanzaSizeErrorText(opts.limits.maxStanzaBytes)));
         if (this.#closing) return;
       }
@@ -182,7 +185,7 @@ export class WsTransport implements C2sTransport {
       this.#raw(`<close xmlns='${NS_FRAMING}'/>`);
     }
     this.#closing = true;
-    this.#ws.close(1000);
+    this.#ws.close(this.#closeCode);
     setTimeout(() => this.#ws.terminate(), this.#opts.closeTimeoutMs).unref();
   }
 
