@@ -25,6 +25,7 @@ import { SaslFailure, StanzaError, StorageError, StreamError } from '../xmpp/err
 import { createServerMechanism, serverMechanismNames, supportedChannelBindingTypes, channelBindingFeature, type SaslServerMechanism, type SaslStep } from '../xmpp/sasl/server.js';
 import { normalizeUsername } from '../auth/authenticator.js';
 import type { ServerCore } from '../core/server.js';
+import type { Logger } from '../core/logger.js';
 import type { LocalSession, StanzaKind, TransportKind } from '../core/session.js';
 import type { CloseReason } from '../core/hooks.js';
 import { iqError, iqResult } from '../core/iq.js';
@@ -60,6 +61,8 @@ const UNBOUND = Jid.parse('unbound.invalid');
 export class C2sSession implements LocalSession, C2sStreamEvents {
   readonly id: string;
   readonly #core: ServerCore;
+  /** The c2s logger (shared by every session; its level changes on reload). */
+  readonly #log: Logger;
   #t: C2sTransport;
   #state = State.Header;
   #jid: Jid = UNBOUND;
@@ -93,6 +96,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
 
   constructor(core: ServerCore, transport: C2sTransport) {
     this.#core = core;
+    this.#log = core.logs.for('c2s');
     this.#t = transport;
     this.id = randomBytes(9).toString('base64url');
     core.connections.add(this);
@@ -509,7 +513,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
           this.#send(x('challenge', { xmlns: NS.SASL }, step.challenge.length ? step.challenge.toString('base64') : '='));
           return;
         }
-        this.#afterLoginDelay(mech, () => this.#saslDone(step));
+        this.#afterLoginDelay(mech, () => this.#saslDone(step, mech.name));
       },
       (err: unknown) => {
         if (this.#state !== State.PreAuth || this.#sasl !== mech) return;
@@ -518,7 +522,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
           this.#sasl = null;
           if (err instanceof SaslFailure) this.#saslFail(err);
           else {
-            if (!(err instanceof StorageError)) this.#core.log.error({ err }, 'SASL step failed');
+            if (!(err instanceof StorageError)) this.#log.error({ err }, 'SASL step failed');
             this.#saslFail(new SaslFailure('temporary-auth-failure'));
           }
         };
@@ -564,7 +568,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     }
   }
 
-  #saslDone(step: Extract<SaslStep, { done: true }>): void {
+  #saslDone(step: Extract<SaslStep, { done: true }>, mechanism: string): void {
     this.#sasl = null;
     const local = normalizeUsername(step.username);
     if (local === null) {
@@ -576,6 +580,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       return;
     }
     this.#user = local;
+    if (this.#log.isLevelEnabled('debug')) this.#log.debug({ user: local, mechanism, transport: this.#t.kind }, 'authenticated');
     this.#core.limits.loginSucceeded(local);
     this.#authenticated();
     this.#send(x('success', { xmlns: NS.SASL }, step.additionalData?.length ? step.additionalData.toString('base64') : null));
@@ -598,6 +603,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
 
   #saslFail(failure: SaslFailure): void {
     if (COUNTED_FAILURES.has(failure.condition)) this.#core.limits.loginFailed(this.remoteAddress, this.#saslAccount);
+    if (this.#log.isLevelEnabled('debug')) this.#log.debug({ condition: failure.condition, transport: this.#t.kind, remote: this.#t.remoteAddress }, 'authentication failed');
     this.#send(failure.toElement());
     if (failure.condition === 'aborted' || failure.condition === 'temporary-auth-failure') return;
     if (++this.#saslFailures >= this.#core.config.limits.maxSaslFailures) {
@@ -665,6 +671,8 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       this.#nonza(el);
       return;
     }
+    // SECURITY: a stanza is logged by kind and id; its XML (bodies) only with log.sensitive.
+    if (this.#log.isLevelEnabled('debug')) this.#logStanza(el);
     // XEP-0198 §4: every stanza received counts as handled, whatever its fate.
     if (this.#sm !== null) this.#sm.countInbound();
     if (el.ns !== NS.CLIENT) {
@@ -716,6 +724,12 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   }
 
   /** Answers a stanza of this session's client with an error, directly. */
+  #logStanza(el: XmlElement): void {
+    const rec: Record<string, unknown> = { session: this.id, from: this.#jid.full, kind: el.name, type: el.attrs.type, id: el.attrs.id, to: el.attrs.to };
+    if (this.#core.logs.sensitive) rec.xml = el.toString();
+    this.#log.debug(rec, 'stanza in');
+  }
+
   #replyError(el: XmlElement, error: StanzaError): void {
     if (el.attrs.type === 'error') return;
     const reply = new XmlElement(el.name, { type: 'error', id: el.attrs.id, to: this.#jid.full });
@@ -961,7 +975,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
         try {
           out.push(parseElement(q.xml));
         } catch (err) {
-          this.#core.log.error({ err }, 'unacknowledged message could not be parsed back');
+          this.#log.error({ err }, 'unacknowledged message could not be parsed back');
         }
       }
     }

@@ -78,7 +78,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   constructor(core: ServerCore, settings: ClusterSettings) {
     this.#core = core;
     this.#s = settings;
-    this.#log = core.log.child({ part: 'cluster' });
+    this.#log = core.logs.for('cluster');
     this.#membership = this.#newMembership(settings.nodeId);
     this.nodeId = this.#membership.nodeId;
     this.#directory = new RedisSessionDirectory({

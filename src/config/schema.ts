@@ -2,7 +2,10 @@
  * The configuration schema: every key Parley reads, with its validator, default and doc
  * line. `docs/config.md` is generated from it (`parley config docs`).
  */
-import { bool, duration, int, list, obj, oneOf, optionalStr, size, str, type InferShape } from './schema-dsl.js';
+import { bool, duration, int, list, obj, oneOf, optionalStr, record, size, str, type InferShape } from './schema-dsl.js';
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+const SYSLOG_FACILITIES = ['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'] as const;
 
 const host = (def: string) => str({ doc: 'address to listen on', default: def, minLength: 1 });
 const port = (def: number) => int({ doc: 'port (0 picks a free one)', default: def, min: 0, max: 65535 });
@@ -288,10 +291,37 @@ export const configSchema = obj({
   ),
   log: obj(
     {
-      level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, {
-        doc: 'log level',
+      level: oneOf(LOG_LEVELS, {
+        doc: 'log level of every part without a level of its own in log.modules (changed live by a reload)',
         default: 'info',
       }),
+      modules: record(oneOf(LOG_LEVELS, { doc: 'level', default: 'info' }), {
+        doc: 'a level per part, e.g. { router: debug, bosh: warn } (parts: core, router, c2s, tcp, bosh, websocket, http, auth, storage, cluster, portal, admin, and each module by name: roster, presence, offline...); changed live by a reload',
+        default: {},
+        keyPattern: /^[a-z][a-z0-9-]{0,31}$/,
+        keyDoc: 'lower-case letters, digits and -',
+      }),
+      sensitive: bool({
+        doc: 'debugging only: log passwords, tokens, secrets, message bodies and stanza XML (redacted otherwise); needs a restart',
+        default: false,
+      }),
+      destination: oneOf(['stdout', 'syslog', 'both'] as const, { doc: 'where records go: JSON lines on stdout, syslog (log.syslog), or both; needs a restart', default: 'stdout' }),
+      syslog: obj(
+        {
+          transport: oneOf(['udp', 'unix'] as const, {
+            doc: 'udp: RFC 5424 datagrams to host:port (a local rsyslog/syslog-ng with UDP input, or a collector); unix: the local socket at path, through util-linux `logger` (Node cannot open unix datagram sockets)',
+            default: 'udp',
+          }),
+          host: str({ doc: 'syslog server (udp)', default: '127.0.0.1', minLength: 1 }),
+          port: int({ doc: 'syslog port (udp)', default: 514, min: 1, max: 65535 }),
+          path: str({ doc: 'local syslog socket (unix)', default: '/dev/log', minLength: 1 }),
+          facility: oneOf(SYSLOG_FACILITIES, { doc: 'syslog facility', default: 'local0' }),
+          appName: str({ doc: 'APP-NAME of every record', default: 'parley', pattern: /^[\x21-\x7e]{1,48}$/, patternDoc: '1 to 48 printable ASCII characters, no spaces' }),
+          format: oneOf(['sd', 'json'] as const, { doc: 'sd: the record\'s fields as RFC 5424 structured data and msg as the message; json: the whole JSON record as the message', default: 'sd' }),
+          maxMessageSize: size({ doc: 'longest syslog message; longer ones are cut', default: '8KiB', min: 480, max: 65000 }),
+        },
+        'the syslog destination (log.destination syslog or both), RFC 5424',
+      ),
     },
     'logging',
   ),

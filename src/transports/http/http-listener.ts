@@ -105,7 +105,7 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
 
   const node = createHttpServer({ keepAliveTimeout: cfg.keepAliveTimeout, requestTimeout: cfg.requestTimeout, headersTimeout: Math.min(cfg.requestTimeout, 10_000) }, (req, res) => {
     handleNode(req, res).catch((err: unknown) => {
-      core.log.error({ err, url: req.url }, 'HTTP request failed');
+      core.logs.for('http').error({ err, url: req.url?.split('?')[0] }, 'HTTP request failed');
       if (!res.headersSent) {
         res.writeHead(500, TEXT);
         res.end('internal server error\n');
