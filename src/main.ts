@@ -213,6 +213,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         if (!(await c.settle(10_000))) log.warn('shutdown: some background work did not finish in time');
         await cluster?.stop();
         await c.modules.stopAll();
+        c.limits.stop();
         await portal?.close();
         await storage.close();
         log.info('stopped');

@@ -19,6 +19,7 @@ import type { Services } from './services.js';
 import type { TlsIdentity } from './tls.js';
 import { VerifiedPasswordCache } from '../auth/plain-cache.js';
 import { ServerStats } from './stats.js';
+import { Limits } from './limits.js';
 import { Authenticator } from '../auth/authenticator.js';
 import type { FriendSource } from './services.js';
 
@@ -66,6 +67,8 @@ export class ServerCore {
   readonly startedAt = new Date();
   /** Counters and histograms for /metrics and SNMP (src/ops). */
   readonly stats = new ServerStats();
+  /** Per-user and per-address limits (src/core/limits.ts, docs/limits.md). */
+  readonly limits: Limits;
   /** This node's cluster, when `cluster.driver` is redis. */
   cluster: ClusterView | null = null;
   /** Shutting down: health says not ready, no new sessions. */
@@ -88,6 +91,8 @@ export class ServerCore {
     this.storage = deps.storage;
     this.users = deps.users;
     this.tls = deps.tls;
+    this.limits = new Limits(deps.config, this.stats);
+    this.limits.start();
     this.verifiedPasswords = new VerifiedPasswordCache(deps.config.limits.plainLoginCache, deps.config.limits.plainLoginCacheTtl);
     this.authenticator = deps.authenticator
       ? deps.authenticator({ users: deps.users, verified: this.verifiedPasswords, log: this.logs.for('auth') })
