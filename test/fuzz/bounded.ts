@@ -19,7 +19,7 @@ export function boundedRun(target: FuzzTarget): void {
       const runs = Math.max(1, Math.round((p.runs ?? 200) * runsFactor()));
       const r = await runProperty(p, seed, runs, TIME_LIMIT_MS * runsFactor());
       t.diagnostic(`${r.runs} inputs, seed ${seed}`);
-      if (r.failed) throw new Error(`fuzz ${target.name} / ${p.name} failed (seed ${seed}, path ${r.path}):\n${r.report}`);
+      if (r.failed) throw new Error(`fuzz ${target.name} / ${p.name} failed (seed ${seed}, path ${r.path}):\n${r.report}\n${r.error}`);
     });
   }
 }
