@@ -4,7 +4,8 @@
  * seed each, until the time is up; a failing input (shrunk by fast-check) is written to
  * test/fuzz/corpus/<target>/<hash>.json, which `npm test` then replays for good.
  * Options: --minutes N (default 1), --seconds N, --target NAME (default all),
- * --seed N (first seed; default from the clock), --slice SECONDS (default 10).
+ * --seed N (first seed; default from the clock), --slice SECONDS (time per property and
+ * turn; default 10, less when the run is too short for every property to get 10).
  */
 import { relative } from 'node:path';
 import { runProperty, saveCounterexample } from './harness.js';
@@ -17,7 +18,6 @@ function arg(name: string): string | undefined {
 
 const seconds = Number(arg('seconds') ?? Number(arg('minutes') ?? 1) * 60);
 const which = arg('target') ?? 'all';
-const slice = Number(arg('slice') ?? 10) * 1000;
 let seed = Number(arg('seed') ?? ((Date.now() ^ (Math.random() * 0x7fffffff)) | 0)) | 0;
 const targets = which === 'all' ? TARGETS : TARGETS.filter((t) => which.split(',').includes(t.name));
 if (targets.length === 0 || !Number.isFinite(seconds) || seconds <= 0) {
@@ -25,6 +25,9 @@ if (targets.length === 0 || !Number.isFinite(seconds) || seconds <= 0) {
   process.exit(2);
 }
 
+// Every property gets a turn even in a short run: slices of at most 10 s.
+const propertyCount = targets.reduce((n, t) => n + t.properties.length, 0);
+const slice = Number(arg('slice') ?? Math.max(1, Math.min(10, seconds / propertyCount))) * 1000;
 const started = Date.now();
 const deadline = started + seconds * 1000;
 const stats = new Map<string, { runs: number; failures: number }>();
