@@ -3,7 +3,7 @@
 # MariaDB server binaries (mariadbd, mariadb-install-db) for tests that run a private
 # database server (test/helpers/mariadb-server.ts), Redis for the cluster tests, and haproxy
 # for tests that put a private haproxy in front of nodes (test/helpers/haproxy.ts; never
-# started as a service here).
+# started as a service here), and Debian's `snmp` tools (snmpget, snmpwalk) for the SNMP agent test.
 # As root (CI, a fresh Debian machine) they are installed from apt; otherwise we say how.
 set -euo pipefail
 CHROMIUM="${CHROMIUM_PATH:-/usr/bin/chromium}"
@@ -38,6 +38,7 @@ missing=()
 if ! have mariadbd || ! have mariadb-install-db; then missing+=(mariadb-server); fi
 have redis-server || missing+=(redis-server)
 have haproxy || missing+=(haproxy)
+have snmpget || missing+=(snmp)
 if [ "${#missing[@]}" -eq 0 ]; then exit 0; fi
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
@@ -54,6 +55,8 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
       haproxy)
         apt-get install -y -qq --no-install-recommends haproxy >/dev/null
         { service haproxy stop || true; } >/dev/null 2>&1 ;;
+      # Only the client tools (snmpget, snmpwalk); the test runs Parley's own agent.
+      snmp) apt-get install -y -qq --no-install-recommends snmp >/dev/null ;;
     esac
   done
   exit 0
@@ -69,6 +72,8 @@ for pkg in "${missing[@]}"; do
       status=1 ;;
     haproxy) # not fatal: the tests that need it skip themselves
       echo "test deps: haproxy is missing, haproxy tests will be skipped; install it with: sudo apt-get install haproxy" >&2 ;;
+    snmp) # not fatal: the SNMP test skips itself
+      echo "test deps: snmpget/snmpwalk are missing, the SNMP agent test will be skipped; install them with: sudo apt-get install snmp" >&2 ;;
     mariadb-server) # not fatal: the tests that need it skip themselves
       echo "test deps: mariadbd / mariadb-install-db are missing, private-MariaDB tests will be skipped; install them with: sudo apt-get install mariadb-server" >&2 ;;
   esac

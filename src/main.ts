@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config/schema.js';
-import { createLogger } from './core/logger.js';
+import { Logs, type LogLevel } from './core/logger.js';
+import { openLogs } from './ops/logs.js';
 import { ServerCore } from './core/server.js';
 import { loadTlsIdentity } from './core/tls.js';
 import type { ModuleDefinition } from './core/module.js';
@@ -15,6 +16,9 @@ import { openStorage } from './storage/open.js';
 import type { ShardedStorage } from './storage/sharded.js';
 import { adminRoutes } from './ops/admin-api.js';
 import { healthRoutes } from './ops/health.js';
+import { createMetrics, metricsRoute, type MetricsExporter } from './ops/metrics.js';
+import { startSnmpAgent, type SnmpAgent } from './ops/snmp.js';
+import { configReloader, type ConfigReloadResult, type Reloader } from './ops/reload.js';
 import { portalApi, type PortalApi } from './portal/api.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
@@ -56,32 +60,48 @@ export interface RunningServer {
   readonly storage: ShardedStorage;
   /** This node's cluster part, when `cluster.driver` is redis. */
   readonly cluster: ClusterNode | null;
+  /** The SNMP agent, when the `snmp` key is set. */
+  readonly snmp: SnmpAgent | null;
   /** The port a listener is bound to (tests start listeners on port 0). */
   port(name: 'c2s' | 'c2sTls' | 'http'): number;
+  /** Reads the config file again and applies what can change live (SIGHUP, admin API). */
+  reload(): Promise<ConfigReloadResult>;
   stop(): Promise<void>;
 }
 
 export interface StartOptions {
+  /** A logger to use instead of the configured destination (its level is the default level). */
   log?: Logger;
+  /** The logs to use (levels per module, destination); made from the config when absent. */
+  logs?: Logs;
   modules?: ModuleDefinition[];
+  /** The config file the server was started with (read again by reload). */
+  configFile?: string;
 }
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
-  const log = opts.log ?? createLogger(config.log.level);
-  const storage = await openStorage(config, log);
+  const logs =
+    opts.logs ??
+    (opts.log ? new Logs(opts.log, { level: opts.log.level as LogLevel, modules: config.log.modules, sensitive: config.log.sensitive }) : openLogs(config.log));
+  const log = logs.root;
+  const storage = await openStorage(config, logs.for('storage'));
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
   let cluster: ClusterNode | null = null;
   let portal: PortalSources | null = null;
   let api: PortalApi | null = null;
+  let metrics: MetricsExporter | null = null;
+  let snmp: SnmpAgent | null = null;
+  let reloader: Reloader | null = null;
   const listeners: Record<string, Listener> = {};
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
-    portal = openPortalSources(config, log);
+    portal = openPortalSources(config, logs.for('portal'));
     const ps = portal;
     core = new ServerCore({
       config,
       log,
+      logs,
       storage,
       users: new SqlUserStore(storage),
       tls,
@@ -100,6 +120,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       friendSource: ps.friends,
     });
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
+    reloader = configReloader(core, storage, opts.configFile);
     if (config.cluster.driver === 'redis') {
       const cc = config.cluster;
       cluster = new ClusterNode(core, {
@@ -122,12 +143,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     if (config.listen.http.enabled) {
       bosh = config.bosh.enabled ? new BoshManager(core) : null;
       api = portalApi(core, bosh);
-      const routes = [healthRoutes(core), adminRoutes(core, storage)];
+      const routes = [healthRoutes(core), adminRoutes(core, storage, reloader)];
+      if (config.metrics.enabled) {
+        metrics = createMetrics({ core, bosh, storage, cluster });
+        routes.push(metricsRoute(metrics, config.metrics));
+      }
       if (api) routes.push(api.route);
       if (config.demo.enabled) routes.push(await demoPortal(core, bosh));
       listeners.http = await startHttpListener(core, { bosh, routes });
     }
+    if (config.snmp) snmp = await startSnmpAgent(config.snmp, { core, bosh, storage, cluster });
   } catch (e) {
+    metrics?.stop();
+    await snmp?.close();
     api?.stop();
     bosh?.stop();
     for (const l of Object.values(listeners)) await l.close();
@@ -138,6 +166,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     throw e;
   }
   const c = core;
+  const r = reloader!;
   for (const l of Object.values(listeners)) log.info({ listener: l.name, address: `${l.address.address}:${l.address.port}` }, 'listening');
   log.info({ domain: config.domain, tls: c.tls.source, modules: c.modules.names, node: cluster?.nodeId }, 'Parley started');
 
@@ -148,11 +177,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     bosh,
     storage,
     cluster,
+    snmp,
     port(name) {
       const l = listeners[name];
       if (!l) throw new Error(`listener ${name} is not running`);
       return l.address.port;
     },
+    reload: () => r.reload(),
     stop() {
       stopping ??= (async () => {
         log.info('shutting down');
@@ -167,6 +198,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         const closed = Promise.all(Object.values(listeners).map((l) => l.close()));
         bosh?.stop();
         api?.stop();
+        metrics?.stop();
+        await snmp?.close();
         const target = config.cluster.reconnectHost;
         const goodbye = () =>
           cluster && target
@@ -180,9 +213,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         if (!(await c.settle(10_000))) log.warn('shutdown: some background work did not finish in time');
         await cluster?.stop();
         await c.modules.stopAll();
+        c.limits.stop();
         await portal?.close();
         await storage.close();
         log.info('stopped');
+        if (!opts.logs && !opts.log) logs.close();
       })();
       return stopping;
     },

@@ -10,7 +10,7 @@ import { connectClient, rawLogin, xml } from './helpers/client.js';
 import { RawBosh } from './helpers/bosh.js';
 
 test('a client that stops reading is disconnected and every message reaches it or offline storage', async () => {
-  const ts = await startTestServer({ listen: { c2s: { requireTls: false } }, limits: { maxSendBuffer: '64KiB', closeTimeout: '120s' }, offline: { maxPerUser: 100000 } });
+  const ts = await startTestServer({ listen: { c2s: { requireTls: false } }, limits: { maxSendBuffer: '64KiB', closeTimeout: '120s', messagesPerSecond: 0 }, offline: { maxPerUser: 100000 } });
   try {
     await ts.addUser('sender');
     await ts.addUser('sleeper');

@@ -110,7 +110,7 @@ export async function startBenchServer(opts: {
       dataDir,
       storage: storageRaw,
       listen: { c2s: { port: 0, requireTls: false }, c2sTls: { enabled: false }, http: { enabled: false } } as Record<string, unknown>,
-      limits: { authTimeout: '120s' },
+      limits: { authTimeout: '120s', messagesPerSecond: 0 }, // routing is measured, not the per-user rate limit
       offline: { maxPerUser: 100000 },
       // Routing and transports are measured without the archive; `mam-pairs` measures what
       // archiving costs by turning it on.
@@ -258,7 +258,7 @@ export async function startBenchCluster(opts: { users: number; nodes: number; cl
       dataDir,
       storage: { driver: 'sqlite' },
       listen: { c2s: { host: '127.0.0.1', port: 0, requireTls: false }, c2sTls: { enabled: false }, http: { host: '127.0.0.1', port: 0 } } as Record<string, unknown>,
-      limits: { authTimeout: '120s' },
+      limits: { authTimeout: '120s', messagesPerSecond: 0 }, // routing is measured, not the per-user rate limit
       offline: { maxPerUser: 100000 },
       mam: { enabled: false },
       log: { level: 'warn' },

@@ -22,15 +22,18 @@ import { serialize } from '../xml/serializer.js';
 import { NS } from '../xmpp/ns.js';
 import { Jid, JidError } from '../xmpp/jid.js';
 import { SaslFailure, StanzaError, StorageError, StreamError } from '../xmpp/errors.js';
-import { createServerMechanism, serverMechanismNames, supportedChannelBindingTypes, channelBindingFeature, type SaslServerMechanism } from '../xmpp/sasl/server.js';
+import { createServerMechanism, serverMechanismNames, supportedChannelBindingTypes, channelBindingFeature, type SaslServerMechanism, type SaslStep } from '../xmpp/sasl/server.js';
 import { normalizeUsername } from '../auth/authenticator.js';
 import type { ServerCore } from '../core/server.js';
+import type { Logger } from '../core/logger.js';
 import type { LocalSession, StanzaKind, TransportKind } from '../core/session.js';
 import type { CloseReason } from '../core/hooks.js';
 import { iqError, iqResult } from '../core/iq.js';
 import type { C2sStreamEvents, C2sTransport, OutboundKind } from './transport.js';
 import { parseElement } from '../xml/parse.js';
 import { PresenceBuffer } from './presence-buffer.js';
+import { isStanzaSizeError } from '../xml/parser.js';
+import type { LimitName } from '../core/stats.js';
 import { R_XML, SmState, ackXml, failed, grantedResumeMs, handledCountTooHigh, parseH, smRegistryOf, type SmRegistry } from './stream-management.js';
 
 const enum State {
@@ -58,13 +61,24 @@ const UNBOUND = Jid.parse('unbound.invalid');
 export class C2sSession implements LocalSession, C2sStreamEvents {
   readonly id: string;
   readonly #core: ServerCore;
+  /** The c2s logger (shared by every session; its level changes on reload). */
+  readonly #log: Logger;
   #t: C2sTransport;
   #state = State.Header;
   #jid: Jid = UNBOUND;
   /** Localpart once SASL succeeded. */
   #user: string | null = null;
   #sasl: SaslServerMechanism | null = null;
+  /** The mechanism of the last SASL exchange, for the login metrics ('other' when not offered: bounded labels). */
+  #saslMechName = 'other';
   #saslFailures = 0;
+  /** The account of the SASL exchange in progress, once its username was read (login limits). */
+  #saslAccount: string | null = null;
+  /** Delay of the final answer of this SASL exchange (login slow-down), and the limit that set it. */
+  #loginDelayMs = 0;
+  #loginDelayLimit: LimitName | null = null;
+  /** The remote address while it counts as unauthenticated (limits.unauthenticatedPerIp). */
+  #unauthIp: string | null;
   #authTimer: NodeJS.Timeout | null = null;
   #closeReason: CloseReason = 'client';
   #wasBound = false;
@@ -84,9 +98,12 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
 
   constructor(core: ServerCore, transport: C2sTransport) {
     this.#core = core;
+    this.#log = core.logs.for('c2s');
     this.#t = transport;
     this.id = randomBytes(9).toString('base64url');
     core.connections.add(this);
+    this.#unauthIp = transport.remoteAddress;
+    core.limits.enterUnauthenticated(this.#unauthIp);
     this.#authTimer = setTimeout(() => {
       this.#closeReason = 'timeout';
       this.close(new StreamError('connection-timeout', 'authentication took too long'));
@@ -135,8 +152,14 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       this.#lateMessage(stanza);
       return;
     }
-    if (this.#sm === null && this.#held === null) this.#t.send(serialize(stanza), kindOf(stanza), stanza);
-    else this.#deliverManaged(serialize(stanza), kindOf(stanza), stanza);
+    const kind = kindOf(stanza);
+    if (kind !== 'nonza') {
+      const stats = this.#core.stats;
+      stats.stanzasOut[kind]++;
+      if (kind === 'message') stats.delivered(stanza);
+    }
+    if (this.#sm === null && this.#held === null) this.#t.send(serialize(stanza), kind, stanza);
+    else this.#deliverManaged(serialize(stanza), kind, stanza);
   }
 
   deliverSerialized(xml: string, kind: StanzaKind, el?: XmlElement): void {
@@ -144,6 +167,9 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       if (el) this.#lateMessage(el);
       return;
     }
+    const stats = this.#core.stats;
+    stats.stanzasOut[kind]++;
+    if (kind === 'message' && el !== undefined) stats.delivered(el);
     if (this.#sm === null && this.#held === null) this.#t.send(xml, kind, el);
     else this.#deliverManaged(xml, kind, el);
   }
@@ -261,6 +287,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   }
 
   onStreamError(error: StreamError): void {
+    if (error.condition === 'policy-violation' && isStanzaSizeError(error.text)) this.#core.limits.hit('stanza-size');
     this.#closeReason = 'error';
     this.close(error);
   }
@@ -304,6 +331,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     this.#authTimer = null;
     this.#sasl = null;
     this.#held = null;
+    this.#authenticated();
     const sm = this.#sm;
     if (sm !== null) {
       sm.clearTimers();
@@ -318,9 +346,17 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     this.close(new StreamError('policy-violation', text));
   }
 
+  /** No longer counts as an unauthenticated connection of its address (authenticated, or gone). */
+  #authenticated(): void {
+    if (this.#unauthIp === null) return;
+    this.#core.limits.leaveUnauthenticated(this.#unauthIp);
+    this.#unauthIp = null;
+  }
+
   #end(): void {
     if (this.#state === State.Closed) return;
     this.#state = State.Closed;
+    this.#authenticated();
     this.#core.connections.delete(this);
     if (!this.#wasBound) return;
     let undelivered = this.#t.takeUndelivered();
@@ -432,18 +468,43 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     }
     const requireTls = this.#requireTls();
     if (requireTls && !this.#t.isSecure) {
+      this.#saslMechName = 'other';
       this.#saslFail(new SaslFailure('encryption-required'));
       return;
     }
     const cbTypes = supportedChannelBindingTypes(this.#t);
     const offered = serverMechanismNames({ isSecure: this.#t.isSecure, allowPlainInsecure: this.#allowPlainInsecure(), channelBindingTypes: cbTypes, scram: this.#core.authenticator.offersScram });
     const name = el.attrs.mechanism ?? '';
-    const ctx = this.#core.authenticator.saslContext((type) => this.#t.channelBinding(type));
+    this.#saslMechName = offered.includes(name) ? name : 'other';
+    const base = this.#core.authenticator.saslContext((type) => this.#t.channelBinding(type));
+    // Login limits: the account is known once the mechanism reads the username, before
+    // any credential is looked at; a refused account is not checked at all.
+    const ctx: typeof base = {
+      ...base,
+      getScramCredentials: async (username, hash) => {
+        this.#loginAccount(username);
+        return base.getScramCredentials(username, hash);
+      },
+      verifyPlain: async (username, password) => {
+        this.#loginAccount(username);
+        return base.verifyPlain(username, password);
+      },
+    };
     const mech = offered.includes(name) ? createServerMechanism(name, ctx, { plusAdvertised: offered.some((m) => m.endsWith('-PLUS')) }) : null;
     if (!mech) {
       this.#saslFail(new SaslFailure('invalid-mechanism'));
       return;
     }
+    // SECURITY: too many recent failures from this address: refused without a check.
+    this.#saslAccount = null;
+    const verdict = this.#core.limits.loginVerdict(this.remoteAddress, null);
+    if (verdict.refuse) {
+      this.#core.limits.hit(verdict.limit);
+      this.#saslFail(new SaslFailure('temporary-auth-failure', TOO_MANY_ATTEMPTS));
+      return;
+    }
+    this.#loginDelayMs = verdict.delayMs;
+    this.#loginDelayLimit = verdict.limit;
     this.#sasl = mech;
     this.#saslStep(mech, el);
   }
@@ -465,31 +526,80 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
           this.#send(x('challenge', { xmlns: NS.SASL }, step.challenge.length ? step.challenge.toString('base64') : '='));
           return;
         }
-        this.#sasl = null;
-        const local = normalizeUsername(step.username);
-        if (local === null) {
-          this.#saslFail(new SaslFailure('not-authorized'));
-          return;
-        }
-        if (step.authzid && step.authzid !== `${local}@${this.#core.domain}` && step.authzid !== local) {
-          this.#saslFail(new SaslFailure('invalid-authzid'));
-          return;
-        }
-        this.#user = local;
-        this.#send(x('success', { xmlns: NS.SASL }, step.additionalData?.length ? step.additionalData.toString('base64') : null));
-        this.#state = State.Header;
-        this.#t.restart();
+        this.#afterLoginDelay(mech, () => this.#saslDone(step, mech.name));
       },
       (err: unknown) => {
         if (this.#state !== State.PreAuth || this.#sasl !== mech) return;
-        this.#sasl = null;
-        if (err instanceof SaslFailure) this.#saslFail(err);
-        else {
-          if (!(err instanceof StorageError)) this.#core.log.error({ err }, 'SASL step failed');
-          this.#saslFail(new SaslFailure('temporary-auth-failure'));
-        }
+        const refused = err instanceof SaslFailure && err.condition === 'temporary-auth-failure' && err.text === TOO_MANY_ATTEMPTS;
+        const fail = () => {
+          this.#sasl = null;
+          if (err instanceof SaslFailure) this.#saslFail(err);
+          else {
+            if (!(err instanceof StorageError)) this.#log.error({ err }, 'SASL step failed');
+            this.#saslFail(new SaslFailure('temporary-auth-failure'));
+          }
+        };
+        if (refused) fail();
+        else this.#afterLoginDelay(mech, fail);
       },
     );
+  }
+
+  /**
+   * Runs the final answer of a SASL exchange, after the login slow-down delay if one
+   * applies (success and failure alike, so the delay says nothing about the password).
+   */
+  #afterLoginDelay(mech: SaslServerMechanism, answer: () => void): void {
+    const ms = this.#loginDelayMs;
+    const limit = this.#loginDelayLimit;
+    this.#loginDelayMs = 0;
+    this.#loginDelayLimit = null;
+    if (ms <= 0) {
+      answer();
+      return;
+    }
+    if (limit) this.#core.limits.hit(limit);
+    setTimeout(() => {
+      if (this.#state !== State.PreAuth || this.#sasl !== mech) return;
+      answer();
+    }, ms).unref();
+  }
+
+  /** The mechanism read the username: refuse an account with too many recent failures, or note its delay. */
+  #loginAccount(username: string): void {
+    const local = normalizeUsername(username);
+    this.#saslAccount = local;
+    if (local === null) return;
+    const verdict = this.#core.limits.loginVerdict(this.remoteAddress, local);
+    if (verdict.refuse) {
+      this.#core.limits.hit(verdict.limit);
+      throw new SaslFailure('temporary-auth-failure', TOO_MANY_ATTEMPTS);
+    }
+    if (verdict.delayMs > this.#loginDelayMs) {
+      this.#loginDelayMs = verdict.delayMs;
+      this.#loginDelayLimit = verdict.limit;
+    }
+  }
+
+  #saslDone(step: Extract<SaslStep, { done: true }>, mechanism: string): void {
+    this.#sasl = null;
+    const local = normalizeUsername(step.username);
+    if (local === null) {
+      this.#saslFail(new SaslFailure('not-authorized'));
+      return;
+    }
+    if (step.authzid && step.authzid !== `${local}@${this.#core.domain}` && step.authzid !== local) {
+      this.#saslFail(new SaslFailure('invalid-authzid'));
+      return;
+    }
+    this.#user = local;
+    this.#core.stats.login(mechanism, true);
+    if (this.#log.isLevelEnabled('debug')) this.#log.debug({ user: local, mechanism, transport: this.#t.kind }, 'authenticated');
+    this.#core.limits.loginSucceeded(local);
+    this.#authenticated();
+    this.#send(x('success', { xmlns: NS.SASL }, step.additionalData?.length ? step.additionalData.toString('base64') : null));
+    this.#state = State.Header;
+    this.#t.restart();
   }
 
   /**
@@ -500,12 +610,16 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   authenticateAs(localpart: string): void {
     if (this.#state !== State.PreAuth || this.#sasl !== null) throw new Error('authenticateAs: the session is not waiting for authentication');
     this.#user = localpart;
+    this.#authenticated();
     this.#state = State.Header;
     this.#t.restart();
   }
 
   #saslFail(failure: SaslFailure): void {
+    if (COUNTED_FAILURES.has(failure.condition)) this.#core.limits.loginFailed(this.remoteAddress, this.#saslAccount);
+    if (this.#log.isLevelEnabled('debug')) this.#log.debug({ condition: failure.condition, transport: this.#t.kind, remote: this.#t.remoteAddress }, 'authentication failed');
     this.#send(failure.toElement());
+    if (failure.condition !== 'aborted') this.#core.stats.login(this.#saslMechName, false);
     if (failure.condition === 'aborted' || failure.condition === 'temporary-auth-failure') return;
     if (++this.#saslFailures >= this.#core.config.limits.maxSaslFailures) {
       this.close(new StreamError('policy-violation', 'too many failed authentication attempts'));
@@ -547,7 +661,9 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     const existing = this.#core.sessions.resources(jid.bare);
     const replacing = existing.some((s) => s.jid.resource === jid.resource);
     if (!replacing && existing.length >= this.#core.config.limits.maxResourcesPerUser) {
-      this.#send(iqError(el, this.#core.domain, '', new StanzaError('resource-constraint', 'too many sessions for this account', 'cancel')));
+      // RFC 6120 §7.6.2.1: resource-constraint (wait) when the account has too many resources.
+      this.#core.limits.hit('sessions-per-user');
+      this.#send(iqError(el, this.#core.domain, '', new StanzaError('resource-constraint', 'too many sessions for this account', 'wait')));
       return;
     }
     this.#jid = jid;
@@ -570,8 +686,11 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       this.#nonza(el);
       return;
     }
+    // SECURITY: a stanza is logged by kind and id; its XML (bodies) only with log.sensitive.
+    if (this.#log.isLevelEnabled('debug')) this.#logStanza(el);
     // XEP-0198 §4: every stanza received counts as handled, whatever its fate.
     if (this.#sm !== null) this.#sm.countInbound();
+    this.#core.stats.stanzasIn[name]++;
     if (el.ns !== NS.CLIENT) {
       this.close(new StreamError('invalid-namespace', `stanzas must be in ${NS.CLIENT}`));
       return;
@@ -610,15 +729,39 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       }
       el.attrs.to = to.full;
     }
+    if (name === 'message' && !this.#core.limits.allowMessage(this.#jid.bare)) {
+      // Over limits.messagesPerSecond: bounced, never dropped (RFC 6120 §8.3.3.12,
+      // policy-violation of type wait: the same message may be sent again later). An
+      // error message is never answered with an error (§8.3.1): it is dropped and counted.
+      if (type !== 'error') this.#bounce(el, new StanzaError('policy-violation', 'too many messages; slow down and send again later', 'wait'));
+      return;
+    }
     this.#core.router.fromClient(this, el, to);
   }
 
   /** Answers a stanza of this session's client with an error, directly. */
+  #logStanza(el: XmlElement): void {
+    const rec: Record<string, unknown> = { session: this.id, from: this.#jid.full, kind: el.name, type: el.attrs.type, id: el.attrs.id, to: el.attrs.to };
+    if (this.#core.logs.sensitive) rec.xml = el.toString();
+    this.#log.debug(rec, 'stanza in');
+  }
+
   #replyError(el: XmlElement, error: StanzaError): void {
     if (el.attrs.type === 'error') return;
     const reply = new XmlElement(el.name, { type: 'error', id: el.attrs.id, to: this.#jid.full });
     if (el.attrs.to !== undefined) reply.attrs.from = el.attrs.to;
     if (reply.attrs.id === undefined) delete reply.attrs.id;
+    reply.append(error.toElement());
+    const kind = el.name;
+    if (kind === 'message' || kind === 'presence' || kind === 'iq') this.#core.stats.stanzasBounced[kind]++;
+    this.#send(reply);
+  }
+
+  /** Sends a stanza of this session's client back to it with an error, its content included. */
+  #bounce(el: XmlElement, error: StanzaError): void {
+    const reply = new XmlElement(el.name, { type: 'error', id: el.attrs.id, to: this.#jid.full, from: el.attrs.to ?? this.#jid.bare });
+    if (reply.attrs.id === undefined) delete reply.attrs.id;
+    for (const c of el.children) if (typeof c !== 'string') reply.append(c);
     reply.append(error.toElement());
     this.#send(reply);
   }
@@ -832,6 +975,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
 
   /** A newcomer whose connection was taken over by a resumed session: gone without a trace. */
   #retire(): void {
+    this.#authenticated();
     if (this.#authTimer) clearTimeout(this.#authTimer);
     this.#authTimer = null;
     this.#sasl = null;
@@ -849,7 +993,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
         try {
           out.push(parseElement(q.xml));
         } catch (err) {
-          this.#core.log.error({ err }, 'unacknowledged message could not be parsed back');
+          this.#log.error({ err }, 'unacknowledged message could not be parsed back');
         }
       }
     }
@@ -863,6 +1007,11 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     for (const m of messages) this.#core.router.route(m, Jid.tryParse(m.attrs.from) ?? this.#core.router.domainJid, bare);
   }
 }
+
+/** The text of the SASL failure for a login refused by the login limits. */
+const TOO_MANY_ATTEMPTS = 'too many attempts, try later';
+/** SASL failures that count as failed login attempts (limits.loginFailuresPer*). */
+const COUNTED_FAILURES = new Set(['not-authorized', 'credentials-expired', 'account-disabled', 'invalid-authzid', 'malformed-request', 'incorrect-encoding']);
 
 function kindOf(el: XmlElement): StanzaKind | 'nonza' {
   const n = el.name;

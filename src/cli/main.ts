@@ -4,19 +4,20 @@
  *   parley start [--config FILE]
  *   parley user add|del|passwd|list|bulk ... [--config FILE]
  *   parley config check FILE | parley config docs
+ *   parley status | sessions list|kick | reload   (the running server, through the admin API)
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
 import { describeSchema } from '../config/schema-dsl.js';
 import type { Config } from '../config/schema.js';
-import { ParleyError } from '../xmpp/errors.js';
+import { ConfigError, ParleyError } from '../xmpp/errors.js';
 import { PARLEY_VERSION } from '../core/version.js';
 import { startServer } from '../main.js';
 import { userCommand } from './user.js';
 import { shardsCommand } from './shards.js';
-import { reloadShards } from '../ops/shards.js';
 import { nodeConfig, startNodes } from './nodes.js';
+import { printReload, reloadCommand, sessionsCommand, statusCommand } from './admin.js';
 
 const USAGE = `Parley ${PARLEY_VERSION}: an XMPP server for web portals
 
@@ -35,6 +36,12 @@ Usage:
   parley shards reload                         make the running server read the shard map again
   parley shards move JID SHARD [--offline]     move one user's data to another shard, online
   parley shards drain SHARD                    move every user off a draining shard
+  parley status [--json]                       the running server: node, uptime, sessions, cluster, shards
+  parley sessions list [--user JID] [--limit N] [--offset N]
+                                               sessions of this node, or of one user on every node
+  parley sessions kick JID [--reason TEXT]     end a user's sessions (or one, with a full JID)
+  parley reload                                make the running server read its config file again
+                                               (limits, log levels, shard map; SIGHUP does the same)
   parley config check FILE                     validate a configuration file
   parley config docs                           print the configuration reference
   parley loadtest [run|register|rosters] ...   the load generator (parley loadtest --help)
@@ -62,6 +69,11 @@ export async function main(argv: string[]): Promise<number> {
       nodes: { type: 'string' },
       'node-index': { type: 'string' },
       haproxy: { type: 'boolean' },
+      user: { type: 'string' },
+      reason: { type: 'string' },
+      limit: { type: 'string' },
+      offset: { type: 'string' },
+      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -76,11 +88,11 @@ export async function main(argv: string[]): Promise<number> {
         console.log(PARLEY_VERSION);
         return 0;
       case 'start': {
-        const config = loadConfig(values.config).config;
+        const { config, file } = loadConfig(values.config);
         // No config file: the embedded main job, with the demo portal at http://localhost:5280/.
         if (values.config === undefined && values['node-index'] === undefined && values.nodes === undefined) config.demo.enabled = true;
         if (values.nodes !== undefined) return await startNodes(config, Number(values.nodes), values.config, values.haproxy === true);
-        return await start(values['node-index'] !== undefined ? nodeConfig(config, Number(values['node-index'])) : config);
+        return await start(values['node-index'] !== undefined ? nodeConfig(config, Number(values['node-index'])) : config, file);
       }
       case 'user':
         return await userCommand(loadConfig(values.config).config, rest, values);
@@ -88,6 +100,12 @@ export async function main(argv: string[]): Promise<number> {
         return await shardsCommand(loadConfig(values.config).config, rest, values);
       case 'config':
         return configCommand(rest);
+      case 'status':
+        return await statusCommand(loadConfig(values.config).config, values);
+      case 'sessions':
+        return await sessionsCommand(loadConfig(values.config).config, rest, values);
+      case 'reload':
+        return await reloadCommand(loadConfig(values.config).config);
       default:
         console.error(`unknown command "${cmd}"\n\n${USAGE}`);
         return 1;
@@ -101,8 +119,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function start(config: Config): Promise<number> {
-  const server = await startServer(config);
+async function start(config: Config, file: string | undefined): Promise<number> {
+  const server = await startServer(config, { configFile: file });
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -120,13 +138,12 @@ async function start(config: Config): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    // SIGHUP: read the shard map again (the operations issue adds limits and log levels).
+    // SIGHUP: read the config file again and apply limits, log levels and the shard map.
     process.on('SIGHUP', () => {
-      if (config.storage.driver !== 'mysql') {
-        server.core.log.info('SIGHUP: nothing to reload (storage is sqlite)');
-        return;
-      }
-      reloadShards(config, server.storage).catch((err: unknown) => server.core.log.error({ err: err instanceof Error ? err.message : err }, 'SIGHUP: shard map reload failed; the map in force is kept'));
+      server.reload().then(
+        (r) => printReload(r, (line) => console.error(`parley: SIGHUP: ${line.trim()}`)),
+        (err: unknown) => server.core.log.error({ err }, 'SIGHUP: reload failed'),
+      );
     });
   });
 }
@@ -138,9 +155,15 @@ function configCommand(args: string[]): number {
       console.error('usage: parley config check FILE');
       return 1;
     }
-    const { config } = loadConfig(file);
-    console.log(`${file}: OK (domain ${config.domain}, storage ${config.storage.driver})`);
-    return 0;
+    try {
+      const { config } = loadConfig(file);
+      console.log(`${file}: OK (domain ${config.domain}, storage ${config.storage.driver})`);
+      return 0;
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      console.error(e.path ? `${file}: ${e.path}: ${e.reason}` : `${file}: ${e.reason.replace(`${file}: `, '')}`);
+      return 1;
+    }
   }
   if (sub === 'docs') {
     console.log('# Parley configuration reference\n');

@@ -25,7 +25,7 @@ class ServerUnreachable extends ParleyError {
 }
 
 /** Calls the running server's admin API. */
-async function admin(config: Config, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+export async function admin(config: Config, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
   const token = config.admin.token;
   if (!token) throw new ConfigError('admin.token', 'is not set: the running server cannot be reached without it');
   const h = config.listen.http;

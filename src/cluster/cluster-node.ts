@@ -74,11 +74,13 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   rerouted = 0;
   forwarded = 0;
   received = 0;
+  /** Stanzas refused because a link's queue was full (bounced to their sender, presence dropped). */
+  overflowed = 0;
 
   constructor(core: ServerCore, settings: ClusterSettings) {
     this.#core = core;
     this.#s = settings;
-    this.#log = core.log.child({ part: 'cluster' });
+    this.#log = core.logs.for('cluster');
     this.#membership = this.#newMembership(settings.nodeId);
     this.nodeId = this.#membership.nodeId;
     this.#directory = new RedisSessionDirectory({
@@ -297,6 +299,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       return;
     }
     // The link's queue is full (the node is slow or gone): the sender hears it.
+    this.overflowed++;
     if (kind === 'presence') return;
     const stanza = el ?? safeParse(xml);
     if (!stanza) return;
@@ -445,8 +448,11 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   }
 
   /** For status and tests. */
-  stats(): { node: string; members: string[]; remoteSessions: number; forwarded: number; received: number; rerouted: number } {
-    return { node: this.nodeId, members: this.members(), remoteSessions: this.#directory.size, forwarded: this.forwarded, received: this.received, rerouted: this.rerouted };
+  stats(): { node: string; members: string[]; remoteSessions: number; forwarded: number; received: number; rerouted: number; overflowed: number; queued: number } {
+    const members = this.members();
+    let queued = 0;
+    for (const n of members) if (n !== this.nodeId) queued += this.#links.pending(n);
+    return { node: this.nodeId, members, remoteSessions: this.#directory.size, forwarded: this.forwarded, received: this.received, rerouted: this.rerouted, overflowed: this.overflowed, queued };
   }
 }
 

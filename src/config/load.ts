@@ -37,6 +37,7 @@ function checkAcrossKeys(c: Config): void {
     if (u[1] !== undefined && !/^https?:\/\//.test(u[1])) throw new ConfigError(u[0], 'must be an http:// or https:// URL');
   }
   if (p.secret !== undefined && p.secret.length < 16) throw new ConfigError('portal.secret', 'must be at least 16 characters');
+  if (c.log.destination !== 'stdout' && c.log.syslog.transport === 'unix' && !isAbsolute(c.log.syslog.path)) throw new ConfigError('log.syslog.path', 'must be an absolute path (the local syslog socket, e.g. /dev/log)');
   if (c.cluster.nodeId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(c.cluster.nodeId)) throw new ConfigError('cluster.nodeId', 'letters, digits, - and _ only (1 to 64 characters)');
 }
 

@@ -138,6 +138,19 @@ export function list<T>(item: Field<T>, opts: Common<T[]>): Field<T[]> {
   });
 }
 
+/** A mapping of names (matching `keyPattern`) to values of one kind, e.g. a level per module. */
+export function record<T>(value: Field<T>, opts: Common<Record<string, T>> & { keyPattern: RegExp; keyDoc: string }): Field<Record<string, T>> {
+  return field(`mapping of name → ${value.typeName}`, opts, (v, path) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(path, `must be a mapping of names, got ${describe(v)}`);
+    const out: Record<string, T> = {};
+    for (const [k, e] of Object.entries(v as Record<string, unknown>)) {
+      if (!opts.keyPattern.test(k)) throw new ConfigError(join(path, k), `is not a valid name (${opts.keyDoc})`);
+      out[k] = value.parse(e, join(path, k));
+    }
+    return out;
+  });
+}
+
 export type Shape = Record<string, Field<unknown>>;
 export type InferShape<S extends Shape> = { [K in keyof S]: Infer<S[K]> };
 
@@ -177,6 +190,25 @@ export function obj<S extends Shape>(shape: S, doc = ''): ObjectField<S> {
         out[k] = raw === undefined ? structuredClone(f.default) : f.parse(raw, join(path, k));
       }
       return out as InferShape<S>;
+    },
+  };
+}
+
+/**
+ * An object that is off when its key is absent (`undefined`), and has its keys' defaults
+ * when present (`snmp: {}` turns the feature on with every default).
+ */
+export function optionalObj<S extends Shape>(shape: S, doc = ''): Field<InferShape<S> | undefined> & { readonly shape: S } {
+  const inner = obj(shape, doc);
+  return {
+    kind: 'object',
+    doc,
+    shape,
+    typeName: 'object (optional)',
+    default: undefined,
+    parse(v, path) {
+      if (v === undefined) return undefined;
+      return inner.parse(v, path);
     },
   };
 }

@@ -2,7 +2,10 @@
  * The configuration schema: every key Parley reads, with its validator, default and doc
  * line. `docs/config.md` is generated from it (`parley config docs`).
  */
-import { bool, duration, int, list, obj, oneOf, optionalStr, size, str, type InferShape } from './schema-dsl.js';
+import { bool, duration, int, list, obj, oneOf, optionalObj, optionalStr, record, size, str, type InferShape } from './schema-dsl.js';
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+const SYSLOG_FACILITIES = ['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'] as const;
 
 const host = (def: string) => str({ doc: 'address to listen on', default: def, minLength: 1 });
 const port = (def: number) => int({ doc: 'port (0 picks a free one)', default: def, min: 0, max: 65535 });
@@ -147,7 +150,24 @@ export const configSchema = obj({
       maxSendBuffer: size({ doc: 'bytes waiting for a client that does not read before it is disconnected', default: '4MiB', min: 65536 }),
       plainLoginCache: int({ doc: 'recent PLAIN logins remembered (as HMACs) so logging in again skips PBKDF2; 0 turns it off', default: 100_000, min: 0 }),
       plainLoginCacheTtl: duration({ doc: 'how long a remembered PLAIN login stays valid', default: '10m' }),
-      maxResourcesPerUser: int({ doc: 'simultaneous sessions of one account', default: 10, min: 1 }),
+      maxResourcesPerUser: int({ doc: 'simultaneous sessions of one account; one more gets resource-constraint at resource binding', default: 10, min: 1 }),
+      messagesPerSecond: int({ doc: 'messages one account may send per second, all its resources on this node together (token bucket); beyond it the message is bounced with policy-violation (wait); 0 turns it off', default: 50, min: 0 }),
+      messageBurst: int({ doc: 'messages one account may send at once before messagesPerSecond applies (the bucket size)', default: 500, min: 1 }),
+      presencePerMinute: int({ doc: 'broadcast presence updates one account may send per minute (token bucket, burst of the same size); beyond it a presence error policy-violation (wait); unavailable presence is never refused; 0 turns it off', default: 120, min: 0 }),
+      directedPresences: int({ doc: 'distinct JIDs one session may have sent directed available presence to; beyond it a presence error resource-constraint (wait)', default: 1000, min: 1 }),
+      maxRosterSize: int({ doc: 'most items (contacts and pending requests) in one roster; beyond it not-allowed (roster set, subscriptions), and portal friend lists are cut with a warning', default: 2000, min: 1 }),
+      exemptAddresses: list(str({ doc: 'an IP address', default: '127.0.0.1' }), {
+        doc: 'addresses the per-IP limits (unauthenticated connections, login failures, BOSH sessions) do not apply to: loopback by default, for load tests and benchmarks; behind a proxy that hides client addresses, list the proxy (per-IP limits cannot tell its clients apart)',
+        default: ['127.0.0.1', '::1'],
+      }),
+      unauthenticatedPerIp: int({ doc: 'connections (TCP, WebSocket, BOSH sessions) from one IP address not yet authenticated; one more is refused at once with policy-violation; 0 turns it off', default: 50, min: 0 }),
+      boshSessionsPerIp: int({ doc: 'BOSH sessions from one IP address (authenticated or not); one more is refused with terminate policy-violation; 0 turns it off', default: 1000, min: 0 }),
+      loginWindow: duration({ doc: 'the sliding window in which failed logins are counted', default: '10m', min: '1s' }),
+      loginFailuresPerAccount: int({ doc: 'failed logins of one account in loginWindow after which its logins are refused (temporary-auth-failure) without checking the password, until the window moves on; 0 turns it off', default: 10, min: 0 }),
+      loginFailuresPerIp: int({ doc: 'failed logins from one IP address in loginWindow after which its logins are refused (temporary-auth-failure); past half of it answers are slowed down; 0 turns it off', default: 100, min: 0 }),
+      loginSlowDownAfter: int({ doc: 'failed logins of one account in loginWindow after which every answer to a login of that account is delayed (loginDelay, doubling with every further failure)', default: 3, min: 1 }),
+      loginDelay: duration({ doc: 'the first delay of a slowed-down login answer; 0 turns slowing down off', default: '500ms' }),
+      loginDelayMax: duration({ doc: 'the longest delay of a login answer', default: '8s' }),
     },
     'limits that protect the server',
   ),
@@ -263,6 +283,36 @@ export const configSchema = obj({
     },
     'the demo portal',
   ),
+  metrics: obj(
+    {
+      enabled: bool({ doc: 'serve Prometheus metrics at /metrics on the HTTP listener (see docs/metrics.md)', default: true }),
+      allowFrom: list(str({ doc: 'an address or CIDR block such as 10.0.0.0/8', default: '127.0.0.0/8' }), {
+        doc: 'addresses /metrics answers (others get 403); loopback by default',
+        default: ['127.0.0.0/8', '::1/128'],
+      }),
+      token: optionalStr({ doc: 'when set, /metrics also requires `Authorization: Bearer <token>` (401 without it)' }),
+    },
+    'Prometheus metrics (issue 9)',
+  ),
+  snmp: optionalObj(
+    {
+      host: str({ doc: 'UDP address the SNMP agent listens on', default: '127.0.0.1' }),
+      port: int({ doc: 'UDP port of the SNMP agent', default: 1161, min: 1, max: 65535 }),
+      community: str({ doc: 'SNMPv2c community (read-only)', default: 'public', minLength: 1 }),
+      v2c: bool({ doc: 'answer SNMPv1/v2c requests with the community; false leaves only the v3 user', default: true }),
+      v3: optionalObj(
+        {
+          user: str({ doc: 'SNMPv3 user name', default: 'parley', minLength: 1 }),
+          authProtocol: oneOf(['sha', 'sha224', 'sha256', 'sha384', 'sha512', 'md5'] as const, { doc: 'authentication protocol', default: 'sha' }),
+          authKey: str({ doc: 'authentication passphrase (at least 8 characters)', default: '', minLength: 8 }),
+          privProtocol: oneOf(['aes', 'des', 'none'] as const, { doc: 'privacy (encryption) protocol; none gives authNoPriv', default: 'aes' }),
+          privKey: optionalStr({ doc: 'privacy passphrase (at least 8 characters); required unless privProtocol is none' }),
+        },
+        'a read-only SNMPv3 user (USM); absent: no v3',
+      ),
+    },
+    'the SNMP agent with the PARLEY-MIB statistics (issue 9; deploy/PARLEY-MIB.txt); off when this key is absent',
+  ),
   admin: obj(
     {
       token: optionalStr({ doc: 'bearer token of the admin HTTP API (/admin/v1/ on the HTTP listener) and of `parley shards`; the API is off when unset' }),
@@ -271,10 +321,37 @@ export const configSchema = obj({
   ),
   log: obj(
     {
-      level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, {
-        doc: 'log level',
+      level: oneOf(LOG_LEVELS, {
+        doc: 'log level of every part without a level of its own in log.modules (changed live by a reload)',
         default: 'info',
       }),
+      modules: record(oneOf(LOG_LEVELS, { doc: 'level', default: 'info' }), {
+        doc: 'a level per part, e.g. { router: debug, bosh: warn } (parts: core, router, c2s, tcp, bosh, websocket, http, auth, storage, cluster, portal, admin, and each module by name: roster, presence, offline...); changed live by a reload',
+        default: {},
+        keyPattern: /^[a-z][a-z0-9-]{0,31}$/,
+        keyDoc: 'lower-case letters, digits and -',
+      }),
+      sensitive: bool({
+        doc: 'debugging only: log passwords, tokens, secrets, message bodies and stanza XML (redacted otherwise); needs a restart',
+        default: false,
+      }),
+      destination: oneOf(['stdout', 'syslog', 'both'] as const, { doc: 'where records go: JSON lines on stdout, syslog (log.syslog), or both; needs a restart', default: 'stdout' }),
+      syslog: obj(
+        {
+          transport: oneOf(['udp', 'unix'] as const, {
+            doc: 'udp: RFC 5424 datagrams to host:port (a local rsyslog/syslog-ng with UDP input, or a collector); unix: the local socket at path, through util-linux `logger` (Node cannot open unix datagram sockets)',
+            default: 'udp',
+          }),
+          host: str({ doc: 'syslog server (udp)', default: '127.0.0.1', minLength: 1 }),
+          port: int({ doc: 'syslog port (udp)', default: 514, min: 1, max: 65535 }),
+          path: str({ doc: 'local syslog socket (unix)', default: '/dev/log', minLength: 1 }),
+          facility: oneOf(SYSLOG_FACILITIES, { doc: 'syslog facility', default: 'local0' }),
+          appName: str({ doc: 'APP-NAME of every record', default: 'parley', pattern: /^[\x21-\x7e]{1,48}$/, patternDoc: '1 to 48 printable ASCII characters, no spaces' }),
+          format: oneOf(['sd', 'json'] as const, { doc: 'sd: the record\'s fields as RFC 5424 structured data and msg as the message; json: the whole JSON record as the message', default: 'sd' }),
+          maxMessageSize: size({ doc: 'longest syslog message; longer ones are cut', default: '8KiB', min: 480, max: 65000 }),
+        },
+        'the syslog destination (log.destination syslog or both), RFC 5424',
+      ),
     },
     'logging',
   ),

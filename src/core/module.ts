@@ -108,7 +108,7 @@ export class ModuleHost {
     if (this.#loaded.some((l) => l.def.name === def.name)) throw new Error(`module ${def.name} is already loaded`);
     const core = this.#core;
     const loaded: Loaded = { def, undo: [], stops: [] };
-    const log = core.log.child({ module: def.name });
+    const log = core.logs.for(def.name);
     const ctx: ModuleContext = {
       name: def.name,
       server: core,

@@ -9,6 +9,7 @@ import { HookBus } from './hooks.js';
 import { IqDispatcher } from './iq.js';
 import { SessionRegistry } from './registry.js';
 import { Router } from './router.js';
+import { ServerStats } from './stats.js';
 import type { LocalSession } from './session.js';
 
 function setup() {
@@ -22,6 +23,7 @@ function setup() {
     sessions,
     userExists: async () => true,
     track: (p) => p,
+    stats: new ServerStats(),
   });
   const session = (full: string): LocalSession & { got: XmlElement[] } => {
     const got: XmlElement[] = [];

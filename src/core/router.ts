@@ -13,6 +13,7 @@ import type { HookBus } from './hooks.js';
 import { MessageStages } from './message-stages.js';
 import { iqError, type IqDispatcher } from './iq.js';
 import type { SessionRegistry } from './registry.js';
+import type { ServerStats } from './stats.js';
 import { deliveredTogether, type LocalSession } from './session.js';
 
 export interface RouterDeps {
@@ -25,6 +26,8 @@ export interface RouterDeps {
   userExists(username: string): Promise<boolean>;
   /** Registers async work so shutdown can wait for it. */
   track<T>(p: Promise<T>): Promise<T>;
+  /** The counters the metrics read (bounces, offline refusals, routing time). */
+  stats: ServerStats;
 }
 
 /**
@@ -151,6 +154,7 @@ export class Router {
    */
   fromClient(session: LocalSession, stanza: XmlElement, to: Jid | null): void {
     const from = session.jid;
+    if (stanza.name === 'message') this.#d.stats.routed(stanza);
     if (this.#prepares.length > 0) {
       // The sender's own policy must be known before anything of theirs goes out.
       const wait = this.prepare(from);
@@ -209,6 +213,7 @@ export class Router {
 
   /** Routes a stanza with known sender and recipient (from clients, modules or the server). */
   route(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null = null): void {
+    if (stanza.name === 'message') this.#d.stats.routed(stanza);
     if (to.domain !== this.#d.domain) {
       // No server-to-server yet: remote domains are unreachable.
       this.bounce(stanza, from, to, new StanzaError('remote-server-not-found'));
@@ -333,14 +338,14 @@ export class Router {
     const work = (held && prev !== held ? Promise.all([prev, held]) : prev).then(async () => {
       if (!(await exists)) throw new StanzaError('service-unavailable');
       if (msg === null) {
-        const stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
+        const stored = await this.#storeOffline(bare, stanza);
         if (!stored) throw new StanzaError('service-unavailable');
         return;
       }
       await accepted;
       let stored = false;
       try {
-        stored = await this.#d.hooks.handle('message-offline', { to: bare, stanza });
+        stored = await this.#storeOffline(bare, stanza);
       } finally {
         if (!stored) await this.stages.rejected(msg);
       }
@@ -353,6 +358,17 @@ export class Router {
       if (this.#offlineQueue.get(bare.bare) === tail) this.#offlineQueue.delete(bare.bare);
     });
     this.#run(stanza, from, to, work);
+  }
+
+  /** The offline hook; a refusal (full, store down, no offline module) is counted. */
+  async #storeOffline(to: Jid, stanza: XmlElement): Promise<boolean> {
+    let stored = false;
+    try {
+      stored = await this.#d.hooks.handle('message-offline', { to, stanza });
+      return stored;
+    } finally {
+      if (!stored) this.#d.stats.offlineRefused++;
+    }
   }
 
   /**
@@ -517,6 +533,8 @@ export class Router {
    */
   bounce(stanza: XmlElement, from: Jid, to: Jid, error: StanzaError): void {
     if (stanza.attrs.type === 'error') return;
+    const kind = stanza.name;
+    if (kind === 'message' || kind === 'presence' || kind === 'iq') this.#d.stats.stanzasBounced[kind]++;
     this.route(this.#errorReply(stanza, from, to, error), to, from);
   }
 

@@ -4,6 +4,7 @@
  * (`src/main.ts`), since they depend on the core and not the other way round.
  */
 import type { Logger } from 'pino';
+import { Logs } from './logger.js';
 import type { UserStore } from '../auth/user-store.js';
 import type { Config } from '../config/schema.js';
 import type { StreamError } from '../xmpp/errors.js';
@@ -18,6 +19,7 @@ import type { Services } from './services.js';
 import type { TlsIdentity } from './tls.js';
 import { VerifiedPasswordCache } from '../auth/plain-cache.js';
 import { ServerStats } from './stats.js';
+import { Limits } from './limits.js';
 import { Authenticator } from '../auth/authenticator.js';
 import type { FriendSource } from './services.js';
 
@@ -32,7 +34,10 @@ export interface ClusterView {
 
 export interface ServerCoreDeps {
   config: Config;
+  /** A logger; its level is the default of the per-part loggers made from it. */
   log: Logger;
+  /** The per-part loggers (levels per module, changed by reloads); made from `log` when absent. */
+  logs?: Logs;
   storage: Storage;
   users: UserStore;
   tls: TlsIdentity;
@@ -44,7 +49,9 @@ export interface ServerCoreDeps {
 
 export class ServerCore {
   readonly config: Config;
+  /** The core's logger (`module: core`); parts take theirs from `logs.for(name)`. */
   readonly log: Logger;
+  readonly logs: Logs;
   readonly storage: Storage;
   readonly users: UserStore;
   readonly tls: TlsIdentity;
@@ -60,6 +67,8 @@ export class ServerCore {
   readonly startedAt = new Date();
   /** Counters and histograms for /metrics and SNMP (src/ops). */
   readonly stats = new ServerStats();
+  /** Per-user and per-address limits (src/core/limits.ts, docs/limits.md). */
+  readonly limits: Limits;
   /** This node's cluster, when `cluster.driver` is redis. */
   cluster: ClusterView | null = null;
   /** Shutting down: health says not ready, no new sessions. */
@@ -77,25 +86,29 @@ export class ServerCore {
 
   constructor(deps: ServerCoreDeps) {
     this.config = deps.config;
-    this.log = deps.log;
+    this.logs = deps.logs ?? new Logs(deps.log, { level: deps.log.level as Logs['settings']['level'], modules: deps.config.log.modules, sensitive: deps.config.log.sensitive });
+    this.log = this.logs.root;
     this.storage = deps.storage;
     this.users = deps.users;
     this.tls = deps.tls;
+    this.limits = new Limits(deps.config, this.stats);
+    this.limits.start();
     this.verifiedPasswords = new VerifiedPasswordCache(deps.config.limits.plainLoginCache, deps.config.limits.plainLoginCacheTtl);
     this.authenticator = deps.authenticator
-      ? deps.authenticator({ users: deps.users, verified: this.verifiedPasswords, log: deps.log })
-      : new Authenticator({ users: deps.users, domain: deps.config.domain, verified: this.verifiedPasswords, log: deps.log });
+      ? deps.authenticator({ users: deps.users, verified: this.verifiedPasswords, log: this.logs.for('auth') })
+      : new Authenticator({ users: deps.users, domain: deps.config.domain, verified: this.verifiedPasswords, log: this.logs.for('auth') });
     this.friendSource = deps.friendSource ?? null;
-    this.hooks = new HookBus(deps.log);
-    this.iq = new IqDispatcher(deps.log);
+    this.hooks = new HookBus(this.log);
+    this.iq = new IqDispatcher(this.logs.for('router'));
     this.router = new Router({
       domain: deps.config.domain,
-      log: deps.log,
+      log: this.logs.for('router'),
       hooks: this.hooks,
       iq: this.iq,
       sessions: this.sessions,
       userExists: (username) => this.authenticator.userExists(username),
       track: (p) => this.track(p),
+      stats: this.stats,
     });
     this.modules = new ModuleHost(this);
   }

@@ -35,6 +35,8 @@ export interface RosterService {
    * Changes one item atomically and pushes the result to the user's interested
    * resources when the visible item changed. `change` gets the current item (or null)
    * and returns the new one (null removes it).
+   * A change that adds an item to a roster of `limits.maxRosterSize` items throws
+   * StanzaError `not-allowed` (cancel) and changes nothing.
    */
   update(user: Jid, contact: string, change: (item: RosterItem | null) => RosterItem | null): Promise<RosterItem | null>;
   /**

@@ -43,6 +43,8 @@ export interface LocalSession {
   /** The cluster node that holds the session when it is not this one. */
   readonly node?: string;
   readonly isAvailable: boolean;
+  /** Waiting for stream resumption (XEP-0198), for the metrics; absent on remote sessions. */
+  readonly isHibernated?: boolean;
   readonly isClosed: boolean;
   /** Sends one stanza to the client. */
   deliver(stanza: XmlElement): void;

@@ -9,6 +9,8 @@
  * kinds, limit names, SASL mechanisms Parley offers, shard names of the map).
  */
 
+import { performance } from 'node:perf_hooks';
+
 export type StanzaKind = 'message' | 'presence' | 'iq';
 
 /** Every limit Parley enforces (issue 9): the label of `limitHits`. */
@@ -77,6 +79,23 @@ export class ServerStats {
   archiveWrites = 0;
   /** Time from a message entering the router to its delivery to a local session (seconds). */
   readonly routing = new Histogram(LATENCY_BUCKETS);
+
+  /** When each message in flight entered the router (ms, performance.now()): the routing histogram's start. */
+  readonly #entered = new WeakMap<object, number>();
+
+  /**
+   * A message enters the router: its clock starts (once, whatever hops it takes). One
+   * clock read per routed message; weak, so a message that is never delivered leaves nothing.
+   */
+  routed(message: object): void {
+    if (!this.#entered.has(message)) this.#entered.set(message, performance.now());
+  }
+
+  /** A routed message reached a local session: time to delivery into the histogram. */
+  delivered(message: object): void {
+    const t = this.#entered.get(message);
+    if (t !== undefined) this.routing.observe((performance.now() - t) / 1000);
+  }
 
   login(mechanism: string, ok: boolean): void {
     const m = ok ? this.logins : this.loginFailures;

@@ -116,7 +116,7 @@ export function portalApi(core: ServerCore, bosh: BoshManager | null): PortalApi
       else if (e instanceof StanzaError) send(res, 409, { error: e.condition, problem: e.text ?? e.condition });
       else if (e instanceof ConfigError) send(res, 400, { error: 'bad-request', field: e.path, problem: e.message });
       else {
-        core.log.error({ err: e, path }, 'portal API request failed');
+        core.logs.for('portal').error({ err: e, path }, 'portal API request failed');
         send(res, 500, { error: 'internal', problem: 'internal error (logged)' });
       }
       return true;

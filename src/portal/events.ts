@@ -87,7 +87,7 @@ export class PortalEvents {
         const b = JSON.parse(key) as { body: string; subject?: string };
         this.#broadcastHere(b.body, b.subject);
       } catch (err) {
-        core.log.warn({ err }, 'portal: a broadcast from another node could not be read');
+        core.logs.for('portal').warn({ err }, 'portal: a broadcast from another node could not be read');
       }
     });
   }
@@ -109,7 +109,7 @@ export class PortalEvents {
     try {
       return { id, type: type as EventType, applied: true, ...(await run()) };
     } catch (e) {
-      await this.#forget(id).catch((err: unknown) => this.#core.log.error({ err, id }, 'portal: could not forget a failed event; a retry of it will be taken as a duplicate'));
+      await this.#forget(id).catch((err: unknown) => this.#core.logs.for('portal').error({ err, id }, 'portal: could not forget a failed event; a retry of it will be taken as a duplicate'));
       throw e;
     }
   }
@@ -319,7 +319,7 @@ export class PortalEvents {
           .where('created_at', '<', Date.now() - retentionMs)
           .execute();
       })
-      .catch((err: unknown) => this.#core.log.warn({ err }, 'portal: expiring old event ids failed (retried next time)'));
+      .catch((err: unknown) => this.#core.logs.for('portal').warn({ err }, 'portal: expiring old event ids failed (retried next time)'));
   }
 }
 

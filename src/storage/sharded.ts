@@ -17,6 +17,8 @@
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from '../core/logger.js';
+import { performance } from 'node:perf_hooks';
+import { Histogram, LATENCY_BUCKETS } from '../core/stats.js';
 import { ConfigError, StorageError } from '../xmpp/errors.js';
 import { CircuitBreaker } from './breaker.js';
 import type { Dialect } from './migrations.js';
@@ -67,6 +69,8 @@ interface Shard {
   errors: number;
   retries: number;
   rejected: number;
+  /** Time of each attempt of an operation on this shard, failed ones included (seconds). */
+  latency: Histogram;
 }
 
 export interface MoveResult {
@@ -261,6 +265,7 @@ export class ShardedStorage implements Storage {
       const backend = shard.backend;
       backend.inFlight++;
       shard.ops++;
+      const started = performance.now();
       try {
         const r = await withDeadline(fn(backend.db), opts?.long ? 0 : (this.#opts.opTimeoutMs ?? 0));
         shard.breaker.success();
@@ -291,6 +296,7 @@ export class ShardedStorage implements Storage {
         this.#opts.log?.warn({ shard: name, kind, attempt, err: err.message }, 'storage operation failed');
         throw err;
       } finally {
+        shard.latency.observe((performance.now() - started) / 1000);
         backend.inFlight--;
         if (backend.inFlight === 0 && this.#retired.has(backend)) {
           this.#retired.delete(backend);
@@ -304,7 +310,7 @@ export class ShardedStorage implements Storage {
 
   #newShard(name: string, spec: ShardSpec | null, backend: Backend, draining: boolean): Shard {
     const breaker = new CircuitBreaker({ failureThreshold: this.#opts.breakerThreshold, cooldownMs: this.#opts.breakerCooldownMs });
-    const shard: Shard = { name, hold: null, spec, backend, breaker, draining, healthy: true, latencyMs: null, lastError: null, ops: 0, errors: 0, retries: 0, rejected: 0 };
+    const shard: Shard = { name, hold: null, spec, backend, breaker, draining, healthy: true, latencyMs: null, lastError: null, ops: 0, errors: 0, retries: 0, rejected: 0, latency: new Histogram(LATENCY_BUCKETS) };
     breaker.onChange = (state) => {
       const log = this.#opts.log;
       if (state === 'open') log?.error({ shard: name, address: shard.backend.address, lastError: shard.lastError }, 'shard unavailable: circuit open');
@@ -335,6 +341,11 @@ export class ShardedStorage implements Storage {
         }
       }),
     );
+  }
+
+  /** The latency histogram of every shard in the map (for the metrics; live objects, read only). */
+  latencies(): Array<{ shard: string; latency: Histogram }> {
+    return [...this.#shards.values()].map((s) => ({ shard: s.name, latency: s.latency }));
   }
 
   status(): ShardStatus[] {

@@ -60,6 +60,18 @@ const XML_NS = 'http://www.w3.org/XML/1998/namespace';
 const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';
 const MAX_ENTITY_LENGTH = 12; // "&#x10FFFF;" is the longest legal reference
 
+const STANZA_TOO_LARGE = 'stanza larger than ';
+
+/** The error text for a stanza over `max` bytes (transports that bound size themselves use it too). */
+export function stanzaSizeErrorText(max: number): string {
+  return `${STANZA_TOO_LARGE}${max} bytes`;
+}
+
+/** Is this error text the parser's for a stanza over `maxStanzaBytes` (the stanza-size limit)? */
+export function isStanzaSizeError(text: string | undefined): boolean {
+  return text !== undefined && text.startsWith(STANZA_TOO_LARGE);
+}
+
 /** Thrown inside the parser to unwind to `write`; never escapes it. */
 class ParseFailure {
   constructor(
@@ -311,14 +323,14 @@ export class XmlStreamParser {
 
   #checkStanzaSize(): void {
     if (this.#stanzaBytes > this.#limits.maxStanzaBytes) {
-      throw new ParseFailure('policy-violation', `stanza larger than ${this.#limits.maxStanzaBytes} bytes`);
+      throw new ParseFailure('policy-violation', `${STANZA_TOO_LARGE}${this.#limits.maxStanzaBytes} bytes`);
     }
   }
 
   #checkPendingSize(chars: number): void {
     // Chars never outnumber bytes, so this bounds the memory held for an unfinished tag.
     if (chars > this.#limits.maxStanzaBytes) {
-      throw new ParseFailure('policy-violation', `stanza larger than ${this.#limits.maxStanzaBytes} bytes`);
+      throw new ParseFailure('policy-violation', `${STANZA_TOO_LARGE}${this.#limits.maxStanzaBytes} bytes`);
     }
   }
 

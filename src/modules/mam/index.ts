@@ -44,7 +44,7 @@ export default defineModule({
     if (!cfg.enabled) return;
     const store: ArchiveStore = new SqlArchiveStore(server.storage);
     const ids = new ArchiveIds();
-    const writer = new ArchiveWriter(store);
+    const writer = new ArchiveWriter(store, server.stats);
     const defaults: Prefs = { default: cfg.default, always: new Set(), never: new Set() };
     /** Preferences by username; insertion order is the eviction order. */
     const prefsCache = new Map<string, Prefs>();

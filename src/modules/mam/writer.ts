@@ -7,6 +7,11 @@
 import { StorageError } from '../../xmpp/errors.js';
 import type { ArchiveEntry, ArchiveStore } from './store.js';
 
+/** Where written rows are counted (ServerStats.archiveWrites). */
+export interface ArchiveWriteCounter {
+  archiveWrites: number;
+}
+
 interface Pending {
   host: string;
   username: string;
@@ -17,11 +22,13 @@ interface Pending {
 
 export class ArchiveWriter {
   readonly #store: ArchiveStore;
+  readonly #stats: ArchiveWriteCounter;
   #queue: Pending[] = [];
   #scheduled = false;
 
-  constructor(store: ArchiveStore) {
+  constructor(store: ArchiveStore, stats: ArchiveWriteCounter = { archiveWrites: 0 }) {
     this.#store = store;
+    this.#stats = stats;
   }
 
   write(host: string, username: string, entry: ArchiveEntry): Promise<void> {
@@ -52,6 +59,7 @@ export class ArchiveWriter {
   async #commit(batch: Pending[]): Promise<void> {
     try {
       await this.#store.appendMany(batch);
+      this.#stats.archiveWrites += batch.length;
       for (const p of batch) p.resolve();
     } catch (err) {
       // A database that is down fails every row alike: no point trying them one by one.
@@ -60,7 +68,12 @@ export class ArchiveWriter {
         return;
       }
       // One bad row must not cost the others their place: write them one by one.
-      for (const p of batch) this.#store.append(p.host, p.username, [p.entry]).then(p.resolve, p.reject);
+      for (const p of batch) {
+        this.#store.append(p.host, p.username, [p.entry]).then(() => {
+          this.#stats.archiveWrites++;
+          p.resolve();
+        }, p.reject);
+      }
     }
   }
 }

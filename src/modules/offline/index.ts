@@ -34,7 +34,6 @@ export default defineModule({
     const server = ctx.server;
     const host = server.domain;
     const store: OfflineStore = new SqlOfflineStore(server.storage);
-    const max = server.config.offline.maxPerUser;
     /** One delivery at a time per user, so no message is fetched twice. */
     const delivering = new Map<string, Promise<void>>();
 
@@ -45,8 +44,13 @@ export default defineModule({
 
     ctx.hook('message-offline', async ({ to, stanza }) => {
       if (!worthStoring(stanza)) return true; // chat states and no-store hints: dropped by design (XEP-0160 §3, XEP-0334)
-      const result = await store.push(host, to.local, serialize(stanza), max);
-      if (result === 'full') throw new StanzaError('resource-constraint', 'the recipient’s offline storage is full', 'wait');
+      // Read at the moment of use: a live reload of the configuration applies at once.
+      const result = await store.push(host, to.local, serialize(stanza), server.config.offline.maxPerUser);
+      if (result === 'full') {
+        server.limits.hit('offline-per-user');
+        throw new StanzaError('resource-constraint', 'the recipient’s offline storage is full', 'wait');
+      }
+      server.stats.offlineStored++;
       // The user may have come online while this was being written.
       const now = server.sessions.available(to.bare).find((s) => s.priority >= 0);
       if (now && !isFlexible(to.bare)) deliverTo(now);

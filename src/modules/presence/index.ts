@@ -16,7 +16,7 @@ import { SplitStanza, serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { defineModule } from '../../core/module.js';
-import { StanzaError } from '../../xmpp/errors.js';
+import { StanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../xmpp/errors.js';
 import type { LocalSession } from '../../core/session.js';
 import type { PresenceService, PrivacyService, RosterItem, RosterService } from '../../core/services.js';
 import type { ServerCore } from '../../core/server.js';
@@ -60,6 +60,11 @@ export default defineModule({
       const type = stanza.attrs.type;
       if (to === null || (to.bare === session.jid.bare && to.isBare && (type === undefined || type === 'unavailable'))) {
         if (type === undefined || type === 'unavailable') {
+          // limits.presencePerMinute: unavailable is never refused (a client must be able to leave).
+          if (type === undefined && !server.limits.allowPresence(session.jid.bare)) {
+            refuse(session, stanza, session.jid.toBare(), 'too many presence updates; slow down and send again later', 'policy-violation', 'wait');
+            return true;
+          }
           await broadcast(session, stanza);
           return true;
         }
@@ -92,7 +97,11 @@ export default defineModule({
         }
         case undefined:
         case 'unavailable':
-          trackDirected(session, to, type);
+          if (!trackDirected(session, to, type)) {
+            server.limits.hit('directed-presences');
+            refuse(session, stanza, to, 'too many directed presences from this session; send unavailable to some first', 'resource-constraint', 'wait');
+            return true;
+          }
           return false; // routed as is
         default:
           return false;
@@ -100,8 +109,8 @@ export default defineModule({
     });
 
     /** A presence error back to the client (RFC 6120 §8.3: from the addressee, type error). */
-    function refuse(session: LocalSession, stanza: XmlElement, to: Jid, text: string): void {
-      const err = new StanzaError('not-allowed', text, 'cancel');
+    function refuse(session: LocalSession, stanza: XmlElement, to: Jid, text: string, condition: StanzaErrorCondition = 'not-allowed', type: StanzaErrorType = 'cancel'): void {
+      const err = new StanzaError(condition, text, type);
       session.deliver(x('presence', { type: 'error', id: stanza.attrs.id, from: to.bare, to: session.jid.full }, err.toElement()));
     }
 
@@ -182,15 +191,22 @@ export default defineModule({
       fanOut(server, el, session, subscribers(items), targets, visibleTo);
     }
 
-    function trackDirected(session: LocalSession, to: Jid, type: string | undefined): void {
-      if (to.bare === session.jid.bare) return;
+    /**
+     * Remembers a directed presence's target (RFC 6121 §4.6); false when the session has
+     * as many targets as limits.directedPresences allows and this is a new one.
+     */
+    function trackDirected(session: LocalSession, to: Jid, type: string | undefined): boolean {
+      if (to.bare === session.jid.bare) return true;
       let set = directed.get(session);
       if (type === 'unavailable') {
         set?.delete(to.full);
-        return;
+        return true;
       }
       if (!set) directed.set(session, (set = new Set()));
-      if (set.size < 1000) set.add(to.full);
+      if (set.has(to.full)) return true;
+      if (set.size >= server.config.limits.directedPresences) return false;
+      set.add(to.full);
+      return true;
     }
 
     // ---------------------------------------------------------------- subscriptions, outbound

@@ -88,7 +88,14 @@ export default defineModule({
     /** Applies the portal's current friend list of `user` to the mirror. */
     const refresh = async (user: Jid): Promise<void> => {
       if (!source) return;
-      const friends = await source.friends(user.local);
+      let friends = await source.friends(user.local);
+      const max = server.config.limits.maxRosterSize;
+      if (friends.length > max) {
+        // Capped, with a warning: the mirror keeps the first maxRosterSize friends.
+        server.limits.hit('roster-size');
+        ctx.log.warn({ user: user.bare, friends: friends.length, max }, 'portal friend list longer than limits.maxRosterSize: cut');
+        friends = friends.slice(0, max);
+      }
       const items = await store.list(host, user.local);
       const want = new Map<string, Friend>(friends.map((f) => [f.jid, f]));
       const have = new Map<string, RosterItem>(items.map((i) => [i.jid, i]));
@@ -112,7 +119,12 @@ export default defineModule({
       },
       getItem: (user, contact) => store.get(host, user.local, contact),
       async update(user, contact, change) {
-        const { before, after, version } = await store.update(host, user.local, contact, change);
+        const max = server.config.limits.maxRosterSize;
+        const { before, after, version, full } = await store.update(host, user.local, contact, change, max);
+        if (full) {
+          server.limits.hit('roster-size');
+          throw new StanzaError('not-allowed', `the roster is full (at most ${max} items)`, 'cancel');
+        }
         if (before !== after) await server.hooks.notify('roster-changed', user, contact, after);
         if (visibleChanged(before, after)) push(user, after, contact, version);
         return after;
@@ -155,12 +167,25 @@ export default defineModule({
           inRoster: true,
         });
         const aBefore = await store.get(host, A.local, B.bare);
-        await service.update(A, B.bare, (cur) => make(cur, B.bare, opts?.nameOfB, opts?.groupsOfB));
+        // A side whose roster is full keeps its roster as it is (warned, counted).
+        const capped = async (u: Jid, contact: string, change: (cur: RosterItem | null) => RosterItem): Promise<boolean> => {
+          try {
+            await service.update(u, contact, change);
+            return true;
+          } catch (e) {
+            if (!(e instanceof StanzaError) || e.condition !== 'not-allowed') throw e;
+            ctx.log.warn({ user: u.bare, contact }, 'friendship not mirrored: the roster is at limits.maxRosterSize');
+            return false;
+          }
+        };
+        const aDone = await capped(A, B.bare, (cur) => make(cur, B.bare, opts?.nameOfB, opts?.groupsOfB));
         let bBefore: RosterItem | null = null;
+        let bDone = false;
         if (server.router.isLocal(B)) {
           bBefore = await store.get(host, B.local, A.bare);
-          await service.update(B, A.bare, (cur) => make(cur, A.bare, opts?.nameOfA, opts?.groupsOfA));
+          bDone = await capped(B, A.bare, (cur) => make(cur, A.bare, opts?.nameOfA, opts?.groupsOfA));
         }
+        if (!aDone && !bDone) return;
         // Presence both ways, from the resources the other side did not see yet.
         if (!sees(aBefore)) presenceTo(A, B);
         if (server.router.isLocal(B) && !sees(bBefore)) presenceTo(B, A);

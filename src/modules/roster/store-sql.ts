@@ -28,7 +28,7 @@ export class SqlRosterStore implements RosterStore {
     });
   }
 
-  update(host: string, username: string, contact: string, change: (item: RosterItem | null) => RosterItem | null) {
+  update(host: string, username: string, contact: string, change: (item: RosterItem | null) => RosterItem | null, maxItems?: number) {
     return this.storage.forUser(host, username, 'update roster', (db) =>
       db
         .transaction()
@@ -36,6 +36,12 @@ export class SqlRosterStore implements RosterStore {
           const row = await getRow(tx, host, username, contact);
           const before = row ? fromRow(row) : null;
           const after = change(before === null ? null : { ...before, groups: [...before.groups] });
+          if (before === null && after !== null && maxItems !== undefined) {
+            // Counted in the same transaction as the insert. Not thrown: the storage layer
+            // would take an exception for a failed query.
+            const r = await tx.selectFrom('roster').select((eb) => eb.fn.countAll<number>().as('n')).where('host', '=', host).where('username', '=', username).executeTakeFirst();
+            if (Number(r?.n ?? 0) >= maxItems) return { before, after: null, version: -1, full: true };
+          }
           if (after === null) {
             if (before !== null) await tx.deleteFrom('roster').where('host', '=', host).where('username', '=', username).where('contact', '=', contact).execute();
           } else {
@@ -51,7 +57,7 @@ export class SqlRosterStore implements RosterStore {
                 .execute();
           }
           const version = await bumpVersion(tx, host, username);
-          return { before, after, version };
+          return { before, after, version, full: false };
         }),
       { idempotent: false },
     );

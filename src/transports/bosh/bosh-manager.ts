@@ -14,6 +14,7 @@ import { x, XmlElement } from '../../xml/element.js';
 import { NS } from '../../xmpp/ns.js';
 import { BodyError, parseBody, responseBody, type ParsedBody } from './body.js';
 import { BoshSession, type BoshRequest, type BoshSettings } from './bosh-session.js';
+import { isStanzaSizeError } from '../../xml/parser.js';
 import { BoshStats, type BoshStatsSnapshot, type BoshTermination } from './bosh-stats.js';
 
 /** How long the end of a session is remembered, so the client's next request learns why. */
@@ -29,8 +30,10 @@ export class BoshManager {
   readonly #core: ServerCore;
   readonly #sessions = new Map<string, BoshSession>();
   readonly #tombstones = new Map<string, { body: string; until: number }>();
+  /** BOSH sessions per remote address (limits.boshSessionsPerIp). */
+  readonly #perIp = new Map<string, number>();
   readonly #settings: BoshSettings;
-  readonly #limits: XmlParserLimits;
+  #limits: XmlParserLimits;
   readonly #sweeper: NodeJS.Timeout;
   #accepting = true;
 
@@ -56,6 +59,16 @@ export class BoshManager {
     this.#limits = { maxStanzaBytes: l.maxStanzaSize, maxDepth: l.maxStanzaDepth, maxAttributes: l.maxAttributes, maxNameLength: 256 };
     this.#sweeper = setInterval(() => this.#sweep(), 1000);
     this.#sweeper.unref();
+  }
+
+  /** The stanza limits, following a live reload of `limits` (rebuilt only when they changed). */
+  #parserLimits(): XmlParserLimits {
+    const l = this.#core.config.limits;
+    const p = this.#limits;
+    if (p.maxStanzaBytes !== l.maxStanzaSize || p.maxDepth !== l.maxStanzaDepth || p.maxAttributes !== l.maxAttributes) {
+      this.#limits = { maxStanzaBytes: l.maxStanzaSize, maxDepth: l.maxStanzaDepth, maxAttributes: l.maxAttributes, maxNameLength: 256 };
+    }
+    return this.#limits;
   }
 
   get size(): number {
@@ -98,9 +111,10 @@ export class BoshManager {
     let parsed: ParsedBody;
     const headers = responseHeaders(cors, 'text/xml; charset=utf-8');
     try {
-      parsed = parseBody(data, this.#limits);
+      parsed = parseBody(data, this.#parserLimits());
     } catch (e) {
       if (!(e instanceof BodyError)) throw e;
+      if (e.condition === 'policy-violation' && isStanzaSizeError(e.message.replace(/^policy-violation: /, ''))) this.#core.limits.hit('stanza-size');
       this.stats.terminations['bad-request']++;
       // The wrapper could not be read: no session can be trusted with it.
       ex.respond(400, headers, responseBody({ type: 'terminate', condition: e.condition }, '', false));
@@ -136,11 +150,21 @@ export class BoshManager {
     if (!this.#accepting) return refuse('system-shutdown');
     if (!Number.isSafeInteger(rid)) return refuse('bad-request');
     if (a.to !== undefined && a.to.toLowerCase() !== this.#core.domain) return refuse('host-unknown');
+    // SECURITY: per-address limits, before anything is allocated for the session.
+    const ip = ex.remoteAddress;
+    const limits = this.#core.limits;
+    const maxPerIp = this.#core.config.limits.boshSessionsPerIp;
+    if (maxPerIp > 0 && !limits.isExempt(ip) && (this.#perIp.get(ip) ?? 0) >= maxPerIp) {
+      limits.hit('bosh-sessions-per-ip');
+      return refuse('policy-violation');
+    }
+    if (!limits.canConnect(ip)) return refuse('policy-violation');
     const sid = randomBytes(16).toString('base64url'); // 128 bits (DESIGN.md)
     const contentType = a.content && /^[\w.+-]+\/[\w.+-]+(;\s*charset=[\w-]+)?$/i.test(a.content) ? a.content : 'text/xml; charset=utf-8';
     const create = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, ex, responseHeaders(cors, contentType), a.ver === undefined);
-    const session = new BoshSession(sid, create, ex.remoteAddress, this.#settings, this.#onEnded);
+    const session = new BoshSession(sid, create, ip, this.#settings, this.#onEnded);
     this.#sessions.set(sid, session);
+    this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     this.stats.sessionsCreated++;
     this.stats.requests++;
     const c2s = new C2sSession(this.#core, session);
@@ -155,6 +179,18 @@ export class BoshManager {
    */
   async prebind(localpart: string, opts: { resource?: string; wait?: number; hold?: number } = {}): Promise<{ jid: string; sid: string; rid: number }> {
     if (!this.#accepting) throw new Error('BOSH is shutting down');
+    // Counted as logins of the mechanism "PREBIND" (the portal vouched for the user).
+    try {
+      const r = await this.#prebind(localpart, opts);
+      this.#core.stats.login('PREBIND', true);
+      return r;
+    } catch (e) {
+      this.#core.stats.login('PREBIND', false);
+      throw e;
+    }
+  }
+
+  async #prebind(localpart: string, opts: { resource?: string; wait?: number; hold?: number }): Promise<{ jid: string; sid: string; rid: number }> {
     const domain = this.#core.domain;
     let rid = 1 + Math.floor(Math.random() * 2 ** 31);
     const createAttrs = { to: domain, ver: '1.6', wait: String(opts.wait ?? Math.round(this.#settings.maxWaitMs / 1000)), hold: String(opts.hold ?? 1), 'xmpp:version': '1.0' };
@@ -189,7 +225,12 @@ export class BoshManager {
   readonly #onEnded = (session: BoshSession, why: BoshTermination, body: string | null): void => this.#ended(session, why, body);
 
   #ended(session: BoshSession, why: BoshTermination, body: string | null): void {
-    this.#sessions.delete(session.sid);
+    if (this.#sessions.delete(session.sid)) {
+      const ip = session.remoteAddress;
+      const n = (this.#perIp.get(ip) ?? 0) - 1;
+      if (n <= 0) this.#perIp.delete(ip);
+      else this.#perIp.set(ip, n);
+    }
     this.stats.terminations[why]++;
     if (body && this.#tombstones.size < MAX_TOMBSTONES) this.#tombstones.set(session.sid, { body, until: Date.now() + TOMBSTONE_MS });
   }

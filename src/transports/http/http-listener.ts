@@ -86,6 +86,8 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
       .split(',')
       .map((p) => p.trim());
     if (!protocols.includes('xmpp')) return refuse(400, 'Bad Request');
+    // SECURITY: limits.unauthenticatedPerIp, refused before the upgrade.
+    if (!core.limits.canConnect(remoteAddress)) return refuse(429, 'Too Many Requests');
     wss.handleUpgrade(req as unknown as IncomingMessage, socket, head, (ws) => {
       const t = new WsTransport(ws, remoteAddress, {
         limits: { maxStanzaBytes: limits.maxStanzaSize, maxDepth: limits.maxStanzaDepth, maxAttributes: limits.maxAttributes, maxNameLength: 256 },
@@ -103,7 +105,7 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
 
   const node = createHttpServer({ keepAliveTimeout: cfg.keepAliveTimeout, requestTimeout: cfg.requestTimeout, headersTimeout: Math.min(cfg.requestTimeout, 10_000) }, (req, res) => {
     handleNode(req, res).catch((err: unknown) => {
-      core.log.error({ err, url: req.url }, 'HTTP request failed');
+      core.logs.for('http').error({ err, url: req.url?.split('?')[0] }, 'HTTP request failed');
       if (!res.headersSent) {
         res.writeHead(500, TEXT);
         res.end('internal server error\n');
@@ -119,6 +121,7 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
     if (BOSH_PATHS.has(url.pathname)) {
       const body = req.method === 'POST' ? await readBody(req, cfg.maxBodySize) : Buffer.alloc(0);
       if (body === null) {
+        core.limits.hit('bosh-body-size');
         res.writeHead(413, { ...XML, Connection: 'close' });
         res.end("<body type='terminate' condition='policy-violation' xmlns='http://jabber.org/protocol/httpbind'/>");
         return;
@@ -152,7 +155,12 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
       socket.resume();
     },
   };
-  const http1Limits = { maxBodySize: cfg.maxBodySize, keepAliveTimeoutMs: cfg.keepAliveTimeout, requestTimeoutMs: cfg.requestTimeout };
+  const http1Limits = {
+    maxBodySize: cfg.maxBodySize,
+    keepAliveTimeoutMs: cfg.keepAliveTimeout,
+    requestTimeoutMs: cfg.requestTimeout,
+    onBodyTooLarge: () => core.limits.hit('bosh-body-size'),
+  };
   const conns = new Set<Socket>();
   const server = createNetServer({ noDelay: true }, (socket) => {
     conns.add(socket);

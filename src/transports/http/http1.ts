@@ -56,6 +56,8 @@ export interface Http1Routes {
 
 export interface Http1Limits {
   maxBodySize: number;
+  /** Called when a request is refused for its body size (413), for the metric. */
+  onBodyTooLarge?: () => void;
   keepAliveTimeoutMs: number;
   requestTimeoutMs: number;
 }
@@ -215,6 +217,7 @@ export class Http1Connection {
         length = Number(headers['content-length']);
       }
       if (length > this.limits.maxBodySize) {
+        this.limits.onBodyTooLarge?.();
         this.#reject(
           413,
           `<body type='terminate' condition='policy-violation' xmlns='http://jabber.org/protocol/httpbind'><text>bodies are limited to ${this.limits.maxBodySize} bytes</text></body>`,

@@ -5,6 +5,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket,
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { ServerCore } from '../../core/server.js';
 import { C2sSession } from '../../c2s/session.js';
+import { StreamError } from '../../xmpp/errors.js';
 import { TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
 
 export interface TcpListener {
@@ -28,6 +29,11 @@ function transportOptions(core: ServerCore, directTls: boolean): TcpTransportOpt
 
 function accept(core: ServerCore, socket: Socket, opts: TcpTransportOptions): void {
   const transport = new TcpTransport(socket, opts);
+  // SECURITY: limits.unauthenticatedPerIp: refused at once, with a stream error.
+  if (!core.limits.canConnect(transport.remoteAddress)) {
+    transport.close(new StreamError('policy-violation', 'too many unauthenticated connections from your address'));
+    return;
+  }
   transport.bind(new C2sSession(core, transport));
 }
 
@@ -49,17 +55,16 @@ async function listen(server: NetServer, host: string, port: number, name: strin
 /** c2s with STARTTLS (RFC 6120 §5). */
 export function startC2sListener(core: ServerCore): Promise<TcpListener> {
   const cfg = core.config.listen.c2s;
-  const opts = transportOptions(core, false);
-  const server = createNetServer({ noDelay: true }, (socket) => accept(core, socket, opts));
+  // Options are read per connection: a live reload of `limits` applies to new connections.
+  const server = createNetServer({ noDelay: true }, (socket) => accept(core, socket, transportOptions(core, false)));
   return listen(server, cfg.host, cfg.port, 'c2s');
 }
 
 /** c2s with direct TLS (XEP-0368). */
 export function startC2sTlsListener(core: ServerCore): Promise<TcpListener> {
   const cfg = core.config.listen.c2sTls;
-  const opts = transportOptions(core, true);
   const server = createTlsServer({ cert: core.tls.cert, key: core.tls.key, minVersion: 'TLSv1.2', ALPNProtocols: ['xmpp-client'] }, (socket: TLSSocket) =>
-    accept(core, socket, opts),
+    accept(core, socket, transportOptions(core, true)),
   );
   server.on('tlsClientError', () => {
     // A failed handshake is the client's problem; the socket is already destroyed.

@@ -6,7 +6,7 @@
  */
 import type { WebSocket } from 'ws';
 import type { XmlElement } from '../../xml/element.js';
-import { XmlStreamParser, type XmlParserLimits } from '../../xml/parser.js';
+import { XmlStreamParser, stanzaSizeErrorText, type XmlParserLimits } from '../../xml/parser.js';
 import { openTag, serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { StreamError } from '../../xmpp/errors.js';
@@ -36,6 +36,8 @@ export class WsTransport implements C2sTransport {
   #events: C2sStreamEvents | null = null;
   #elementsInMessage = 0;
   #closing = false;
+  /** The WebSocket status our close sends (1000, or 1009 for a frame over the payload bound). */
+  #closeCode = 1000;
   #closed = false;
   /** Messages sent whose write has not completed. */
   #inFlight: Set<XmlElement> | null = null;
@@ -62,6 +64,17 @@ export class WsTransport implements C2sTransport {
       },
       { framed: true, limits: opts.limits },
     );
+    // COMPAT(ws): a message over `maxPayload` makes ws close the connection with 1009 at
+    // once; the client gets the XMPP stream error first (RFC 7395 §3.7), as on TCP.
+    const wsClose = ws.close.bind(ws);
+    ws.close = (code?: number, data?: string | Buffer) => {
+      if (code === 1009 && !this.#closing && !this.#closed && this.#events) {
+        this.#closeCode = 1009; // the WebSocket status says it too: message too big
+        this.#events.onStreamError(new StreamError('policy-violation', stanzaSizeErrorText(opts.limits.maxStanzaBytes)));
+        if (this.#closing) return;
+      }
+      wsClose(code, data);
+    };
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#message(data, isBinary));
     ws.on('pong', () => (this.alive = true));
     ws.on('close', () => {
@@ -172,7 +185,7 @@ export class WsTransport implements C2sTransport {
       this.#raw(`<close xmlns='${NS_FRAMING}'/>`);
     }
     this.#closing = true;
-    this.#ws.close(1000);
+    this.#ws.close(this.#closeCode);
     setTimeout(() => this.#ws.terminate(), this.#opts.closeTimeoutMs).unref();
   }
 
