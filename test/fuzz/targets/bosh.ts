@@ -8,6 +8,9 @@
  *   no request is answered twice or after it was discarded; a message never appears in
  *   the responses of two different rids; open requests and held requests stay bounded;
  *   every message the server sent is in a response or handed back as undelivered.
+ * - Over HTTP on a test server: garbage in the creation attributes, rids (text), sids and
+ *   payloads; every request is answered (a terminate at the end releases held ones), never
+ *   with a 5xx, and a 200 is a well-formed <body/>.
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -18,6 +21,7 @@ import type { C2sStreamEvents, OutboundKind } from '../../../src/c2s/transport.j
 import { BodyError, parseBody } from '../../../src/transports/bosh/body.js';
 import { BoshSession, type BoshRequest } from '../../../src/transports/bosh/bosh-session.js';
 import { BoshStats } from '../../../src/transports/bosh/bosh-stats.js';
+import { startTestServer, type TestServer } from '../../helpers/server.js';
 import { bytes, type FuzzTarget } from '../harness.js';
 
 // ------------------------------------------------------------------ parseBody
@@ -285,8 +289,74 @@ async function runSession(input: SessionInput): Promise<void> {
   }
 }
 
+// ------------------------------------------------------------------ over HTTP
+
+let server: TestServer | null = null;
+
+const httpArb = fc.record({
+  create: fc.array(fc.tuple(fc.constantFrom('hold', 'wait', 'ver', 'content', 'to', 'xmpp:version', 'xml:lang', 'ack', 'route', 'secure'), garbage), { maxLength: 5 }),
+  createRid: fc.oneof(fc.integer({ min: 1, max: 2 ** 31 }), fc.constantFrom(0, 2 ** 53 - 2, 2 ** 53, -1)),
+  requests: fc.array(
+    fc.record({
+      rid: fc.constantFrom('next', 'next', 'next', 'repeat', 'garbage', 'far', 'missing'),
+      ridText: garbage,
+      sid: fc.constantFrom('right', 'right', 'right', 'wrong', 'missing'),
+      attrs: fc.array(fc.tuple(attrName, garbage), { maxLength: 3 }),
+      payload: fc.array(fc.constantFrom("<message xmlns='jabber:client' to='nobody@example.test'><body>x</body></message>", "<iq xmlns='jabber:client' type='get' id='1'/>", '<a/>', '<presence/>'), { maxLength: 2 }),
+    }),
+    { maxLength: 6 },
+  ),
+});
+type HttpInput = typeof httpArb extends fc.Arbitrary<infer T> ? T : never;
+
+const escAttr = (v: string) => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/'/g, '&apos;');
+
+async function post(body: string): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${server!.httpUrl}/http-bind`, { method: 'POST', body, headers: { 'Content-Type': 'text/xml' }, signal: AbortSignal.timeout(5000) });
+  return { status: res.status, text: await res.text() };
+}
+
+function checkReply(r: { status: number; text: string }): void {
+  assert.ok(r.status < 500, `status ${r.status}: ${r.text.slice(0, 200)}`);
+  if (r.status === 200) {
+    const b = parseBody(Buffer.from(r.text), DEFAULT_LIMITS); // a well-formed <body/>
+    assert.equal(typeof b.attrs, 'object');
+  }
+}
+
+/** A client with garbage in its attributes, rids and sids, over real HTTP; every request is answered. */
+async function overHttp(input: HttpInput): Promise<void> {
+  const a = input.create.map(([k, v]) => ` ${k}='${escAttr(v)}'`).join('');
+  const attrs = a.includes(' to=') ? a : a + " to='example.test'";
+  const created = await post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='${input.createRid}' xmlns:xmpp='urn:xmpp:xbosh'${attrs}/>`);
+  checkReply(created);
+  const sid = /sid='([^']+)'/.exec(created.text)?.[1];
+  let next = input.createRid + 1;
+  const pending: Array<Promise<void>> = [];
+  for (const r of input.requests) {
+    const rid = r.rid === 'next' ? String(next++) : r.rid === 'repeat' ? String(next - 1) : r.rid === 'far' ? String(next + 1000) : r.rid === 'garbage' ? r.ridText : null;
+    const sidAttr = r.sid === 'right' ? (sid === undefined ? '' : ` sid='${sid}'`) : r.sid === 'wrong' ? " sid='0123456789abcdef'" : '';
+    if (r.sid === 'missing' || (r.sid === 'right' && sid === undefined)) continue; // would be another creation
+    const extra = r.attrs.filter(([k]) => k !== 'rid' && k !== 'sid' && !k.startsWith('xmlns')).map(([k, v]) => ` ${k}='${escAttr(v)}'`);
+    const unique = [...new Map(extra.map((e) => [e.split('=')[0], e])).values()].join('');
+    const body = `<body xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh'${rid === null ? '' : ` rid='${escAttr(rid)}'`}${sidAttr}${unique}>${r.payload.join('')}</body>`;
+    pending.push(post(body).then(checkReply));
+    await new Promise((res) => setTimeout(res, 1));
+  }
+  // Ends the session (or finds it ended): held requests are answered.
+  if (sid !== undefined) pending.push(post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='${next}' sid='${sid}' type='terminate'/>`).then(checkReply));
+  await Promise.all(pending);
+}
+
 export const boshTarget: FuzzTarget = {
   name: 'bosh',
+  async setup() {
+    server = await startTestServer({ bosh: { maxWait: '2s' } });
+  },
+  async teardown() {
+    await server?.stop();
+    server = null;
+  },
   properties: [
     {
       name: 'parseBody gives a body or a BodyError for any bytes',
@@ -308,6 +378,12 @@ export const boshTarget: FuzzTarget = {
       arbitrary: sessionArb,
       check: async (input: SessionInput) => runSession(input),
       runs: 300,
+    },
+    {
+      name: 'random creation attributes, rids, sids and payloads over HTTP are answered, never with a 5xx',
+      arbitrary: httpArb,
+      check: async (input: HttpInput) => overHttp(input),
+      runs: 40,
     },
   ],
 };
