@@ -332,26 +332,35 @@ async function overHttp(input: HttpInput): Promise<void> {
   checkReply(created);
   const sid = /sid='([^']+)'/.exec(created.text)?.[1];
   let next = input.createRid + 1;
-  const pending: Array<Promise<void>> = [];
+  const sent: Array<{ rid: string | null; done: Promise<Error | null> }> = [];
+  const settle = (p: Promise<{ status: number; text: string }>) => p.then(checkReply).then(() => null, (e: Error) => e);
   for (const r of input.requests) {
     const rid = r.rid === 'next' ? String(next++) : r.rid === 'repeat' ? String(next - 1) : r.rid === 'far' ? String(next + 1000) : r.rid === 'garbage' ? r.ridText : null;
-    const sidAttr = r.sid === 'right' ? (sid === undefined ? '' : ` sid='${sid}'`) : r.sid === 'wrong' ? " sid='0123456789abcdef'" : '';
     if (r.sid === 'missing' || (r.sid === 'right' && sid === undefined)) continue; // would be another creation
+    const sidAttr = r.sid === 'right' ? ` sid='${sid}'` : " sid='0123456789abcdef'";
     const extra = r.attrs.filter(([k]) => k !== 'rid' && k !== 'sid' && !k.startsWith('xmlns')).map(([k, v]) => ` ${k}='${escAttr(v)}'`);
     const unique = [...new Map(extra.map((e) => [e.split('=')[0], e])).values()].join('');
     const body = `<body xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh'${rid === null ? '' : ` rid='${escAttr(rid)}'`}${sidAttr}${unique}>${r.payload.join('')}</body>`;
-    pending.push(post(body).then(checkReply));
+    sent.push({ rid: r.sid === 'right' ? rid : null, done: settle(post(body)) });
     await new Promise((res) => setTimeout(res, 1));
   }
   // Ends the session (or finds it ended): held requests are answered.
-  if (sid !== undefined) pending.push(post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='${next}' sid='${sid}' type='terminate'/>`).then(checkReply));
-  await Promise.all(pending);
+  if (sid !== undefined) sent.push({ rid: String(next), done: settle(post(`<body xmlns='http://jabber.org/protocol/httpbind' rid='${next}' sid='${sid}' type='terminate'/>`)) });
+  const results = await Promise.all(sent.map((x) => x.done));
+  results.forEach((err, i) => {
+    if (err === null) return;
+    // A held request whose rid came again is closed without a response (XEP-0124 §14.3:
+    // the client gave up on it); the connections may arrive in either order. Any other
+    // failure is a finding.
+    const replaced = sent[i]!.rid !== null && sent.some((other, j) => j !== i && other.rid === sent[i]!.rid);
+    if (!replaced || !/fetch failed/.test(err.message)) throw new Error(`request ${i} (rid ${sent[i]!.rid}): ${err.message}`, { cause: err });
+  });
 }
 
 export const boshTarget: FuzzTarget = {
   name: 'bosh',
   async setup() {
-    server = await startTestServer({ bosh: { maxWait: '2s' } });
+    server = await startTestServer({ bosh: { maxWait: '1s' } });
   },
   async teardown() {
     await server?.stop();
