@@ -335,8 +335,10 @@ async function overHttp(input: HttpInput): Promise<void> {
   const sent: Array<{ rid: string | null; done: Promise<Error | null> }> = [];
   const settle = (p: Promise<{ status: number; text: string }>) => p.then(checkReply).then(() => null, (e: Error) => e);
   for (const r of input.requests) {
-    const rid = r.rid === 'next' ? String(next++) : r.rid === 'repeat' ? String(next - 1) : r.rid === 'far' ? String(next + 1000) : r.rid === 'garbage' ? r.ridText : null;
     if (r.sid === 'missing' || (r.sid === 'right' && sid === undefined)) continue; // would be another creation
+    // A request for another sid does not use up a rid of this session: a gap would leave
+    // the terminate waiting for inactivity (the unit model covers gaps).
+    const rid = r.rid === 'next' ? String(r.sid === 'right' ? next++ : next) : r.rid === 'repeat' ? String(next - 1) : r.rid === 'far' ? String(next + 1000) : r.rid === 'garbage' ? r.ridText : null;
     const sidAttr = r.sid === 'right' ? ` sid='${sid}'` : " sid='0123456789abcdef'";
     const extra = r.attrs.filter(([k]) => k !== 'rid' && k !== 'sid' && !k.startsWith('xmlns')).map(([k, v]) => ` ${k}='${escAttr(v)}'`);
     const unique = [...new Map(extra.map((e) => [e.split('=')[0], e])).values()].join('');
