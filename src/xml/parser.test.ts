@@ -397,3 +397,61 @@ test('framed mode hands over each top-level element', () => {
     ],
   );
 });
+
+// ------------------------------------------------------------------ found by fuzzing (test/fuzz)
+
+test('the stanza limit counts the bytes of a non-ASCII start tag cut by a read', () => {
+  // 21 bytes, 19 characters: the part of the tag before the cut was counted as characters.
+  const stanza = "<a 中='&#xD;&#xA;'/>";
+  assert.equal(Buffer.byteLength(stanza), 21);
+  const doc = Buffer.from(`<s>${stanza}<x/>`);
+  for (let cut = 1; cut < doc.length; cut++) {
+    const { p, out } = collector({ limits: { maxStanzaBytes: 20 } });
+    p.write(doc.subarray(0, cut));
+    p.write(doc.subarray(cut));
+    assert.deepEqual(out.errors.map((e) => e.condition), ['policy-violation'], `cut at ${cut}`);
+    assert.equal(out.elements.length, 0, `cut at ${cut}`);
+  }
+});
+
+test("']]>' in character data is refused when the reads split it", () => {
+  const doc = Buffer.from(HEADER + '<message>a]]>b</message>');
+  for (let cut = HEADER.length + 9; cut <= HEADER.length + 12; cut++) {
+    const { p, out } = collector();
+    p.write(doc.subarray(0, cut));
+    p.write(doc.subarray(cut));
+    assert.deepEqual(out.errors.map((e) => e.condition), ['not-well-formed'], `cut at ${cut}`);
+  }
+  const { p, out } = collector();
+  for (const b of Buffer.from(HEADER + '<message>]]]x]]</message><message>]]]&gt;]</message>')) p.write(Buffer.from([b]));
+  assert.equal(out.errors.length, 0);
+  assert.equal(out.elements.length, 2);
+});
+
+test('a large start tag trickled in small reads is parsed in linear time and quotes are followed', () => {
+  // Each read used to copy the whole pending tag: 256 KiB in 4-byte reads took minutes.
+  const value = 'x"y>'.padEnd(256 * 1024, 'v');
+  const doc = Buffer.from(`${HEADER}<message a='${value.replace(/>/g, '&gt;')}' b="it's >"/>`);
+  const { p, out } = collector({ limits: { maxStanzaBytes: 1024 * 1024 } });
+  for (let i = 0; i < doc.length; i += 4) p.write(doc.subarray(i, i + 4));
+  assert.equal(out.errors.length, 0);
+  assert.equal(out.elements.length, 1);
+  assert.equal(out.elements[0]!.attrs.a, value);
+  assert.equal(out.elements[0]!.attrs.b, "it's >");
+});
+
+test('a trickled start tag over the limit is still cut off', () => {
+  const { p, out } = collector({ limits: { maxStanzaBytes: 2000 } });
+  p.write(Buffer.from(HEADER + "<message a='"));
+  for (let i = 0; i < 3000 && out.errors.length === 0; i++) p.write(Buffer.from('é'));
+  assert.deepEqual(out.errors.map((e) => e.condition), ['policy-violation']);
+});
+
+test('tabs, newlines and carriage returns in attribute values and CR in text survive serialize and parse', async () => {
+  const { x } = await import('./element.js');
+  const el = x('message', { a: 'x\ty\nz\r\n' }, 'line\r\nnext\r');
+  const out = parse(`${HEADER}${el.toString()}`);
+  assert.equal(out.errors.length, 0);
+  assert.equal(out.elements[0]!.attrs.a, 'x\ty\nz\r\n');
+  assert.equal(out.elements[0]!.text(), 'line\r\nnext\r');
+});

@@ -104,6 +104,10 @@ export class XmlStreamParser {
   #pendingKind: PendingKind = 'markup';
   #pendingScan = 0;
   #pendingQuote = 0;
+  /** The pending text is ASCII (its chars are its bytes); false when unknown. */
+  #pendingAscii = true;
+  /** `]` characters (0–2) ending the character data of the previous read, for the `]]>` check. */
+  #textBrackets = 0;
 
   // Tree state
   #depth = 0;
@@ -149,6 +153,7 @@ export class XmlStreamParser {
     this.#pending = '';
     this.#pendingScan = 0;
     this.#pendingQuote = 0;
+    this.#textBrackets = 0;
     this.#depth = 0;
     this.#stack = [];
     this.#scopes = [];
@@ -220,14 +225,29 @@ export class XmlStreamParser {
   // ---------------------------------------------------------------- main loop
 
   #feed(input: string, isAscii: boolean): void {
+    if (this.#pending !== '' && this.#pendingScan > 0 && this.#pendingKind !== 'entity' && input.indexOf('>') < 0) {
+      // SECURITY: markup trickled in small reads cannot end in this one (all markup ends
+      // with '>'): append without rescanning, or each read would copy the whole of it.
+      if (this.#pendingKind !== 'markup' || this.#glueTagText(input)) {
+        this.#pending += input;
+        this.#pendingScan = this.#pending.length;
+        this.#pendingAscii &&= isAscii;
+        this.#stanzaBytes += isAscii ? input.length : Buffer.byteLength(input);
+        this.#checkStanzaSize();
+        this.#checkPendingSize(this.#pending.length);
+        return;
+      }
+    }
     let s = input;
     let i = 0;
     // Bytes of `s` before position `i` that are already counted in #stanzaBytes.
     if (this.#pending !== '') {
-      // Continue an unfinished piece of markup: glue the new text to it.
+      // Continue an unfinished piece of markup: glue the new text to it. Its bytes are
+      // counted again from its start, so the whole of `s` must be ASCII to count chars.
       s = this.#pending + input;
       i = 0;
       this.#pending = '';
+      isAscii = isAscii && this.#pendingAscii;
     }
     const len = s.length;
     const pendingLen = len - input.length;
@@ -249,6 +269,7 @@ export class XmlStreamParser {
         i = this.#text(s, i, len);
         if (i < 0) {
           // An entity reference runs past the end of this read: kept in #pending.
+          this.#pendingAscii = isAscii;
           countedFrom = this.#count(s, countedFrom, len, isAscii);
           return;
         }
@@ -258,6 +279,7 @@ export class XmlStreamParser {
       const kindEnd = this.#markupEnd(s, i, len);
       if (kindEnd < 0) {
         // Unfinished: keep from '<' on, with the scan position, and wait for more.
+        this.#pendingAscii = isAscii;
         countedFrom = this.#count(s, countedFrom, len, isAscii);
         this.#checkPendingSize(len - i);
         return;
@@ -339,6 +361,7 @@ export class XmlStreamParser {
       }
       return lt;
     }
+    const textStart = i;
     let start = i;
     let out = '';
     while (i < len) {
@@ -362,7 +385,8 @@ export class XmlStreamParser {
       if (c < 0x20) {
         if (c !== 0x9 && c !== 0xa && c !== 0xd) throw new ParseFailure('not-well-formed', 'control character');
       } else if (c === 62 /* > */) {
-        if (i >= 2 && s.charCodeAt(i - 1) === 93 && s.charCodeAt(i - 2) === 93) {
+        // The `]]` may have come at the end of the previous read.
+        if (this.#bracketsBefore(s, textStart, i) >= 2) {
           throw new ParseFailure('not-well-formed', "']]>' in character data");
         }
       } else if (c >= 0xfffe) {
@@ -372,7 +396,16 @@ export class XmlStreamParser {
     }
     out += s.slice(start, i);
     if (out !== '') this.#appendText(out);
+    // A read that ends in character data: its trailing `]` count for a `>` in the next one.
+    this.#textBrackets = i === len ? this.#bracketsBefore(s, textStart, len) : 0;
     return i;
+  }
+
+  /** `]` characters (at most 2) right before s[i] in character data, with those that ended the previous read. */
+  #bracketsBefore(s: string, textStart: number, i: number): number {
+    let b = 0;
+    while (b < 2 && i - 1 - b >= textStart && s.charCodeAt(i - 1 - b) === 93) b++;
+    return b === i - textStart ? Math.min(2, b + this.#textBrackets) : b;
   }
 
   #appendText(t: string): void {
@@ -451,6 +484,23 @@ export class XmlStreamParser {
     return this.#keep(s, i, len, quote, 'markup');
   }
 
+  /**
+   * Follows the quotes of a pending tag through `t` (no '>' in it); false when `t` needs
+   * the full scan (a '<', maybe an error).
+   */
+  #glueTagText(t: string): boolean {
+    if (t.indexOf('<') >= 0) return false;
+    let quote = this.#pendingQuote;
+    for (let k = 0; k < t.length; k++) {
+      const c = t.charCodeAt(k);
+      if (quote !== 0) {
+        if (c === quote) quote = 0;
+      } else if (c === 34 || c === 39) quote = c;
+    }
+    this.#pendingQuote = quote;
+    return true;
+  }
+
   #keep(s: string, from: number, scannedTo: number, quote: number, kind: PendingKind): -1 {
     this.#pending = s.slice(from);
     this.#pendingScan = scannedTo - from;
@@ -461,6 +511,7 @@ export class XmlStreamParser {
 
   /** Handles one complete piece of markup s[i, end). */
   #markup(s: string, i: number, end: number): void {
+    this.#textBrackets = 0;
     const c1 = s.charCodeAt(i + 1);
     if (c1 === 63 /* ? */) {
       this.#xmlDeclaration(s.slice(i, end));

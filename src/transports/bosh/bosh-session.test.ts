@@ -315,6 +315,18 @@ test('inactivity ends a session with no request held', async () => {
   assert.ok(c2s.disconnected);
 });
 
+test('a request waiting for a predecessor that never comes does not keep the session alive', async () => {
+  const { session, ended, c2s } = await newSession({ inactivityMs: 10 });
+  const early = request(102); // 101 never comes
+  session.handle(early);
+  assert.equal(early.replies.length, 0);
+  session.tick(Date.now() + 1000);
+  assert.equal(ended(), 'inactivity');
+  assert.equal(early.replies.length, 1);
+  assert.match(early.replies[0]!, /type='terminate'/);
+  assert.ok(c2s.disconnected);
+});
+
 // ---------------------------------------------------------------- model-based test
 
 /** A small seeded PRNG (mulberry32), so a failure can be replayed from its seed. */

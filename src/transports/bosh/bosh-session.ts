@@ -625,7 +625,9 @@ export class BoshSession implements C2sTransport {
   /** Called about once a second by the manager: inactivity and hibernation. */
   tick(now: number): void {
     if (this.#closed) return;
-    if (this.#held.length === 0 && this.#early === null) {
+    // SECURITY: early requests do not keep a session alive: their predecessor may never
+    // come (found by fuzzing: one request with rid+2 pinned a session and its connection).
+    if (this.#held.length === 0) {
       const limit = this.#pauseUntil > 0 ? this.#pauseUntil : this.#lastActivity + this.#s.inactivityMs;
       if (now > limit) {
         this.#finish('inactivity', undefined, '');
