@@ -5,6 +5,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +106,36 @@ test('the syslog destination sends RFC 5424 datagrams with PRI = facility * 8 + 
   assert.deepEqual(pris, [f + 7, f + 6, f + 4, f + 3, f + 2]);
   const info = got[1]!;
   assert.match(info, /\[parley@32473 user="alice" n="3" quote="a \\"q\\" \\]"\] \ufeffhello$/);
+});
+
+test('the unix transport (/dev/log style datagram socket) gets RFC 5424 lines with the right priority', async (t) => {
+  // Node cannot open a unix datagram socket; the receiver is a small python3 program.
+  const dir = mkdtempSync(join(tmpdir(), 'parley-devlog-'));
+  dirs.push(dir);
+  const sock = join(dir, 'log.sock');
+  const rx = spawn('python3', ['-u', '-c', 'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("ready",flush=True)\nwhile True:\n  print(s.recv(65536).decode("utf-8","replace").replace("\\n"," "),flush=True)', sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => rx.kill());
+  const got: string[] = [];
+  let buf = '';
+  rx.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString('utf8');
+    const lines = buf.split('\n');
+    buf = lines.pop()!;
+    got.push(...lines);
+  });
+  for (let i = 0; i < 200 && !got.includes('ready'); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(got.includes('ready'), 'the python3 receiver did not start');
+  const dest = new SyslogDestination({ transport: 'unix', host: '127.0.0.1', port: 514, path: sock, facility: 'local5', appName: 'parley', format: 'sd', maxMessageSize: 8192 });
+  const log = pino({ level: 'info', timestamp: pino.stdTimeFunctions.isoTime }, dest).child({ module: 'bosh' });
+  log.info({ sessions: 3 }, 'through the unix socket');
+  log.error('an error line');
+  for (let i = 0; i < 200 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+  dest.close();
+  const lines = got.filter((g) => g !== 'ready');
+  assert.equal(lines.length, 2, JSON.stringify(got));
+  const f = FACILITIES.local5 * 8;
+  assert.match(lines[0]!, new RegExp(`^<${f + 6}>1 \\S+ \\S+ parley ${process.pid} .*bosh.*through the unix socket.*sessions=3`));
+  assert.match(lines[1]!, new RegExp(`^<${f + 3}>1 .*an error line`));
 });
 
 test('a server with log.destination syslog sends its records to a UDP receiver', async () => {
