@@ -1,6 +1,6 @@
 /** UserStore on the SQL query layer (SQLite and MySQL alike). */
 import type { ScramCredentials, ScramHash } from '../xmpp/sasl/scram.js';
-import type { Storage } from '../storage/storage.js';
+import { insertedUnlessDuplicate, type Storage } from '../storage/storage.js';
 import { deleteUserRows } from '../storage/mover.js';
 import type { AccountCredentials, UserStore } from './user-store.js';
 
@@ -30,19 +30,7 @@ export class SqlUserStore implements UserStore {
       host,
       username,
       'create user',
-      async (db) => {
-      const res = await db
-        .insertInto('users')
-        .values({ host, username, ...row(creds), created_at: Date.now() })
-        .executeTakeFirst()
-        .catch((e: unknown) => {
-          // A duplicate key means the account exists (SQLite and MySQL alike).
-          const code = (e as { code?: string }).code;
-          if (code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return { numInsertedOrUpdatedRows: 0n };
-          throw e;
-        });
-      return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
-      },
+      (db) => insertedUnlessDuplicate(db.insertInto('users').values({ host, username, ...row(creds), created_at: Date.now() }).executeTakeFirst()),
       { creates: true, idempotent: false },
     );
   }
@@ -149,16 +137,7 @@ export class SqlUserStore implements UserStore {
       async (db) => {
         const found = await db.selectFrom('users').select('username').where('host', '=', host).where('username', '=', username).executeTakeFirst();
         if (found) return false;
-        const res = await db
-          .insertInto('users')
-          .values({ host, username, scram_sha1: NO_CREDENTIALS, scram_sha256: NO_CREDENTIALS, created_at: Date.now() })
-          .executeTakeFirst()
-          .catch((e: unknown) => {
-            const code = (e as { code?: string }).code;
-            if (code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return { numInsertedOrUpdatedRows: 0n };
-            throw e;
-          });
-        return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+        return insertedUnlessDuplicate(db.insertInto('users').values({ host, username, scram_sha1: NO_CREDENTIALS, scram_sha256: NO_CREDENTIALS, created_at: Date.now() }).executeTakeFirst());
       },
       { creates: true },
     );

@@ -22,7 +22,7 @@ import { LIMIT_NAMES, type Histogram } from '../core/stats.js';
 import type { ShardedStorage } from '../storage/sharded.js';
 import type { BoshManager } from '../transports/bosh/bosh-manager.js';
 import type { HttpRoute } from '../transports/http/http-listener.js';
-import { addressAllowed, blockListOf } from './address-list.js';
+import { addressAllowed, blockListOf } from '../core/address-list.js';
 
 /** What the exporters read besides the core. */
 export interface MetricsSources {

@@ -15,7 +15,6 @@
  * once and only within `portal.api.maxSkew` of its timestamp. Bad input gets 4xx with
  * `{"error", "field", "problem"}`.
  */
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerCore } from '../core/server.js';
 import type { HttpRoute } from '../transports/http/http-listener.js';
@@ -25,6 +24,7 @@ import { bearerMatches, requestSignatureMatches, signLoginToken } from './tokens
 import { EventError, PortalEvents } from './events.js';
 import { checkPortalUser, prebind } from './prebind.js';
 import { BOSH_COOKIE } from '../ops/haproxy-config.js';
+import { addressAllowed, blockListOf } from '../core/address-list.js';
 
 const JSON_TYPE = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' };
 /** Large enough for a profile event with an avatar (vcard.maxSize is 64 KiB by default). */
@@ -42,14 +42,14 @@ export function portalApi(core: ServerCore, bosh: BoshManager | null): PortalApi
   const cfg = core.config.portal;
   const secret = cfg.secret;
   if (!secret || !cfg.api.enabled) return null;
-  const allowed = blockListOf(cfg.api.allowFrom);
+  const allowed = blockListOf(cfg.api.allowFrom, 'portal.api.allowFrom');
   const events = new PortalEvents(core);
   /** Signatures seen within the skew window (a signed request is good once). */
   const seen = new Map<string, number>();
 
   const route: HttpRoute = async (req, res, url) => {
     if (!url.pathname.startsWith('/api/')) return false;
-    const remote = (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+    const remote = req.socket.remoteAddress ?? '';
     if (!addressAllowed(allowed, remote)) {
       send(res, 403, { error: 'forbidden', problem: `the API does not answer ${remote} (portal.api.allowFrom)` });
       return true;
@@ -186,23 +186,4 @@ function parseJson(raw: Buffer): Record<string, unknown> {
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new EventError('body', 'must be a JSON object');
   return v as Record<string, unknown>;
-}
-
-function blockListOf(entries: string[]): BlockList {
-  const list = new BlockList();
-  for (const e of entries) {
-    const [addr, bits] = e.split('/');
-    const type = isIPv6(addr!) ? 'ipv6' : 'ipv4';
-    if (!isIPv4(addr!) && !isIPv6(addr!)) throw new ConfigError('portal.api.allowFrom', `${e} is not an address or CIDR block`);
-    const prefix = bits === undefined ? (type === 'ipv4' ? 32 : 128) : Number(bits);
-    if (!Number.isInteger(prefix) || prefix < 0 || prefix > (type === 'ipv4' ? 32 : 128)) throw new ConfigError('portal.api.allowFrom', `${e} has a bad prefix length`);
-    list.addSubnet(addr!, prefix, type);
-  }
-  return list;
-}
-
-function addressAllowed(list: BlockList, addr: string): boolean {
-  if (isIPv4(addr)) return list.check(addr, 'ipv4');
-  if (isIPv6(addr)) return list.check(addr, 'ipv6');
-  return false;
 }

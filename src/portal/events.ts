@@ -14,6 +14,7 @@ import { NS } from '../xmpp/ns.js';
 import { StreamError } from '../xmpp/errors.js';
 import { normalizeUsername } from '../auth/authenticator.js';
 import type { ServerCore } from '../core/server.js';
+import { insertedUnlessDuplicate } from '../storage/storage.js';
 
 /** A bad event: the HTTP side answers 400 (or `status`) with the field and the problem. */
 export class EventError extends Error {
@@ -287,16 +288,7 @@ export class PortalEvents {
       EVENTS_KEY,
       'record portal event',
       async (db) => {
-        const res = await db
-          .insertInto('portal_events')
-          .values({ host, id, created_at: Date.now() })
-          .executeTakeFirst()
-          .catch((e: unknown) => {
-            const code = (e as { code?: string }).code;
-            if (code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return { numInsertedOrUpdatedRows: 0n };
-            throw e;
-          });
-        return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+        return insertedUnlessDuplicate(db.insertInto('portal_events').values({ host, id, created_at: Date.now() }).executeTakeFirst());
       },
       { idempotent: false },
     );

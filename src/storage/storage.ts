@@ -98,6 +98,24 @@ const AMBIGUOUS = new Set([
   'ER_CLIENT_INTERACTION_TIMEOUT',
 ]);
 
+/**
+ * Runs an INSERT and says whether it added the row: false when the key exists already
+ * (a duplicate-key error, SQLite and MySQL alike), any other failure rethrown.
+ *
+ * @example
+ * const added = await insertedUnlessDuplicate(db.insertInto('portal_events').values(row).executeTakeFirst());
+ */
+export async function insertedUnlessDuplicate(insert: Promise<{ numInsertedOrUpdatedRows?: bigint }>): Promise<boolean> {
+  try {
+    const res = await insert;
+    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;
+    throw e;
+  }
+}
+
 /** Classifies a driver error (mysql2, better-sqlite3, or our own connection wrapper). */
 export function classifyFailure(e: unknown): FailureKind {
   const err = e as { code?: unknown; parleyPhase?: unknown; fatal?: unknown; message?: unknown };

@@ -1,7 +1,7 @@
 /**
  * Address allow-lists (`metrics.allowFrom` and the like): addresses and CIDR blocks,
  * IPv4 and IPv6, checked with node:net's BlockList. IPv4-mapped IPv6 peers
- * (`::ffff:127.0.0.1`) are checked as IPv4 by the callers.
+ * (`::ffff:127.0.0.1`) are checked as IPv4. Used by the portal API and /metrics.
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { ConfigError } from '../xmpp/errors.js';
@@ -20,7 +20,9 @@ export function blockListOf(entries: string[], key: string): BlockList {
   return list;
 }
 
-export function addressAllowed(list: BlockList, addr: string): boolean {
+/** Is `addr` (a socket's remote address; IPv4-mapped IPv6 counts as IPv4) in the list? */
+export function addressAllowed(list: BlockList, address: string): boolean {
+  const addr = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
   if (isIPv4(addr)) return list.check(addr, 'ipv4');
   if (isIPv6(addr)) return list.check(addr, 'ipv6');
   return false;
