@@ -141,8 +141,25 @@ export class Http1Connection {
     this.#arm(limits.requestTimeoutMs);
   }
 
+  /** Reads of a body still coming (after `#buf`), joined once `#need` bytes are there. */
+  #parts: Buffer[] = [];
+  #partsLength = 0;
+  #need = 0;
+
   readonly #onData = (chunk: Buffer): void => {
-    this.#buf = this.#buf ? Buffer.concat([this.#buf, chunk]) : chunk;
+    // SECURITY: after a refusal (413, 431, 400) nothing more is kept: the rest of a body
+    // we refused would otherwise pile up in #buf until the client stops sending.
+    if (this.#gone) return;
+    if (this.#need > 0 && this.#buf) {
+      // SECURITY: a body trickled in small reads is joined once, not copied on every read.
+      this.#parts.push(chunk);
+      this.#partsLength += chunk.length;
+      if (this.#buf.length + this.#partsLength < this.#need) return;
+      this.#buf = Buffer.concat([this.#buf, ...this.#parts]);
+      this.#parts = [];
+      this.#partsLength = 0;
+      this.#need = 0;
+    } else this.#buf = this.#buf ? Buffer.concat([this.#buf, chunk]) : chunk;
     this.#parse();
   };
 
@@ -226,7 +243,10 @@ export class Http1Connection {
         return;
       }
       const start = headEnd + 4;
-      if (buf.length < start + length) return; // the body is still coming
+      if (buf.length < start + length) {
+        this.#need = start + length; // the body is still coming
+        return;
+      }
       const body = buf.subarray(start, start + length);
       const rest = buf.subarray(start + length);
       this.#buf = rest.length > 0 ? rest : null;
@@ -276,6 +296,8 @@ export class Http1Connection {
   #reject(status: number, text: string, type = 'text/plain; charset=utf-8'): void {
     this.#gone = true;
     this.#buf = null;
+    this.#parts = [];
+    this.#need = 0;
     const ex = new Exchange(this, false, false);
     this.#pending.push(ex);
     ex.respond(status, { 'Content-Type': type }, text);
