@@ -70,6 +70,7 @@ export interface FaultResult {
   bounceConditions: Record<string, number>;
   notes: string[];
   lostIds: string[];
+  dupIds: string[];
 }
 
 export interface CampaignOptions {
@@ -295,9 +296,16 @@ class Ledger {
   readonly archiveOnly = new Set<string>();
   readonly bounced = new Map<string, string>();
   duplicated = 0;
+  readonly dupIds: string[] = [];
+  t0 = Date.now();
 
-  receive(el: Element): void {
+  readonly raw = new Map<string, string[]>();
+  receive(el: Element, who = ''): void {
     if (el.name !== 'message') return;
+    if (process.env.FAULTS_DEBUG) {
+      const b = el.getChildText('body') ?? el.attrs.id ?? '';
+      this.raw.set(b, [...(this.raw.get(b) ?? []), `${Date.now() - this.t0} ${who} ${el.toString()}`]);
+    }
     const id = el.attrs.id ?? '';
     if (el.attrs.type === 'error') {
       if (!this.sent.has(id)) return;
@@ -309,7 +317,10 @@ class Ledger {
     const body = el.getChildText('body') ?? '';
     if (!this.sent.has(body)) return;
     const delayed = el.getChild('delay', 'urn:xmpp:delay') !== undefined;
-    if (this.live.has(body) || this.stored.has(body)) this.duplicated++;
+    if (this.live.has(body) || this.stored.has(body)) {
+      this.duplicated++;
+      this.dupIds.push(`${body} (${this.live.has(body) ? 'live' : 'stored'} then ${delayed ? 'stored' : 'live'}) at ${Date.now() - this.t0} ms`);
+    }
     if (delayed) this.stored.add(body);
     else this.live.set(body, (this.live.get(body) ?? 0) + 1);
   }
@@ -337,7 +348,7 @@ class Chatter {
     const c = new TestClient(xmpp);
     const conn = ++this.conns;
     xmpp.on('stanza', (el: Element) => {
-      this.ledger.receive(el);
+      this.ledger.receive(el, `${this.user}#${conn}`);
       if (el.name === 'iq' && el.attrs.id?.startsWith('ack-')) for (const s of this.#acks.get(el.attrs.id) ?? []) s.acked = true;
     });
     xmpp.on('disconnect', () => this.#lost(c));
@@ -544,6 +555,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
     })();
     await sleep(opts.short ? 1000 : 3000);
     const t0 = Date.now();
+    ledger.t0 = t0;
     log(`${name}: injecting`);
     await plan.inject(env, () => victim);
     const t1 = Date.now();
@@ -623,7 +635,9 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       bounceConditions: conds,
       notes,
       lostIds: lostIds.slice(0, 20),
+      dupIds: ledger.dupIds.slice(0, 20).map((d) => `${d} (sent at ${(ledger.sent.get(d.split(' ')[0]!)?.at ?? 0) - t0} ms)`),
     };
+    if (process.env.FAULTS_DEBUG) for (const d of ledger.dupIds.slice(0, 3)) console.error(ledger.raw.get(d.split(' ')[0]!)?.join('\n'));
     return result;
   } finally {
     await cleanup.run();

@@ -22,7 +22,7 @@ for (let i = 0; i < args.length; i++) {
 }
 if (!process.env.NODE_TLS_REJECT_UNAUTHORIZED) process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 const results = await runCampaign(picked.length > 0 ? picked : FAULTS, { short });
-for (const r of results) console.log(`# ${r.fault}: ${r.notes.join('; ')}${r.lostIds.length ? `; lost: ${r.lostIds.join(', ')}` : ''}`);
+for (const r of results) console.log(`# ${r.fault}: ${r.notes.join('; ')}${r.lostIds.length ? `; lost: ${r.lostIds.join(', ')}` : ''}${r.dupIds.length ? `; duplicated: ${r.dupIds.join(', ')}` : ''}`);
 console.log(table(results, (f) => `npm run faults -- ${short ? '--short ' : ''}--fault ${f}`));
 if (json) writeFileSync(json, JSON.stringify(results, null, 2));
 process.exitCode = results.some((r) => r.lost > 0 || r.recoveryMs < 0) ? 1 : 0;
