@@ -27,7 +27,7 @@
  * network namespaces, databases. Redis is always a private server on a free port.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, closeSync, unlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, closeSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +58,8 @@ export interface FaultResult {
   stored: number;
   /** Of `stored`: found only in the archive (live copy died in a socket). */
   archiveOnly: number;
+  /** Of `stored`: sent to a user who was online, stored instead, read at that user's next login. */
+  heldForOnline: number;
   bounced: number;
   storedAndBounced: number;
   unacked: number;
@@ -75,6 +77,8 @@ export interface FaultResult {
 
 export interface CampaignOptions {
   short: boolean;
+  /** Also run `parley loadtest` through haproxy as background load (default: not in short runs). */
+  loadtest?: boolean;
   log?: (line: string) => void;
 }
 
@@ -167,7 +171,7 @@ async function privateRedis(cleanup: Cleanup, binds: string[]): Promise<PrivateR
     port,
     host: binds[binds.length - 1]!,
     async start() {
-      proc = spawn('redis-server', ['--port', String(port), '--bind', binds.join(' '), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      proc = spawn('redis-server', ['--port', String(port), '--bind', binds.join(' '), '--save', '', '--appendonly', 'no', ...(binds.length > 1 ? ['--protected-mode', 'no'] : [])], { stdio: 'ignore' });
       await until('redis-server up', async () => {
         const c = new Redis(port, r.host, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
         c.on('error', () => {});
@@ -296,6 +300,10 @@ class Ledger {
   readonly archiveOnly = new Set<string>();
   readonly bounced = new Map<string, string>();
   duplicated = 0;
+  /** After the run: receipts now come from the final logins. */
+  finalPhase = false;
+  /** Stored for a user who was online (a chatter), read only at the final login. */
+  readonly heldForOnline = new Set<string>();
   readonly dupIds: string[] = [];
   t0 = Date.now();
 
@@ -321,6 +329,7 @@ class Ledger {
       this.duplicated++;
       this.dupIds.push(`${body} (${this.live.has(body) ? 'live' : 'stored'} then ${delayed ? 'stored' : 'live'}) at ${Date.now() - this.t0} ms`);
     }
+    if (delayed && this.finalPhase && this.sent.get(body)!.to.startsWith('c')) this.heldForOnline.add(body);
     if (delayed) this.stored.add(body);
     else this.live.set(body, (this.live.get(body) ?? 0) + 1);
   }
@@ -479,6 +488,8 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
   try {
     const users = Array.from({ length: opts.short ? 6 : 12 }, (_, i) => `c${i}`);
     const sleepers = Array.from({ length: opts.short ? 2 : 4 }, (_, i) => `z${i}`);
+    const withLoad = opts.loadtest ?? !opts.short;
+    const loadUsers = withLoad ? Array.from({ length: LOAD_USERS }, (_, i) => `lt${i + 1}`) : [];
     const front = { c2s: await freePort(), http: await freePort() };
     const plan = PLANS[name](opts);
     const env: Env = { dir, cleanup, nodes: [], hp: null as unknown as RunningHaproxy, front, redis: null, users, sleepers, notes };
@@ -488,13 +499,13 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
     let nodeDataDir = dataDir;
     let netns: { name: string; host: string } | null = null;
     let redisBinds = ['127.0.0.1'];
-    if (name === 'mysql-shard') storage = await setupMysql(env, [...users, ...sleepers, 'probe1', 'probe2']);
+    if (name === 'mysql-shard') storage = await setupMysql(env, [...users, ...sleepers, 'probe1', 'probe2', ...loadUsers]);
     if (name === 'disk-full') nodeDataDir = await setupTmpfs(env);
     if (name === 'partition') {
       netns = setupNetns(env);
       redisBinds = ['127.0.0.1', REDIS_ADDR];
     }
-    if (!storage) await provisionSqlite(nodeDataDir, users, [...sleepers, 'probe1', 'probe2']);
+    if (!storage) await provisionSqlite(nodeDataDir, users, [...sleepers, 'probe1', 'probe2', ...loadUsers]);
     if (plan.nodes > 1) env.redis = await privateRedis(cleanup, redisBinds);
     const redisUrl = env.redis ? `redis://${env.redis.host}:${env.redis.port}` : null;
     for (let i = 1; i <= plan.nodes; i++) {
@@ -519,7 +530,10 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
     for (const n of env.nodes) await env.hp.waitFor(`c2s/${n.name}`, 'UP', 15_000);
     await plan.setup?.(env);
 
-    // The load.
+    // The background load from `parley loadtest` (it cannot tell stored or bounced from lost: the ledger counts fates).
+    const load = withLoad ? startLoadtest(env, opts.short ? 15 : 20) : null;
+    if (load) cleanup.add('loadtest', () => load.kill(), () => load.kill());
+    // The counted load.
     const ledger = new Ledger();
     const chatters = users.map((u) => new Chatter(u, () => front.c2s, ledger));
     cleanup.add('clients', async () => {
@@ -575,23 +589,37 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
     await loop;
     await sleep(1500);
 
-    // The sleepers log in and read what was stored for them; every chatter reads its archive.
-    for (const z of sleepers) {
-      const c = new Chatter(z, () => front.c2s, ledger);
-      cleanup.add('sleeper', () => c.stop());
-      await c.connect().catch((e: Error) => notes.push(`sleeper ${z} could not log in: ${e.message}`));
+    if (load) {
+      const r = await load.result;
+      notes.push(r ? `parley loadtest (${LOAD_USERS} users over TCP through haproxy, 20 msgs/min each, no reconnection): sent ${r.messages.sent}, received live ${r.messages.delivered}, not received live ${r.messages.lost} (stored, bounced or on a dead connection: it cannot tell), duplicated ${r.messages.duplicated}, errors ${JSON.stringify(r.errors)}` : 'parley loadtest gave no result');
+    }
+    // Every chatter logs in again (what a client does sooner or later: offline storage is
+    // read at login) and reads its whole archive; the sleepers log in and read what was stored for them.
+    ledger.finalPhase = true;
+    for (const c of chatters) await c.stop();
+    const readers: Chatter[] = [];
+    for (const u of [...users, ...sleepers]) {
+      const c = new Chatter(u, () => front.c2s, ledger);
+      readers.push(c);
+      cleanup.add('reader', () => c.stop());
+      await c.connect().catch((e: Error) => notes.push(`${u} could not log in at the end: ${e.message}`));
     }
     await sleep(1500);
-    for (const c of chatters) {
-      if (!c.client) continue;
+    for (const c of readers) {
+      if (!c.client || !users.includes(c.user)) continue;
       try {
-        const res = await mamQuery(c.client, {});
-        for (const b of res.bodies) {
-          const s = ledger.sent.get(b);
-          if (s && s.to === c.user && !ledger.live.has(b) && !ledger.stored.has(b)) {
-            ledger.stored.add(b);
-            ledger.archiveOnly.add(b);
+        let after: string | undefined;
+        for (let page = 0; page < 100; page++) {
+          const res = await mamQuery(c.client, { max: 250, ...(after ? { after } : {}) });
+          for (const b of res.bodies) {
+            const s = ledger.sent.get(b);
+            if (s && s.to === c.user && !ledger.live.has(b) && !ledger.stored.has(b)) {
+              ledger.stored.add(b);
+              ledger.archiveOnly.add(b);
+            }
           }
+          if (res.complete || !res.last) break;
+          after = res.last;
         }
       } catch (e) {
         notes.push(`MAM query of ${c.user} failed: ${(e as Error).message}`);
@@ -625,6 +653,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       delivered,
       stored: ledger.stored.size,
       archiveOnly: ledger.archiveOnly.size,
+      heldForOnline: ledger.heldForOnline.size,
       bounced: ledger.bounced.size,
       storedAndBounced,
       unacked,
@@ -638,11 +667,42 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       dupIds: ledger.dupIds.slice(0, 20).map((d) => `${d} (sent at ${(ledger.sent.get(d.split(' ')[0]!)?.at ?? 0) - t0} ms)`),
     };
     if (process.env.FAULTS_DEBUG) for (const d of ledger.dupIds.slice(0, 3)) console.error(ledger.raw.get(d.split(' ')[0]!)?.join('\n'));
+    if (process.env.FAULTS_DEBUG) for (const [id] of [...ledger.sent].filter(([, v]) => v.to.startsWith('z')).slice(0, 2)) console.error(id, ledger.live.get(id), ledger.stored.has(id), ledger.raw.get(id)?.join('\n'));
     return result;
   } finally {
     await cleanup.run();
     activeCleanup = null;
   }
+}
+
+// ------------------------------------------------------------------ parley loadtest
+
+const LOAD_USERS = 60;
+
+interface LoadSummary {
+  messages: { sent: number; delivered: number; lost: number; duplicated: number };
+  errors: Record<string, number>;
+}
+
+function startLoadtest(env: Env, seconds: number): { result: Promise<LoadSummary | null>; kill(): void } {
+  const out = join(env.dir, 'loadtest.json');
+  const p = spawn(
+    process.execPath,
+    [BIN, 'loadtest', '--host', '127.0.0.1', '--domain', DOMAIN, '--tcpPort', String(env.front.c2s), '--httpPort', String(env.front.http), '--users', String(LOAD_USERS), '--prefix', 'lt', '--password', 'secret', '--transports', 'tcp:1', '--messagesPerMinute', '20', '--warmup', '1s', '--duration', `${seconds}s`, '--drain', '3s', '--workers', '1', '--json', out, '--progress', 'false'],
+    { stdio: 'ignore' },
+  );
+  const result = new Promise<LoadSummary | null>((resolve) => {
+    const t = setTimeout(() => p.kill('SIGKILL'), (seconds + 60) * 1000);
+    p.on('exit', () => {
+      clearTimeout(t);
+      try {
+        resolve(JSON.parse(readFileSync(out, 'utf8')) as LoadSummary);
+      } catch {
+        resolve(null);
+      }
+    });
+  });
+  return { result, kill: () => p.exitCode === null && p.signalCode === null && p.kill('SIGKILL') };
 }
 
 // ------------------------------------------------------------------ the faults
@@ -791,6 +851,7 @@ const PLANS: Record<FaultName, (o: CampaignOptions) => Plan> = {
       env.notes.push(`during the partition ${v.name} ${r && !r.members.includes(v.name) ? 'was' : 'was NOT'} expelled by the others`);
       sh('ip', ['netns', 'exec', ns, 'ip', 'route', 'add', `${REDIS_ADDR}/32`, 'via', HOST_ADDR]);
       await until(`${v.name} ready again`, () => ready(v), 20_000).catch(() => env.notes.push(`${v.name} did not become ready again`));
+      if (v.log.some((l) => /declared dead/.test(l))) env.notes.push(`${v.name} logged that it was declared dead and ended its sessions`);
     },
   }),
   'disk-full': (o) => ({
@@ -812,10 +873,10 @@ export async function runCampaign(faults: readonly FaultName[], opts: CampaignOp
 }
 
 export function table(results: FaultResult[], command: (f: FaultName) => string): string {
-  const head = '| fault | nodes | sent | delivered | stored (of which archive only) | bounced | stored and bounced | unacked by server | lost | duplicated | fault lasted | recovery | command |';
+  const head = '| fault | nodes | sent | delivered | stored (archive only / held for an online user) | bounced | stored and bounced | unacked by server | lost | duplicated | fault lasted | recovery | command |';
   const rows = results.map(
     (r) =>
-      `| ${r.fault} | ${r.nodes} | ${r.sent} | ${r.delivered} | ${r.stored} (${r.archiveOnly}) | ${r.bounced}${Object.keys(r.bounceConditions).length ? ` (${Object.entries(r.bounceConditions).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''} | ${r.storedAndBounced} | ${r.unacked} | ${r.lost} | ${r.duplicated} | ${(r.faultMs / 1000).toFixed(1)} s | ${r.recoveryMs < 0 ? 'never' : `${(r.recoveryMs / 1000).toFixed(1)} s`} | \`${command(r.fault)}\` |`,
+      `| ${r.fault} | ${r.nodes} | ${r.sent} | ${r.delivered} | ${r.stored} (${r.archiveOnly} / ${r.heldForOnline}) | ${r.bounced}${Object.keys(r.bounceConditions).length ? ` (${Object.entries(r.bounceConditions).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''} | ${r.storedAndBounced} | ${r.unacked} | ${r.lost} | ${r.duplicated} | ${(r.faultMs / 1000).toFixed(1)} s | ${r.recoveryMs < 0 ? 'never' : `${(r.recoveryMs / 1000).toFixed(1)} s`} | \`${command(r.fault)}\` |`,
   );
   return [head, '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n');
 }
