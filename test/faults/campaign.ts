@@ -245,6 +245,8 @@ async function startNode(spec: NodeSpec, cleanup: Cleanup): Promise<Node> {
       dataDir: spec.dataDir,
       listen: { c2s: { host, port: c2sPort, requireTls: false }, c2sTls: { enabled: false }, http: { host, port: httpPort, secure: true } },
       ...(spec.storage ? { storage: spec.storage } : {}),
+      // The runner's certificate (trusted by the test process) when there is one; else each node makes its own.
+      ...(process.env.PARLEY_TEST_CERT ? { tls: { cert: process.env.PARLEY_TEST_CERT, key: process.env.PARLEY_TEST_KEY } } : {}),
       limits: { exemptAddresses: ['127.0.0.1', '::1', '10.231.0.1'] },
       cluster,
       log: { level: 'info' },
@@ -584,10 +586,10 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       await sleep(100);
     }
     log(`${name}: recovered in ${recoveryMs} ms`);
-    await sleep(opts.short ? 1000 : 3000);
+    await sleep(opts.short ? 500 : 3000);
     stop = true;
     await loop;
-    await sleep(1500);
+    await sleep(opts.short ? 1000 : 1500);
 
     if (load) {
       const r = await load.result;
@@ -604,7 +606,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       cleanup.add('reader', () => c.stop());
       await c.connect().catch((e: Error) => notes.push(`${u} could not log in at the end: ${e.message}`));
     }
-    await sleep(1500);
+    await sleep(opts.short ? 800 : 1500);
     for (const c of readers) {
       if (!c.client || !users.includes(c.user)) continue;
       try {
@@ -813,7 +815,7 @@ const PLANS: Record<FaultName, (o: CampaignOptions) => Plan> = {
     async inject(env, victim) {
       const v = victim();
       v.proc.kill('SIGSTOP');
-      await sleep(o.short ? 2500 : 4000); // lease 1 s: well past it
+      await sleep(o.short ? 2000 : 4000); // lease 1 s: well past it
       v.proc.kill('SIGCONT');
       const other = env.nodes.find((n) => n !== v)!;
       const r = await fetch(`http://${other.host}:${other.httpPort}/health/ready`).then((x) => x.json() as Promise<{ members: string[] }>).catch(() => null);
