@@ -63,6 +63,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   readonly #boundAt = new WeakMap<LocalSession, number>();
   #address = '';
   #stopped = false;
+  /** Frozen past the lease and not yet told by Redis whether still a member (see #mayApply). */
+  #suspect = false;
   /** A directory write failed (Redis unreachable): every session is written again once it answers. */
   #writeFailed = false;
   #repair: NodeJS.Timeout | null = null;
@@ -98,6 +100,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       log: this.#log,
       addressOf: (node) => this.#addressOf(node),
       onFrame: (from, f) => this.#onFrame(from, f),
+      mayApply: () => this.#mayApply(),
     });
     this.#redis = new Redis(settings.url, { lazyConnect: true, maxRetriesPerRequest: 2 });
     this.#redis.on('error', () => {});
@@ -315,6 +318,27 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   /** Sends a stanza to be routed on another node (a reply to an IQ it sent). */
   routeOn(node: string, stanza: XmlElement): boolean {
     return this.#links.send(node, { t: 'r', x: serialize(stanza) });
+  }
+
+  /**
+   * A node frozen past its lease (SIGSTOP, a long pause) reads, on waking, frames the
+   * others sent before declaring it dead and have since taken back and routed again
+   * (offline storage): delivering them too would duplicate them. So after such a stall no
+   * frame is applied until Redis says whether this node is still a member (then they come
+   * again) or was expelled (then its sessions end and the frames were someone else's to route).
+   */
+  #mayApply(): boolean {
+    if (this.#suspect) return false;
+    if (!this.#membership.stalledPastLease()) return true;
+    this.#suspect = true;
+    this.#log.warn('cluster: this process stood still longer than its lease; link frames wait until Redis confirms its membership');
+    void (async () => {
+      while (!this.#stopped && (await this.#membership.beat().catch(() => 'unknown' as const)) === 'unknown') {
+        await new Promise((r) => setTimeout(r, this.#s.heartbeatMs));
+      }
+      this.#suspect = false;
+    })();
+    return false;
   }
 
   #onFrame(from: string, f: LinkFrame): void {

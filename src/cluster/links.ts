@@ -46,6 +46,12 @@ export interface LinksOptions {
   addressOf(node: string): Promise<string | null>;
   /** A frame from another node, in order. */
   onFrame(from: string, frame: LinkFrame): void;
+  /**
+   * false while this node may not apply frames (it may have been declared dead): the frame
+   * is neither applied nor acknowledged and the connection is closed, so the sender either
+   * sends it again later or, having declared this node dead, takes it back.
+   */
+  mayApply?(): boolean;
 }
 
 const MAX_FRAME = 16 * 1024 * 1024;
@@ -275,9 +281,11 @@ export class Links {
       ackTimer = null;
       if (!sock.destroyed) sock.write(encode({ t: 'a', s: this.#applied.get(key) ?? 0 }));
     };
+    let refused = false;
     sock.on('data', (chunk: Buffer) => {
       try {
         reader.push(chunk, (w) => {
+          if (refused) return;
           if (from === null) {
             if (w.t !== 'h' || typeof w.node !== 'string' || typeof w.boot !== 'string' || !this.#checkMac(w.node, w.boot, w.mac)) {
               this.#o.log.warn({ remote: sock.remoteAddress }, 'cluster link: bad hello, connection closed');
@@ -291,6 +299,11 @@ export class Links {
           }
           if (w.t === 'h' || w.t === 'a' || typeof w.s !== 'number') return;
           const last = this.#applied.get(key) ?? 0;
+          if (w.s > last && this.#o.mayApply && !this.#o.mayApply()) {
+            refused = true;
+            sock.destroy();
+            return;
+          }
           if (w.s > last) {
             this.#applied.set(key, w.s);
             try {

@@ -172,3 +172,19 @@ test('Redis losing its data (a restart): every node joins again by itself and ca
   assert.ok([a, b, d].every((n) => n.members().join() === 'a,b,d'));
   for (const n of [a, b, d]) await n.leave();
 });
+
+test('a node whose process stood still past its lease says so until a heartbeat sent afterwards is answered', async () => {
+  const c = cluster();
+  const a = c.make('a', { reapMs: 60_000 }); // its own reaper would expel it (the test above)
+  await a.join();
+  assert.equal(a.stalledPastLease(), false);
+  // Block the event loop longer than the lease (what SIGSTOP or a long pause does): no timer runs.
+  const end = Date.now() + FAST.leaseMs + 200;
+  while (Date.now() < end) {
+    // busy
+  }
+  assert.equal(a.stalledPastLease(), true, 'the stall is seen before any timer runs');
+  assert.equal(await a.beat(), 'member', 'nobody reaped it meanwhile');
+  assert.equal(a.stalledPastLease(), false);
+  await a.leave();
+});

@@ -85,6 +85,10 @@ export class RedisMembership {
   readonly #view = new Set<string>();
   #timers: NodeJS.Timeout[] = [];
   #joined = false;
+  /** When the heartbeat timer last ran (whether Redis answered or not). */
+  #lastTick = 0;
+  /** When a stall past the lease was noticed (0: none, or a later heartbeat was renewed). */
+  #stalledSince = 0;
   /** Called once per dead node, on the one survivor that declared it dead. */
   onDead: ((node: string) => void | Promise<void>) | null = null;
   /** Called on every change of this node's view. */
@@ -136,6 +140,7 @@ export class RedisMembership {
       throw new Error(`cluster: node id ${this.nodeId} is held by a live node`);
     }
     this.#joined = true;
+    this.#lastTick = Date.now();
     await this.#publish('join');
     await this.#refresh();
     this.#timers.push(setInterval(() => void this.#heartbeat(), this.#o.heartbeatMs));
@@ -186,15 +191,38 @@ export class RedisMembership {
     return dead;
   }
 
-  async #heartbeat(): Promise<void> {
-    if (!this.#joined) return;
+  /**
+   * true when this process itself stood still (SIGSTOP, a long pause) longer than its lease
+   * since its last heartbeat ran: it may have been declared dead meanwhile, and what the
+   * other nodes sent it before then has been taken back by them. Redis being unreachable
+   * does not count (the heartbeat still runs; nobody can reap).
+   */
+  stalledPastLease(): boolean {
+    return this.#joined && (this.#stalledSince > 0 || Date.now() - this.#lastTick > this.#o.leaseMs);
+  }
+
+  /** Runs a heartbeat now: 'member' (renewed, or Redis reset), 'expelled' (onExpelled ran), or 'unknown' (Redis did not answer). */
+  async beat(): Promise<'member' | 'expelled' | 'unknown'> {
+    if (!this.#joined) return 'expelled';
+    const ok = await this.#heartbeat();
+    return ok ? (this.#joined ? 'member' : 'expelled') : 'unknown';
+  }
+
+  async #heartbeat(): Promise<boolean> {
+    if (!this.#joined) return true;
+    const startedAt = Date.now();
+    // The timer itself may be the first thing to run after a stall: remember it until a
+    // heartbeat sent after the stall is answered.
+    if (startedAt - this.#lastTick > this.#o.leaseMs && this.#stalledSince === 0) this.#stalledSince = startedAt;
+    this.#lastTick = startedAt;
     let renewed: [number, string];
     try {
       renewed = (await this.#redis.eval(HEARTBEAT, 2, this.#members, this.#epochKey, this.nodeId, Date.now() + this.#o.leaseMs, this.#epoch, randomBytes(8).toString('hex'))) as [number, string];
     } catch {
-      return; // Redis unreachable: the lease runs on; the next heartbeat tries again
+      return false; // Redis unreachable: the lease runs on; the next heartbeat tries again
     }
-    if (!this.#joined) return;
+    if (!this.#joined) return true;
+    if (renewed[0] !== 0 && this.#stalledSince > 0 && startedAt >= this.#stalledSince) this.#stalledSince = 0;
     if (renewed[0] === 0) this.#expel();
     else if (renewed[0] === 2) {
       this.#epoch = renewed[1];
@@ -202,6 +230,7 @@ export class RedisMembership {
       await this.#publish('join').catch(() => 0);
       this.onReset?.();
     }
+    return true;
   }
 
   #expel(): void {
