@@ -9,6 +9,9 @@ const FAST = { heartbeatMs: 100, leaseMs: 400, reapMs: 100 };
 const prefixes: string[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Every node of every test, stopped before the keys are deleted. */
+const everyNode: RedisMembership[] = [];
+
 function cluster() {
   const prefix = `parley-test-${randomBytes(4).toString('hex')}`;
   prefixes.push(prefix);
@@ -16,6 +19,7 @@ function cluster() {
   const nodes: RedisMembership[] = [];
   const make = (nodeId?: string, over: { reapMs?: number } = {}) => {
     const m = new RedisMembership({ url: URL, prefix, nodeId, ...FAST, ...over });
+    everyNode.push(m);
     m.onDead = (id) => void deaths.set(id, (deaths.get(id) ?? 0) + 1);
     nodes.push(m);
     return m;
@@ -32,6 +36,8 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
 }
 
 after(async () => {
+  // Nodes still running would write their keys again after the clean-up below.
+  for (const m of everyNode) await m.crash().catch(() => undefined);
   const r = new Redis(URL);
   for (const p of prefixes) await r.del(`${p}:members`, `${p}:epoch`);
   r.disconnect();
