@@ -21,7 +21,7 @@ const libClients: TestClient[] = [];
 
 before(async () => {
   ts = await startTestServer({ listen: { c2s: { requireTls: false } }, streamManagement: { ackTimeout: '1s' } });
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank', 'ivy', 'jack', 'kim', 'lou', 'mia', 'ned', 'olga', 'pete']) await ts.addUser(u);
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank', 'ivy', 'jack', 'kim', 'lou', 'mia', 'ned', 'olga', 'pete', 'quill', 'rex']) await ts.addUser(u);
 });
 
 after(async () => {
@@ -372,6 +372,35 @@ describe('failed resumption', () => {
     fresh.end();
     s.end();
   });
+});
+
+describe('a session the server closes', () => {
+  for (const [name, connect, user] of [['TCP', tcp, 'quill'], ['WebSocket', ws, 'rex']] as const) {
+    test(`${name}: the server asks for an acknowledgement before its closing tag; what the client acknowledges then is not stored again, the rest is`, async () => {
+      const { c } = await XmlClient.session(connect, user, 'old', { resume: false });
+      const s = await sender('olga');
+      sendMessages(s, `${user}@${DOMAIN}/old`, [`${user}-1`, `${user}-2`]);
+      await untilBodies(c, [`${user}-1`, `${user}-2`]);
+      const before = c.received.length;
+      // A new login with the same resource: the server ends the old session with <conflict/>.
+      const next = await connect();
+      await next.login(user);
+      await next.bind('old');
+      const err = await c.waitFor((el) => el.localName === 'error' && !!el.getChild('conflict', STREAMS), 'conflict');
+      const tail = c.received.slice(before, c.received.indexOf(err));
+      assert.ok(tail.some((el) => el.ns === SM && el.name === 'r'), `an <r/> before the stream error: ${tail.map((e) => e.name).join(' ')}`);
+      // The client answers after the server's closing tag: the first message handled, not the second.
+      c.ack(c.h! - 1);
+      c.end({ ack: false });
+      await c.untilClosed();
+      next.write('<presence/>');
+      await untilBodies(next, [`${user}-2`]);
+      await next.expectNone((el) => el.name === 'message' && el.getChildText('body') === `${user}-1`, 300, 'the acknowledged message again');
+      assert.deepEqual(next.bodies(), [`${user}-2`]);
+      next.end();
+      s.end();
+    });
+  }
 });
 
 describe('with @xmpp/client', () => {

@@ -276,17 +276,36 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       case State.Header:
         this.close(new StreamError('not-authorized', 'stream not open'));
         return;
+      case State.Closing:
+        this.#ackAfterClose(el);
+        return;
       default:
         return;
     }
   }
 
+  /**
+   * This side closed the stream; the client's answer to the last `<r/>` may still come
+   * before its closing tag. What it acknowledges reached it: not stored offline again
+   * (without this a message written just before a server-side close, such as a node
+   * expelled from the cluster or a conflict, came once live and once from storage).
+   * Nothing else the client sends now is processed.
+   */
+  #ackAfterClose(el: XmlElement): void {
+    const sm = this.#sm;
+    if (sm === null || !this.#wasBound || el.ns !== NS.SM || el.name !== 'a') return;
+    const h = parseH(el.attrs.h);
+    if (h !== null && sm.queue.canAck(h)) sm.queue.ack(h);
+  }
+
   onStreamClose(): void {
+    if (this.#state >= State.Closing) return;
     this.#closeReason = 'client';
     this.close();
   }
 
   onStreamError(error: StreamError): void {
+    if (this.#state >= State.Closing) return;
     if (error.condition === 'policy-violation' && isStanzaSizeError(error.text)) this.#core.limits.hit('stanza-size');
     this.#closeReason = 'error';
     this.close(error);
@@ -317,11 +336,17 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
         error.condition === 'conflict' ? 'conflict' : error.condition === 'system-shutdown' ? 'shutdown' : error.condition === 'connection-timeout' ? 'timeout' : 'error';
     }
     const hibernated = this.#state === State.Hibernated;
-    // XEP-0198 §8: tell the client what we handled before the stream ends.
-    if (this.#sm !== null && this.#state === State.Active) this.#t.send(ackXml(this.#sm.inbound), 'nonza');
+    // XEP-0198 §8: tell the client what we handled before the stream ends, and ask what it
+    // handled: its answer, read until the connection ends, keeps what reached it out of
+    // offline storage (#ackAfterClose).
+    const askAck = this.#sm !== null && this.#state === State.Active && this.#sm.queue.length > 0;
+    if (this.#sm !== null && this.#state === State.Active) {
+      if (askAck) this.#t.send(R_XML, 'nonza');
+      this.#t.send(ackXml(this.#sm.inbound), 'nonza');
+    }
     this.#leave();
     if (hibernated) this.#end(); // no connection to wait for
-    else this.#t.close(error);
+    else this.#t.close(error, askAck);
   }
 
   #leave(): void {

@@ -38,8 +38,14 @@ export interface C2sTransport {
   send(xml: string, kind: OutboundKind, el?: XmlElement): void;
   /** After SASL success: the next header from the client starts a new stream. */
   restart(): void;
-  /** Ends the stream (with an error if given) and then the connection. */
-  close(error?: StreamError): void;
+  /**
+   * Ends the stream (with an error if given) and then the connection. Until the connection
+   * is gone the client's elements still reach the session (it reads a last stream
+   * management acknowledgement). `awaitReply`: the session waits for such an answer, so a
+   * transport whose connection closing cuts the client off (WebSocket) waits for the
+   * client's own closing element, at most the close timeout, before ending the connection.
+   */
+  close(error?: StreamError, awaitReply?: boolean): void;
   /** Messages sent but not known to have reached the client. Called once, at the end. */
   takeUndelivered(): XmlElement[];
   /**

@@ -257,7 +257,7 @@ async function startNode(spec: NodeSpec, cleanup: Cleanup): Promise<Node> {
   const log: string[] = [];
   const keep = (b: Buffer) => {
     log.push(...b.toString().split('\n').filter(Boolean));
-    if (log.length > 300) log.splice(0, log.length - 300);
+    if (log.length > (process.env.FAULTS_DEBUG ? 5000 : 300)) log.splice(0, log.length - (process.env.FAULTS_DEBUG ? 5000 : 300));
   };
   proc.stdout!.on('data', keep);
   proc.stderr!.on('data', keep);
@@ -668,6 +668,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       lostIds: lostIds.slice(0, 20),
       dupIds: ledger.dupIds.slice(0, 20).map((d) => `${d} (sent at ${(ledger.sent.get(d.split(' ')[0]!)?.at ?? 0) - t0} ms)`),
     };
+    if (process.env.FAULTS_DEBUG) for (const n of env.nodes) console.error(n.log.filter((l) => /routed again|declared dead|expelled|stood still|lease/.test(l)).map((l) => `${n.name}: ${l}`).join('\n'));
     if (process.env.FAULTS_DEBUG) for (const d of ledger.dupIds.slice(0, 3)) console.error(ledger.raw.get(d.split(' ')[0]!)?.join('\n'));
     if (process.env.FAULTS_DEBUG) for (const [id] of [...ledger.sent].filter(([, v]) => v.to.startsWith('z')).slice(0, 2)) console.error(id, ledger.live.get(id), ledger.stored.has(id), ledger.raw.get(id)?.join('\n'));
     return result;

@@ -217,10 +217,10 @@ export class XmlClient {
     else this.#ws!.terminate();
   }
 
-  /** Closes the stream cleanly (acknowledging what was received first, as XEP-0198 §8 recommends). */
-  end(): void {
+  /** Closes the stream cleanly (acknowledging what was received first, as XEP-0198 §8 recommends, unless told not to). */
+  end(opts: { ack?: boolean } = {}): void {
     if (this.closed) return;
-    if (this.h !== null) this.ack();
+    if (this.h !== null && opts.ack !== false) this.ack();
     if (this.#socket) {
       this.#socket.end('</stream:stream>');
       setTimeout(() => this.#socket?.destroy(), 200).unref();

@@ -66,6 +66,7 @@ export default defineModule({
     ctx.hook('session-closed', (session, { undelivered }) => {
       const flex = flexible.get(session.jid.bare);
       if (flex?.delete(session) && flex.size === 0) flexible.delete(session.jid.bare);
+      if (undelivered.length > 0) ctx.log.debug({ jid: session.jid.full, messages: undelivered.length, ids: undelivered.slice(0, 5).map((m) => m.attrs.id) }, 'messages not known to have reached a closed session routed again');
       for (const msg of undelivered) {
         const from = Jid.tryParse(msg.attrs.from) ?? server.router.domainJid;
         server.router.route(msg, from, session.jid.toBare());

@@ -231,7 +231,8 @@ export class TcpTransport implements C2sTransport {
     this.#write((error ? serialize(error.toElement()) : '') + '</stream:stream>');
     this.flush();
     this.#closing = true;
-    this.#parser.halt();
+    // The parser goes on until the connection ends: the session still reads the client's
+    // stream management acknowledgement (and nothing else) after its own closing tag.
     this.#socket.end();
     this.#closeTimer = setTimeout(() => this.#socket.destroy(), this.#opts.closeTimeoutMs);
     this.#closeTimer.unref();

@@ -36,6 +36,8 @@ export class WsTransport implements C2sTransport {
   #events: C2sStreamEvents | null = null;
   #elementsInMessage = 0;
   #closing = false;
+  /** While closing, waiting for the client's <close/> (a timer); undefined once the connection is being closed. */
+  #linger: NodeJS.Timeout | null | undefined = null;
   /** The WebSocket status our close sends (1000, or 1009 for a frame over the payload bound). */
   #closeCode = 1000;
   #closed = false;
@@ -89,7 +91,9 @@ export class WsTransport implements C2sTransport {
   }
 
   #message(data: Buffer, isBinary: boolean): void {
-    if (this.#closing) return;
+    // After this side's <close/>, messages are still parsed: the session reads the client's
+    // stream management acknowledgement (and nothing else) until the connection ends.
+    if (this.#closed) return;
     if (isBinary) {
       this.#events?.onStreamError(new StreamError('bad-format', 'XMPP over WebSocket uses text messages'));
       return;
@@ -106,7 +110,10 @@ export class WsTransport implements C2sTransport {
   #element(el: XmlElement): void {
     if (el.ns === NS_FRAMING) {
       if (el.name === 'open') this.#events?.onStreamOpen(el.attrs, NS.CLIENT);
-      else if (el.name === 'close') this.#events?.onStreamClose();
+      else if (el.name === 'close') {
+        if (this.#closing) this.#endConnection();
+        else this.#events?.onStreamClose();
+      }
       else this.#events?.onStreamError(new StreamError('unsupported-stanza-type', `unknown framing element <${el.name}/>`));
       return;
     }
@@ -176,7 +183,7 @@ export class WsTransport implements C2sTransport {
     // RFC 7395 §3.5: the client sends a new <open/>; nothing to reset in framed parsing.
   }
 
-  close(error?: StreamError): void {
+  close(error?: StreamError, awaitReply = false): void {
     if (this.#closing || this.#closed) return;
     if (error && error.condition === 'see-other-host' && error.target) {
       this.#raw(`<close xmlns='${NS_FRAMING}' see-other-uri='${error.target.replace(/'/g, '&apos;')}'/>`);
@@ -185,6 +192,22 @@ export class WsTransport implements C2sTransport {
       this.#raw(`<close xmlns='${NS_FRAMING}'/>`);
     }
     this.#closing = true;
+    if (!awaitReply) {
+      this.#endConnection();
+      return;
+    }
+    // RFC 7395 §3.6: the stream is closed when the client's <close/> comes; the WebSocket
+    // closing handshake follows. A client whose WebSocket is closing can no longer send,
+    // so its last acknowledgement would be cut off by closing at once.
+    this.#linger = setTimeout(() => this.#endConnection(), this.#opts.closeTimeoutMs);
+    this.#linger.unref();
+  }
+
+  /** The WebSocket closing handshake, and the end of the connection after the close timeout at most. */
+  #endConnection(): void {
+    if (this.#linger === undefined) return;
+    if (this.#linger !== null) clearTimeout(this.#linger);
+    this.#linger = undefined;
     this.#ws.close(this.#closeCode);
     setTimeout(() => this.#ws.terminate(), this.#opts.closeTimeoutMs).unref();
   }
