@@ -27,8 +27,9 @@ import type { ServerCore } from '../core/server.js';
 import type { RemoteSessions } from '../core/registry.js';
 import type { LocalSession, StanzaKind } from '../core/session.js';
 import { RedisMembership } from './membership.js';
-import { RedisSessionDirectory, type SessionState } from './session-directory.js';
+import { DirectoryLostError, RedisSessionDirectory, type SessionState } from './session-directory.js';
 import { Links, type LinkFrame } from './links.js';
+import { clusterRedisOptions } from './redis-options.js';
 import { RemoteSession, ROSTER_REQUESTED, type Forwarder } from './remote-session.js';
 import { serialize } from '../xml/serializer.js';
 
@@ -67,6 +68,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   #suspect = false;
   /** A directory write failed (Redis unreachable): every session is written again once it answers. */
   #writeFailed = false;
+  /** A resync started by a refused write, while it runs. */
+  #resyncing: Promise<void> | null = null;
   #repair: NodeJS.Timeout | null = null;
   /** Other nodes' link addresses, as last read (links reopen without Redis). */
   readonly #addresses = new Map<string, string>();
@@ -102,9 +105,9 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       onFrame: (from, f) => this.#onFrame(from, f),
       mayApply: () => this.#mayApply(),
     });
-    this.#redis = new Redis(settings.url, { lazyConnect: true, maxRetriesPerRequest: 2 });
+    this.#redis = new Redis(settings.url, clusterRedisOptions());
     this.#redis.on('error', () => {});
-    this.#sub = new Redis(settings.url, { lazyConnect: true, maxRetriesPerRequest: 2 });
+    this.#sub = new Redis(settings.url, clusterRedisOptions());
     this.#sub.on('error', () => {});
   }
 
@@ -173,6 +176,13 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       }
     });
     await this.#sub.subscribe(this.#invalidations);
+    // Invalidations published while the connection was down were missed: caches drop everything.
+    this.#sub.on('ready', () => {
+      void this.#sub
+        .subscribe(this.#invalidations)
+        .then(() => this.#core.invalidatedAll())
+        .catch(() => undefined);
+    });
     const addr = await this.#links.listen();
     const host = this.#s.advertise ?? (addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address);
     this.#address = `${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
@@ -248,10 +258,10 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     this.published(session);
     const full = session.jid.full;
     this.#dirty.delete(full);
-    return this.#directory.set(full, this.#stateOf(session)).catch((err: unknown) => {
-      this.#writeFailed = true;
-      this.#log.warn({ err, jid: full }, 'cluster: directory write failed');
-    });
+    // Refused because Redis lost the directory: the bind completes once this node's
+    // sessions, this one included, are written again (else a message sent to it at once
+    // from another node would find no session and go to offline storage).
+    return this.#directory.set(full, this.#stateOf(session)).catch((err: unknown) => this.#writeError(err, full, false));
   }
 
   #mark(full: string, s: LocalSession | null): void {
@@ -269,11 +279,23 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       const jid = Jid.tryParse(full);
       const now = jid ? this.#core.sessions.getLocal(jid) : undefined;
       const write = now ? this.#directory.set(full, this.#stateOf(now)) : this.#directory.remove(full).then(() => this.#directory.release(full));
-      write.catch((err: unknown) => {
-        this.#writeFailed = true;
-        this.#log.warn({ err, jid: full, gone: s === null }, 'cluster: directory write failed (written again when Redis is back)');
-      });
+      write.catch((err: unknown) => void this.#writeError(err, full, s === null));
     }
+  }
+
+  /**
+   * A directory write failed. Redis unreachable: everything is written again once it
+   * answers. Redis lost the directory (a restart without persistence): written again now,
+   * without waiting for the next heartbeat to notice the reset.
+   */
+  #writeError(err: unknown, full: string, gone: boolean): Promise<void> {
+    if (err instanceof DirectoryLostError) {
+      this.#resyncing ??= this.#resync().finally(() => (this.#resyncing = null));
+      return this.#resyncing;
+    }
+    this.#writeFailed = true;
+    this.#log.warn({ err, jid: full, gone }, 'cluster: directory write failed (written again when Redis is back)');
+    return Promise.resolve();
   }
 
   #stateOf(s: LocalSession): SessionState {

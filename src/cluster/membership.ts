@@ -23,6 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { clusterRedisOptions } from './redis-options.js';
 
 export interface MembershipOptions {
   url: string;
@@ -104,7 +105,7 @@ export class RedisMembership {
     this.nodeId = opts.nodeId ?? `node-${randomBytes(6).toString('hex')}`;
     this.#o = { heartbeatMs: 1000, leaseMs: 5000, reapMs: 1000, ...opts } as Required<Omit<MembershipOptions, 'nodeId'>>;
     if (this.#o.heartbeatMs * 2 > this.#o.leaseMs) throw new Error('cluster: the lease must last at least two heartbeats');
-    const redisOpts = { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true };
+    const redisOpts = clusterRedisOptions();
     this.#redis = new Redis(this.#o.url, redisOpts);
     this.#sub = new Redis(this.#o.url, redisOpts);
     this.#redis.on('error', () => {});

@@ -2,7 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { PlainEntry, RedisSessionDirectory } from './session-directory.js';
+import { DirectoryLostError, PlainEntry, RedisSessionDirectory } from './session-directory.js';
 
 const URL = process.env.PARLEY_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const prefixes: string[] = [];
@@ -131,4 +131,53 @@ test('after Redis loses everything, nodes write their live sessions again and th
   const late = dir(p, 'C');
   await late.start();
   assert.equal(late.sessionsOf('A').length, 2);
+});
+
+test('after Redis loses everything, a change is refused until the node writes all its sessions again, and the others forget none of them meanwhile', async () => {
+  const p = newPrefix();
+  const a = dir(p, 'A');
+  const b = dir(p, 'B');
+  await a.start();
+  await b.start();
+  await a.set('ann@x.test/r1', { priority: 0, available: true });
+  await a.set('bob@x.test/r1', { priority: 0, available: true });
+  await until('b sees both', () => b.sessionsOf('A').length === 2);
+  const r = new Redis(URL);
+  const keys = await r.keys(`${p}:*`);
+  await r.del(...keys);
+  // A has not noticed yet: a change would leave a hash holding only itself.
+  await assert.rejects(a.set('cat@x.test/r1', { priority: 0, available: true }), DirectoryLostError);
+  assert.equal(await r.exists(`${p}:sessions:A`), 0, 'no partial hash was written');
+  // B reloads A meanwhile (a gap in A's changes, a restart of B's subscription): it keeps A's sessions.
+  await r.publish(`${p}:sessions`, JSON.stringify({ node: 'A', seq: 10_000, op: 'set', jid: 'dan@x.test/r1', e: { priority: 0, available: true } }));
+  await sleep(100);
+  assert.deepEqual(b.sessionsOf('A').sort(), ['ann@x.test/r1', 'bob@x.test/r1']);
+  await a.republish([
+    { jid: 'ann@x.test/r1', priority: 0, available: true },
+    { jid: 'cat@x.test/r1', priority: 0, available: true },
+  ]);
+  await until('b has A as written again', () => b.sessionsOf('A').sort().join() === 'ann@x.test/r1,cat@x.test/r1');
+  await a.set('dan@x.test/r1', { priority: 0, available: true });
+  await until('and its changes after', () => b.locate('dan@x.test/r1') !== undefined);
+  r.disconnect();
+});
+
+test('changes published while a node\'s subscription was down are read once it is back', async () => {
+  const p = newPrefix();
+  const a = dir(p, 'A');
+  const b = dir(p, 'B');
+  await a.start();
+  await b.start();
+  const r = new Redis(URL);
+  try {
+    const list = (await r.client('LIST')) as string;
+    const id = list.split('\n').find((l) => l.includes(`name=${p}:B:directory`))?.match(/id=(\d+)/)?.[1];
+    assert.ok(id, 'B\'s subscriber connection');
+    await r.client('KILL', 'ID', id);
+    // Published while B reconnects: B does not hear it, and no later change shows a gap.
+    await a.set('eve@x.test/r1', { priority: 1, available: true });
+    await until('b reloaded after resubscribing', () => b.locate('eve@x.test/r1')?.state.priority === 1);
+  } finally {
+    r.disconnect();
+  }
 });

@@ -13,9 +13,12 @@
  *   deletes its hash (`dropNode(node, true)`) and gets the JIDs back, to send unavailable
  *   presence for them once.
  * - After a Redis restart (or a flush), each node writes its live sessions again
- *   (`republish`), and the others reload them.
+ *   (`republish`), and the others reload them. Until then its changes are refused
+ *   (`DirectoryLostError`: it writes everything again at once) and a missing hash
+ *   removes nothing from the replicas.
  */
 import { Redis } from 'ioredis';
+import { clusterRedisOptions } from './redis-options.js';
 
 /** What a node publishes about one of its sessions. */
 export interface SessionState {
@@ -90,9 +93,9 @@ export class RedisSessionDirectory<E extends ReplicaEntry = PlainEntry> {
 
   constructor(opts: DirectoryOptions<E>) {
     this.#o = opts;
-    const redisOpts = { lazyConnect: true, maxRetriesPerRequest: 2 };
+    const redisOpts = clusterRedisOptions();
     this.#redis = new Redis(opts.url, redisOpts);
-    this.#sub = new Redis(opts.url, redisOpts);
+    this.#sub = new Redis(opts.url, { ...redisOpts, connectionName: `${opts.prefix}:${opts.nodeId}:directory` });
     this.#redis.on('error', () => {});
     this.#sub.on('error', () => {});
   }
@@ -114,6 +117,15 @@ export class RedisSessionDirectory<E extends ReplicaEntry = PlainEntry> {
     await Promise.all([this.#redis.connect(), this.#sub.connect()]);
     this.#sub.on('message', (_c: string, raw: string) => this.#onMessage(raw));
     await this.#sub.subscribe(this.#channel);
+    // The subscription came back after its connection dropped (Redis restarted, the
+    // network): changes published meanwhile were missed, and a node whose next change
+    // comes late would show no gap for long. Once subscribed again, every hash is read.
+    this.#sub.on('ready', () => {
+      void this.#sub
+        .subscribe(this.#channel)
+        .then(() => this.reloadAll())
+        .catch(() => undefined); // dropped again: the next 'ready' reads them
+    });
     const left = Object.keys(await this.#redis.hgetall(this.#key(this.#o.nodeId))).filter((k) => k !== SEQ);
     // Our own hash starts empty; the reset makes every replica drop what a previous run
     // of this node wrote (and its sequence numbers, which start again).
@@ -244,16 +256,17 @@ export class RedisSessionDirectory<E extends ReplicaEntry = PlainEntry> {
     await m.exec();
   }
 
-  async #write(c: Change): Promise<number> {
+  /**
+   * One change of this node's hash, published. Refused (DirectoryLostError) when the hash
+   * is gone: Redis lost its data and this node has not written its sessions again yet. A
+   * hash holding only the changes made since would make every other node that reads it
+   * forget this node's other sessions (their messages would go to offline storage).
+   */
+  async #write(c: Exclude<Change, { op: 'reset' }>): Promise<number> {
     const seq = ++this.#mySeq;
-    const m = this.#redis.multi();
-    if (c.op === 'set') m.hset(this.#key(c.node), c.jid, encodeState(c.e));
-    else if (c.op === 'del') m.hdel(this.#key(c.node), c.jid);
-    m.hset(this.#key(c.node), SEQ, String(seq));
-    m.publish(this.#channel, JSON.stringify({ ...c, seq }));
-    const r = await m.exec();
-    const err = r?.find(([e]) => e !== null)?.[0];
-    if (err) throw err;
+    const value = c.op === 'set' ? encodeState(c.e) : '';
+    const ok = await this.#redis.eval(WRITE, 1, this.#key(c.node), c.op, c.jid, value, String(seq), this.#channel, JSON.stringify({ ...c, seq }));
+    if (ok !== 1) throw new DirectoryLostError();
     return seq;
   }
 
@@ -327,6 +340,10 @@ export class RedisSessionDirectory<E extends ReplicaEntry = PlainEntry> {
     p = (async () => {
       try {
         const h = await this.#redis.hgetall(this.#key(node));
+        // No hash: Redis lost it and the node has not written it again yet (its reset
+        // reloads it then), or the node is gone (its departure drops its entries). Either
+        // way nothing here says its sessions ended: the replica keeps them.
+        if (h[SEQ] === undefined) return;
         const present = new Set<string>();
         for (const [jid, v] of Object.entries(h)) {
           if (jid === SEQ) continue;
@@ -383,6 +400,25 @@ function bareOf(full: string): string {
   const slash = full.indexOf('/');
   return slash < 0 ? full : full.slice(0, slash);
 }
+
+/** A change of this node's sessions could not be written: Redis lost the directory (see #write). */
+export class DirectoryLostError extends Error {
+  constructor() {
+    super('the session directory in Redis was lost; this node writes its sessions again');
+    this.name = 'DirectoryLostError';
+  }
+}
+
+/**
+ * Writes one change of a node's hash (set or del), its sequence number, and publishes it;
+ * only if the hash exists (it always holds #seq once written whole): 1, else 0.
+ */
+const WRITE = `
+if redis.call('HEXISTS', KEYS[1], '#seq') == 0 then return 0 end
+if ARGV[1] == 'set' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) else redis.call('HDEL', KEYS[1], ARGV[2]) end
+redis.call('HSET', KEYS[1], '#seq', ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1`;
 
 /** Sets the owner of a full JID and returns the previous one. */
 const CLAIM = `

@@ -83,6 +83,7 @@ export class ServerCore {
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #services = new Map<string, unknown>();
   readonly #invalidations = new Map<string, Array<(key: string) => void>>();
+  readonly #invalidateAll = new Set<() => void>();
 
   constructor(deps: ServerCoreDeps) {
     this.config = deps.config;
@@ -163,15 +164,32 @@ export class ServerCore {
     this.cluster?.invalidate(topic, key);
   }
 
-  /** What to drop when another node says (topic, key) changed. */
-  onInvalidate(topic: string, fn: (key: string) => void): () => void {
+  /**
+   * What to drop when another node says (topic, key) changed; `all`: what to drop when
+   * such messages may have been missed (the cluster's Redis connection dropped): a cache
+   * drops everything it holds for the topic.
+   */
+  onInvalidate(topic: string, fn: (key: string) => void, all?: () => void): () => void {
     let list = this.#invalidations.get(topic);
     if (!list) this.#invalidations.set(topic, (list = []));
     list.push(fn);
+    if (all) this.#invalidateAll.add(all);
     return () => {
       const i = list.indexOf(fn);
       if (i >= 0) list.splice(i, 1);
+      if (all) this.#invalidateAll.delete(all);
     };
+  }
+
+  /** Invalidations may have been missed (the cluster calls this after its Redis connection came back). */
+  invalidatedAll(): void {
+    for (const fn of this.#invalidateAll) {
+      try {
+        fn();
+      } catch (err) {
+        this.log.error({ err }, 'invalidation handler failed');
+      }
+    }
   }
 
   /** Another node changed (topic, key) (the cluster calls this). */

@@ -421,6 +421,9 @@ interface Env {
   users: string[];
   sleepers: string[];
   notes: string[];
+  /** Why recovery probes failed (the first few), and when the fault ended. */
+  probeFailures: string[];
+  faultEnd: number;
 }
 
 async function provisionSqlite(dataDir: string, users: string[], extra: string[]): Promise<void> {
@@ -463,7 +466,8 @@ async function probe(env: Env): Promise<boolean> {
     await a.send(xml('message', { to: `${b.xmpp.jid?.toString() ?? jid('probe2')}`, type: 'chat' }, xml('body', null, body)));
     await got;
     return true;
-  } catch {
+  } catch (e) {
+    if (env.probeFailures.length < 5) env.probeFailures.push(`${Date.now() - env.faultEnd} ms after the fault: ${(e as Error).message}`);
     return false;
   } finally {
     await a?.stop();
@@ -494,7 +498,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
     const loadUsers = withLoad ? Array.from({ length: LOAD_USERS }, (_, i) => `lt${i + 1}`) : [];
     const front = { c2s: await freePort(), http: await freePort() };
     const plan = PLANS[name](opts);
-    const env: Env = { dir, cleanup, nodes: [], hp: null as unknown as RunningHaproxy, front, redis: null, users, sleepers, notes };
+    const env: Env = { dir, cleanup, nodes: [], hp: null as unknown as RunningHaproxy, front, redis: null, users, sleepers, notes, probeFailures: [], faultEnd: 0 };
     const dataDir = join(dir, 'data');
     mkdirSync(dataDir, { recursive: true });
     let storage: unknown;
@@ -575,6 +579,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
     log(`${name}: injecting`);
     await plan.inject(env, () => victim);
     const t1 = Date.now();
+    env.faultEnd = t1;
     log(`${name}: fault over after ${t1 - t0} ms; waiting for recovery`);
     let recoveryMs = -1;
     const deadline = Date.now() + (opts.short ? 25_000 : 60_000);
@@ -586,6 +591,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       await sleep(100);
     }
     log(`${name}: recovered in ${recoveryMs} ms`);
+    if (env.probeFailures.length > 0) notes.push(`recovery probes that failed: ${env.probeFailures.join('; ')}`);
     await sleep(opts.short ? 500 : 3000);
     stop = true;
     await loop;
@@ -648,6 +654,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       }
     }
     for (const v of ledger.live.values()) if (v > 1) ledger.duplicated += v - 1;
+    if (ledger.heldForOnline.size > 0) notes.push(`stored for a user who was online: ${[...ledger.heldForOnline].slice(0, 5).map((id) => `${id} → ${ledger.sent.get(id)!.to} sent at ${ledger.sent.get(id)!.at - t0} ms`).join(', ')}`);
     const result: FaultResult = {
       fault: name,
       nodes: plan.nodes,

@@ -100,7 +100,7 @@ export default defineModule({
       await prefsOf(session.jid.local);
     });
 
-    ctx.onStop(server.onInvalidate('mam-prefs', (user) => prefsCache.delete(user)));
+    ctx.onStop(server.onInvalidate('mam-prefs', (user) => prefsCache.delete(user), () => prefsCache.clear()));
 
     ctx.hook('user-deleted', async (user) => {
       prefsCache.delete(user.local);

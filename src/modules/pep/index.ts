@@ -99,7 +99,7 @@ export default defineModule({
       nodeLists.delete(owner.bare);
       server.invalidate('pep-nodes', owner.bare);
     };
-    ctx.onStop(server.onInvalidate('pep-nodes', (bare) => nodeLists.delete(bare)));
+    ctx.onStop(server.onInvalidate('pep-nodes', (bare) => nodeLists.delete(bare), () => nodeLists.clear()));
 
     /** Creates a node; `exists` when another request made it first. */
     async function createNode(owner: Jid, node: string, config: NodeConfig): Promise<'created' | 'exists'> {

@@ -122,11 +122,18 @@ export default defineModule({
     }
 
     ctx.onStop(
-      server.onInvalidate('privacy', (bare) => {
-        // Read again before the next stanza to or from the user is judged (router.prepare).
-        online.delete(bare);
-        recent.delete(bare);
-      }),
+      server.onInvalidate(
+        'privacy',
+        (bare) => {
+          // Read again before the next stanza to or from the user is judged (router.prepare).
+          online.delete(bare);
+          recent.delete(bare);
+        },
+        () => {
+          online.clear();
+          recent.clear();
+        },
+      ),
     );
 
     function keep(bare: string, st: UserState): void {

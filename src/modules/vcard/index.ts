@@ -216,6 +216,6 @@ export default defineModule({
       await store.remove(host, user.local);
       hashes.delete(user.bare);
     });
-    ctx.onStop(server.onInvalidate('vcard-hash', (bare) => hashes.delete(bare)));
+    ctx.onStop(server.onInvalidate('vcard-hash', (bare) => hashes.delete(bare), () => hashes.clear()));
   },
 });
