@@ -135,10 +135,16 @@ describe('messages', () => {
     const a = await login('grace');
     await a.send(xml('message', { to: `heidi@${DOMAIN}`, type: 'chat', id: 'off1' }, xml('body', null, 'while you were away')));
     await a.send(xml('message', { to: `heidi@${DOMAIN}`, type: 'chat', id: 'off2' }, xml('body', null, 'second')));
+    // A resend (same id, same content, as after a "try again" error) is stored once; the
+    // same content under another id is another message.
+    await a.send(xml('message', { to: `heidi@${DOMAIN}`, type: 'chat', id: 'off1' }, xml('body', null, 'while you were away')));
+    await a.send(xml('message', { to: `heidi@${DOMAIN}`, type: 'chat', id: 'off3' }, xml('body', null, 'second')));
     await a.expectNone((el) => el.attrs.type === 'error', 300, 'error');
     const h = await login('heidi');
     const m1 = await h.waitFor((el) => el.attrs.id === 'off1');
     const m2 = await h.waitFor((el) => el.attrs.id === 'off2');
+    await h.waitFor((el) => el.attrs.id === 'off3');
+    await h.expectNone((el) => el.name === 'message' && el.attrs.id === 'off1' && el !== m1, 300, 'the resend stored twice');
     assert.equal(m1.getChildText('body'), 'while you were away');
     assert.ok(m1.getChild('delay', 'urn:xmpp:delay')?.attrs.stamp);
     assert.equal(m2.getChildText('body'), 'second');

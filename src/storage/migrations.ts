@@ -191,6 +191,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await index(db, 'portal_events_age', 'portal_events', ['created_at']);
       },
     },
+    '0009_offline_key': {
+      async up(db) {
+        // What makes storing one message idempotent: a write retried after an ambiguous
+        // failure, or the sender's resend after a "try again" error, stores it once.
+        await db.schema.alterTable('offline').addColumn('msg_key', 'varchar(64)').execute();
+        await index(db, 'offline_key', 'offline', ['host', 'username', 'msg_key']);
+      },
+    },
   };
 }
 

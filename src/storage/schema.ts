@@ -46,6 +46,8 @@ export interface OfflineTable {
   username: string;
   stanza: string;
   created_at: number;
+  /** Identifies the message (see OfflineStore.push): stored once per key. */
+  msg_key: string | null;
 }
 
 /** One vCard per account (XEP-0054), with the SHA-1 of its photo for XEP-0153. */

@@ -107,7 +107,7 @@ async function populate(storage: ShardedStorage, u: string): Promise<void> {
   await roster.update(HOST, u, 'bob@x.test', () => rosterItem('bob@x.test', { name: 'Bob', groups: ['Friends', 'Wörk'] }));
   await roster.update(HOST, u, 'carol@x.test', () => rosterItem('carol@x.test', { subscription: 'both' }));
   const offline = new SqlOfflineStore(storage);
-  for (let i = 0; i < 5; i++) assert.equal(await offline.push(HOST, u, `<message id="o${i}"/>`, 100), 'stored');
+  for (let i = 0; i < 5; i++) assert.equal(await offline.push(HOST, u, `<message id="o${i}"/>`, 100, `o${i}`), 'stored');
   const privacy = new SqlPrivacyStore(storage);
   await privacy.putList(HOST, u, { name: 'public', items: [{ type: 'jid', value: 'eve@x.test', action: 'deny', order: 1, kinds: [] }] });
   await privacy.putList(HOST, u, { name: 'work', items: [{ type: null, value: null, action: 'allow', order: 2, kinds: ['message'] }] });
@@ -238,7 +238,7 @@ test('operations for a user being moved wait and land on the target; other users
     const heldUntilMoved: boolean[] = [];
     const pushes: Array<Promise<'stored' | 'full'>> = [];
     const push = (id: string) =>
-      offline.push(HOST, heavy, `<message id="${id}"/>`, 100).then((r) => {
+      offline.push(HOST, heavy, `<message id="${id}"/>`, 100, id).then((r) => {
         if (id.startsWith('frozen')) heldUntilMoved.push(storage.placeOf(HOST, heavy) === to);
         return r;
       });
@@ -252,7 +252,7 @@ test('operations for a user being moved wait and land on the target; other users
       });
     pushes.push(...Array.from({ length: 5 }, (_, i) => push(`live${i}`)));
     const t0 = performance.now();
-    assert.equal(await offline.push(HOST, bystander, '<message id="b"/>', 100), 'stored');
+    assert.equal(await offline.push(HOST, bystander, '<message id="b"/>', 100, 'b'), 'stored');
     assert.equal(await offline.count(HOST, bystander), 1);
     assert.notEqual(await users.getCredentials(HOST, bystander, 'SHA-256'), null);
     const bystanderMs = performance.now() - t0;
@@ -436,7 +436,7 @@ test('a shard that dies: its users fail fast, the breaker opens, others are unaf
     const rejected = s2().rejected;
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
-      await assert.rejects(new SqlOfflineStore(storage).push(HOST, onS2, '<message/>', 10), transient);
+      await assert.rejects(new SqlOfflineStore(storage).push(HOST, onS2, '<message/>', 10, `r${i}`), transient);
       assert.ok(performance.now() - t0 < 50, 'refused at once while open');
     }
     assert.equal(s2().rejected, rejected + 3);

@@ -11,6 +11,7 @@
  * presence, nor at the initial presence of the user's other resources while it is online.
  * Its messages stay stored until it removes or purges them.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { x, type XmlElement } from '../../xml/element.js';
 import { parseElement } from '../../xml/parse.js';
 import { serialize } from '../../xml/serializer.js';
@@ -21,6 +22,20 @@ import { defineModule, type IqRequest } from '../../core/module.js';
 import type { LocalSession } from '../../core/session.js';
 import { SqlOfflineStore } from './store-sql.js';
 import type { OfflineStore } from './store.js';
+
+/**
+ * What identifies a message in offline storage: with an id, its sender, recipient, type,
+ * id, body and thread (the sender's resend after a "wait" error, or the copy a closing
+ * session hands back, is the same message and is stored once); without one, nothing can
+ * tell a resend, and a random key only makes a retried write idempotent.
+ */
+export function messageKey(stanza: XmlElement, to: Jid): string {
+  const id = stanza.attrs.id;
+  if (!id) return randomBytes(18).toString('base64url');
+  const from = Jid.tryParse(stanza.attrs.from)?.bare ?? stanza.attrs.from ?? '';
+  const parts = [from, to.bare, stanza.attrs.type ?? 'normal', id, stanza.getChildText('body') ?? '', stanza.getChildText('thread') ?? ''];
+  return createHash('sha256').update(parts.join('\0')).digest('base64url');
+}
 
 const CHAT_STATES = 'http://jabber.org/protocol/chatstates';
 const HINTS = 'urn:xmpp:hints';
@@ -45,7 +60,7 @@ export default defineModule({
     ctx.hook('message-offline', async ({ to, stanza }) => {
       if (!worthStoring(stanza)) return true; // chat states and no-store hints: dropped by design (XEP-0160 §3, XEP-0334)
       // Read at the moment of use: a live reload of the configuration applies at once.
-      const result = await store.push(host, to.local, serialize(stanza), server.config.offline.maxPerUser);
+      const result = await store.push(host, to.local, serialize(stanza), server.config.offline.maxPerUser, messageKey(stanza, to));
       if (result === 'full') {
         server.limits.hit('offline-per-user');
         throw new StanzaError('resource-constraint', 'the recipient’s offline storage is full', 'wait');

@@ -6,23 +6,22 @@ import type { OfflineMessage, OfflineStore } from './store.js';
 export class SqlOfflineStore implements OfflineStore {
   constructor(private readonly storage: Storage) {}
 
-  push(host: string, username: string, stanza: string, max: number): Promise<'stored' | 'full'> {
-    // One statement (one round trip on MySQL instead of four): insert unless the queue is full.
-    // Two pushes racing for the last place may both get it; the router writes one user's
-    // offline messages one at a time, so that takes two nodes writing for the same user.
-    return this.storage.forUser(
-      host,
-      username,
-      'store offline message',
-      async (db) => {
-        const r = await sql`INSERT INTO offline (host, username, stanza, created_at)
-          SELECT ${host}, ${username}, ${stanza}, ${Date.now()}
-          FROM (SELECT COUNT(*) AS n FROM offline WHERE host = ${host} AND username = ${username}) AS queued
-          WHERE queued.n < ${max}`.execute(db);
-        return Number(r.numAffectedRows ?? 0n) > 0 ? ('stored' as const) : ('full' as const);
-      },
-      { idempotent: false },
-    );
+  push(host: string, username: string, stanza: string, max: number, key: string): Promise<'stored' | 'full'> {
+    // One statement (one round trip on MySQL instead of several): insert unless the queue
+    // is full or the message is there already. Two pushes racing for the last place (or
+    // with one key) may both get it; the router writes one user's offline messages one at
+    // a time, so that takes two nodes writing for the same user. Idempotent by its key:
+    // retried after an ambiguous failure (the shard may have committed it).
+    return this.storage.forUser(host, username, 'store offline message', async (db) => {
+      const r = await sql`INSERT INTO offline (host, username, stanza, created_at, msg_key)
+        SELECT ${host}, ${username}, ${stanza}, ${Date.now()}, ${key}
+        FROM (SELECT COUNT(*) AS n FROM offline WHERE host = ${host} AND username = ${username}) AS queued
+        WHERE queued.n < ${max}
+          AND NOT EXISTS (SELECT 1 FROM offline WHERE host = ${host} AND username = ${username} AND msg_key = ${key})`.execute(db);
+      if (Number(r.numAffectedRows ?? 0n) > 0) return 'stored' as const;
+      const there = await db.selectFrom('offline').select('id').where('host', '=', host).where('username', '=', username).where('msg_key', '=', key).limit(1).execute();
+      return there.length > 0 ? ('stored' as const) : ('full' as const);
+    });
   }
 
   fetch(host: string, username: string, limit: number): Promise<OfflineMessage[]> {

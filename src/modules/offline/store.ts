@@ -8,8 +8,12 @@ export interface OfflineMessage {
 }
 
 export interface OfflineStore {
-  /** Stores a message unless the user already has `max` of them. */
-  push(host: string, username: string, stanza: string, max: number): Promise<'stored' | 'full'>;
+  /**
+   * Stores a message unless the user already has `max` of them. `key` identifies the
+   * message: a message whose key is stored already is not stored again ('stored'), so the
+   * write can be retried after an ambiguous failure and a sender's resend is kept once.
+   */
+  push(host: string, username: string, stanza: string, max: number, key: string): Promise<'stored' | 'full'>;
   /** The oldest messages first. */
   fetch(host: string, username: string, limit: number): Promise<OfflineMessage[]>;
   remove(host: string, username: string, ids: number[]): Promise<void>;

@@ -8,8 +8,8 @@ export const offlineSuite: ConformanceSuite = {
   cases: {
     async 'push keeps order, stops at the limit, fetch and remove'(storage) {
       const o = new SqlOfflineStore(storage);
-      for (let i = 0; i < 5; i++) assert.equal(await o.push(HOST, 'bob', `<message id="m${i}"/>`, 5), 'stored');
-      assert.equal(await o.push(HOST, 'bob', '<message id="m5"/>', 5), 'full');
+      for (let i = 0; i < 5; i++) assert.equal(await o.push(HOST, 'bob', `<message id="m${i}"/>`, 5, `k${i}`), 'stored');
+      assert.equal(await o.push(HOST, 'bob', '<message id="m5"/>', 5, 'k5'), 'full');
       assert.equal(await o.count(HOST, 'bob'), 5);
       const first = await o.fetch(HOST, 'bob', 3);
       assert.deepEqual(first.map((m) => m.stanza), ['<message id="m0"/>', '<message id="m1"/>', '<message id="m2"/>']);
@@ -20,8 +20,8 @@ export const offlineSuite: ConformanceSuite = {
     },
     async 'fetch by ids returns only existing messages of that user, and clear empties one user only'(storage) {
       const o = new SqlOfflineStore(storage);
-      for (let i = 0; i < 4; i++) await o.push(HOST, 'bob', `<message id="b${i}"/>`, 10);
-      await o.push(HOST, 'carl', '<message id="c0"/>', 10);
+      for (let i = 0; i < 4; i++) await o.push(HOST, 'bob', `<message id="b${i}"/>`, 10, `k${i}`);
+      await o.push(HOST, 'carl', '<message id="c0"/>', 10, 'k0');
       const all = await o.fetch(HOST, 'bob', 10);
       const carl = await o.fetch(HOST, 'carl', 10);
       const picked = await o.fetchByIds(HOST, 'bob', [all[2]!.id, all[0]!.id, 999_999, carl[0]!.id]);
@@ -30,6 +30,17 @@ export const offlineSuite: ConformanceSuite = {
       await o.clear(HOST, 'bob');
       assert.equal(await o.count(HOST, 'bob'), 0);
       assert.equal(await o.count(HOST, 'carl'), 1);
+    },
+    async 'a message pushed again with its key is stored once (a retried write, a resend), even at the limit'(storage) {
+      const o = new SqlOfflineStore(storage);
+      assert.equal(await o.push(HOST, 'dora', '<message id="d0"/>', 2, 'same'), 'stored');
+      assert.equal(await o.push(HOST, 'dora', '<message id="d0"/>', 2, 'same'), 'stored');
+      assert.equal(await o.count(HOST, 'dora'), 1);
+      assert.equal(await o.push(HOST, 'dora', '<message id="d1"/>', 2, 'other'), 'stored');
+      assert.equal(await o.push(HOST, 'dora', '<message id="d1"/>', 2, 'other'), 'stored', 'there already: not "full"');
+      assert.equal(await o.push(HOST, 'dora', '<message id="d2"/>', 2, 'third'), 'full');
+      assert.equal(await o.push(HOST, 'erik', '<message id="d0"/>', 2, 'same'), 'stored', 'keys are per user');
+      assert.equal(await o.count(HOST, 'dora'), 2);
     },
   },
 };
