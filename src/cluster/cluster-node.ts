@@ -93,6 +93,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       prefix: settings.prefix,
       nodeId: this.nodeId,
       make: (full, node) => new RemoteSession(full, node, this),
+      isMember: (node) => this.#membership.has(node) && !this.#handled.has(node),
     });
     this.#links = new Links({
       nodeId: this.nodeId,
@@ -127,6 +128,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       if (e.type === 'join') {
         this.#handled.delete(e.node);
         void this.#readAddresses();
+        // Its changes were ignored while it was not a member (see isMember).
+        void this.#directory.reloadNode(e.node).catch(() => undefined);
       }
       else void this.#nodeDead(e.node, false);
     };
@@ -189,6 +192,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#address);
     const leftover = await this.#directory.start();
     await this.#membership.join();
+    // The directory loaded before the membership view existed (and kept nothing): again.
+    await this.#directory.reloadAll();
     await this.#readAddresses();
     this.#core.sessions.attach(this);
     if (leftover.length > 0 && this.#core.hasService('presence')) {

@@ -124,6 +124,11 @@ export class RedisMembership {
     return `${this.#o.prefix}:epoch`;
   }
 
+  /** Whether a node is in this node's view (no copy: called per directory change). */
+  has(node: string): boolean {
+    return this.#view.has(node);
+  }
+
   /** The live nodes as this node sees them (itself included once joined). */
   members(): string[] {
     return [...this.#view].sort();

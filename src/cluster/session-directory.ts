@@ -64,6 +64,12 @@ export interface DirectoryOptions<E extends ReplicaEntry> {
   nodeId: string;
   /** Makes the replica's object for another node's resource (then updated in place). */
   make: (full: string, node: string) => E;
+  /**
+   * Whether a node is a live member as this node sees it (default: every node). The
+   * replica holds only members' sessions: what a node declared dead still publishes, or a
+   * reload that read its hash before it was deleted, is dropped.
+   */
+  isMember?: (node: string) => boolean;
 }
 
 type Change = { node: string; seq: number; op: 'set'; jid: string; e: SessionState } | { node: string; seq: number; op: 'del'; jid: string } | { node: string; seq: number; op: 'reset' };
@@ -319,6 +325,7 @@ export class RedisSessionDirectory<E extends ReplicaEntry = PlainEntry> {
   }
 
   #applyChange(c: Change): void {
+    if (this.#o.isMember && !this.#o.isMember(c.node)) return; // read whole when it joins (again)
     const last = this.#seq.get(c.node) ?? 0;
     if (c.seq <= last) return; // already in what we loaded
     if (c.op === 'reset' || c.seq !== last + 1) {
@@ -332,6 +339,11 @@ export class RedisSessionDirectory<E extends ReplicaEntry = PlainEntry> {
     else this.#apply(c.node, c.jid, null);
   }
 
+  /** Reads a node's hash again (it joined, or joined again). */
+  reloadNode(node: string): Promise<void> {
+    return this.#reload(node);
+  }
+
   /** Replaces what the replica holds of a node with its hash. */
   #reload(node: string): Promise<void> {
     let p = this.#reloading.get(node);
@@ -340,9 +352,14 @@ export class RedisSessionDirectory<E extends ReplicaEntry = PlainEntry> {
     p = (async () => {
       try {
         const h = await this.#redis.hgetall(this.#key(node));
-        // No hash: Redis lost it and the node has not written it again yet (its reset
-        // reloads it then), or the node is gone (its departure drops its entries). Either
-        // way nothing here says its sessions ended: the replica keeps them.
+        if (this.#o.isMember && !this.#o.isMember(node)) {
+          // Not (or no longer) a member: none of its sessions are reachable.
+          for (const j of this.sessionsOf(node)) this.#apply(node, j, null);
+          this.#seq.delete(node);
+          return;
+        }
+        // No hash of a member: Redis lost it and the node has not written it again yet
+        // (its reset reloads it then). Nothing here says its sessions ended: kept.
         if (h[SEQ] === undefined) return;
         const present = new Set<string>();
         for (const [jid, v] of Object.entries(h)) {

@@ -249,7 +249,7 @@ async function startNode(spec: NodeSpec, cleanup: Cleanup): Promise<Node> {
       ...(process.env.PARLEY_TEST_CERT ? { tls: { cert: process.env.PARLEY_TEST_CERT, key: process.env.PARLEY_TEST_KEY } } : {}),
       limits: { exemptAddresses: ['127.0.0.1', '::1', '10.231.0.1'] },
       cluster,
-      log: { level: 'info' },
+      log: { level: process.env.FAULTS_DEBUG ? 'debug' : 'info' },
     }),
   );
   const argv = [process.execPath, BIN, 'start', '--config', file];
@@ -675,7 +675,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       lostIds: lostIds.slice(0, 20),
       dupIds: ledger.dupIds.slice(0, 20).map((d) => `${d} (sent at ${(ledger.sent.get(d.split(' ')[0]!)?.at ?? 0) - t0} ms)`),
     };
-    if (process.env.FAULTS_DEBUG) for (const n of env.nodes) console.error(n.log.filter((l) => /routed again|declared dead|expelled|stood still|lease/.test(l)).map((l) => `${n.name}: ${l}`).join('\n'));
+    if (process.env.FAULTS_DEBUG) for (const n of env.nodes) console.error(n.log.filter((l) => /routed again|declared dead|expelled|stood still|lease|membership changed|joined|writing this node|directory write/.test(l)).map((l) => `${n.name}: ${l}`).join('\n'));
     if (process.env.FAULTS_DEBUG) for (const d of ledger.dupIds.slice(0, 3)) console.error(ledger.raw.get(d.split(' ')[0]!)?.join('\n'));
     if (process.env.FAULTS_DEBUG) for (const [id] of [...ledger.sent].filter(([, v]) => v.to.startsWith('z')).slice(0, 2)) console.error(id, ledger.live.get(id), ledger.stored.has(id), ledger.raw.get(id)?.join('\n'));
     return result;
