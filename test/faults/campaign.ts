@@ -423,6 +423,10 @@ interface Env {
   notes: string[];
   /** Why recovery probes failed (the first few), and when the fault ended. */
   probeFailures: string[];
+  /** Bodies of probe messages that did not arrive (looked for in probe2's offline storage at the end). */
+  failedProbes: string[];
+  /** Probe messages that arrived after the probe gave up. */
+  lateProbes: number;
   faultEnd: number;
 }
 
@@ -450,6 +454,7 @@ async function provision(storage: Awaited<ReturnType<typeof openStorage>>, users
 async function probe(env: Env): Promise<boolean> {
   let a: TestClient | null = null;
   let b: TestClient | null = null;
+  let body = '';
   try {
     const mk = async (u: string) => {
       const x = makeClient({ port: env.front.c2s, username: u, resource: `p${randomBytes(3).toString('hex')}` });
@@ -461,13 +466,26 @@ async function probe(env: Env): Promise<boolean> {
     };
     a = await mk('probe1');
     b = await mk('probe2');
-    const body = `probe-${randomBytes(4).toString('hex')}`;
-    const got = b.waitFor((el) => el.name === 'message' && el.getChildText('body') === body, 3000, 'probe');
-    await a.send(xml('message', { to: `${b.xmpp.jid?.toString() ?? jid('probe2')}`, type: 'chat' }, xml('body', null, body)));
-    await got;
+    body = `probe-${randomBytes(4).toString('hex')}`;
+    const got = b.waitFor((el) => el.name === 'message' && el.getChildText('body') === body, 1500, 'the probe message');
+    const bounced = a.waitFor((el) => el.name === 'message' && el.attrs.type === 'error' && el.attrs.id === body, 1500, 'a bounce').then(
+      (el) => Promise.reject(new Error(`bounced: ${el.getChild('error')?.toString() ?? ''}`)),
+      () => new Promise<never>(() => undefined),
+    );
+    // Whichever settles second must not be an unhandled rejection.
+    got.catch(() => undefined);
+    bounced.catch(() => undefined);
+    await a.send(xml('message', { to: `${b.xmpp.jid?.toString() ?? jid('probe2')}`, type: 'chat', id: body }, xml('body', null, body)));
+    await Promise.race([got, bounced]);
     return true;
   } catch (e) {
-    if (env.probeFailures.length < 5) env.probeFailures.push(`${Date.now() - env.faultEnd} ms after the fault: ${(e as Error).message}`);
+    if (body) {
+      // It may only be late: then it is no failure of delivery.
+      await sleep(500);
+      if (b?.received.some((el) => el.name === 'message' && el.getChildText('body') === body)) env.lateProbes++;
+      else env.failedProbes.push(body);
+    }
+    if (env.probeFailures.length < 5) env.probeFailures.push(`${Date.now() - env.faultEnd} ms after the fault: ${((e as Error).message || String(e)).slice(0, 300)}`);
     return false;
   } finally {
     await a?.stop();
@@ -498,7 +516,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
     const loadUsers = withLoad ? Array.from({ length: LOAD_USERS }, (_, i) => `lt${i + 1}`) : [];
     const front = { c2s: await freePort(), http: await freePort() };
     const plan = PLANS[name](opts);
-    const env: Env = { dir, cleanup, nodes: [], hp: null as unknown as RunningHaproxy, front, redis: null, users, sleepers, notes, probeFailures: [], faultEnd: 0 };
+    const env: Env = { dir, cleanup, nodes: [], hp: null as unknown as RunningHaproxy, front, redis: null, users, sleepers, notes, probeFailures: [], failedProbes: [], lateProbes: 0, faultEnd: 0 };
     const dataDir = join(dir, 'data');
     mkdirSync(dataDir, { recursive: true });
     let storage: unknown;
@@ -591,7 +609,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       await sleep(100);
     }
     log(`${name}: recovered in ${recoveryMs} ms`);
-    if (env.probeFailures.length > 0) notes.push(`recovery probes that failed: ${env.probeFailures.join('; ')}`);
+    if (env.probeFailures.length > 0) notes.push(`recovery probes that failed: ${env.probeFailures.join('; ')}${env.lateProbes > 0 ? ` (${env.lateProbes} of their messages arrived late)` : ''}`);
     await sleep(opts.short ? 500 : 3000);
     stop = true;
     await loop;
@@ -606,11 +624,30 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
     ledger.finalPhase = true;
     for (const c of chatters) await c.stop();
     const readers: Chatter[] = [];
+    let lostProbes: string[] = [];
     for (const u of [...users, ...sleepers]) {
       const c = new Chatter(u, () => front.c2s, ledger);
       readers.push(c);
       cleanup.add('reader', () => c.stop());
       await c.connect().catch((e: Error) => notes.push(`${u} could not log in at the end: ${e.message}`));
+    }
+    // Probe messages that did not arrive in time: stored (read now, at a login with
+    // presence), or gone, which would be a loss the ledger does not count.
+    if (env.failedProbes.length > 0) {
+      const p2 = new TestClient(makeClient({ port: front.c2s, username: 'probe2', resource: 'final' }));
+      p2.xmpp.on('error', () => {});
+      cleanup.add('probe reader', () => p2.stop());
+      try {
+        await p2.xmpp.start();
+        await p2.send(xml('presence'));
+        await sleep(1000);
+        const got = new Set(p2.received.filter((el) => el.name === 'message').map((el) => el.getChildText('body') ?? ''));
+        const found = env.failedProbes.filter((b) => got.has(b));
+        notes.push(`probe messages that did not arrive in time: ${env.failedProbes.length}, found later in offline storage: ${found.length}`);
+        if (found.length < env.failedProbes.length) lostProbes = env.failedProbes.filter((b) => !got.has(b));
+      } catch (e) {
+        notes.push(`probe2 could not log in at the end: ${(e as Error).message}`);
+      }
     }
     await sleep(opts.short ? 800 : 1500);
     for (const c of readers) {
@@ -666,13 +703,13 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
       bounced: ledger.bounced.size,
       storedAndBounced,
       unacked,
-      lost: lostIds.length,
+      lost: lostIds.length + lostProbes.length,
       duplicated: ledger.duplicated,
       recoveryMs,
       faultMs: t1 - t0,
       bounceConditions: conds,
       notes,
-      lostIds: lostIds.slice(0, 20),
+      lostIds: [...lostIds, ...lostProbes.map((b) => `${b} (a recovery probe to probe2)`)].slice(0, 20),
       dupIds: ledger.dupIds.slice(0, 20).map((d) => `${d} (sent at ${(ledger.sent.get(d.split(' ')[0]!)?.at ?? 0) - t0} ms)`),
     };
     if (process.env.FAULTS_DEBUG) for (const n of env.nodes) console.error(n.log.filter((l) => /routed again|declared dead|expelled|stood still|lease|membership changed|joined|writing this node|directory write/.test(l)).map((l) => `${n.name}: ${l}`).join('\n'));
