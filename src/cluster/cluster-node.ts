@@ -269,6 +269,10 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     return this.#directory.set(full, this.#stateOf(session)).catch((err: unknown) => this.#writeError(err, full, false));
   }
 
+  catchUp(): Promise<void> {
+    return this.#directory.sync().catch(() => undefined);
+  }
+
   #mark(full: string, s: LocalSession | null): void {
     this.#dirty.set(full, s);
     this.#flushing ??= setImmediate(() => this.#flush());

@@ -181,3 +181,24 @@ test('changes published while a node\'s subscription was down are read once it i
     r.disconnect();
   }
 });
+
+test('sync() returns once every change published before it is in the replica', async () => {
+  const p = newPrefix();
+  const a = dir(p, 'A');
+  const b = dir(p, 'B');
+  await a.start();
+  await b.start();
+  const r = new Redis(URL);
+  try {
+    const base = Number(await r.hget(`${p}:sessions:A`, '#seq'));
+    for (let i = 0; i < 20; i++) {
+      // A change written the way node A writes it, then at once B's sync.
+      await r.hset(`${p}:sessions:A`, `f${i}@x.test/r`, JSON.stringify({ p: 0, a: true }), '#seq', String(base + i + 1));
+      await r.publish(`${p}:sessions`, JSON.stringify({ node: 'A', seq: base + i + 1, op: 'set', jid: `f${i}@x.test/r`, e: { priority: 0, available: true } }));
+      await b.sync();
+      assert.ok(b.locate(`f${i}@x.test/r`), `change ${i} is in B's replica once sync() returned`);
+    }
+  } finally {
+    r.disconnect();
+  }
+});

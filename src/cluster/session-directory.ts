@@ -94,6 +94,8 @@ export class RedisSessionDirectory<E extends ReplicaEntry = PlainEntry> {
   #echoed = 0;
   readonly #echoWaits = new Map<number, () => void>();
   readonly #reloading = new Map<string, Promise<void>>();
+  #syncs = 0;
+  readonly #syncWaits = new Map<number, () => void>();
   /** Changes that arrived while their node's hash was being read. */
   readonly #held = new Map<string, Change[]>();
 
@@ -298,11 +300,54 @@ export class RedisSessionDirectory<E extends ReplicaEntry = PlainEntry> {
     return jids;
   }
 
+  /**
+   * Resolves once this replica holds every change Redis took before the call: a marker
+   * published on the channel comes back behind them (at most `timeoutMs`, e.g. when Redis
+   * is unreachable). Other nodes ignore the marker.
+   */
+  async sync(timeoutMs = 500): Promise<void> {
+    // Redis away: nothing can come meanwhile (the reconnection reads everything again).
+    if (this.#redis.status !== 'ready' || this.#sub.status !== 'ready') return;
+    const n = ++this.#syncs;
+    const back = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#syncWaits.delete(n);
+        resolve();
+      }, timeoutMs);
+      timer.unref();
+      this.#syncWaits.set(n, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    try {
+      await this.#redis.publish(this.#channel, JSON.stringify({ node: this.#o.nodeId, op: 'sync', n }));
+    } catch {
+      this.#syncWaits.get(n)?.();
+      this.#syncWaits.delete(n);
+    }
+    await back;
+    await this.#reloads();
+  }
+
   #onMessage(raw: string): void {
     let c: Change;
     try {
       c = JSON.parse(raw) as Change;
     } catch {
+      return;
+    }
+    const marker = c as unknown as { op?: string; n?: unknown; node?: string };
+    if (marker.op === 'sync') {
+      if (marker.node === this.#o.nodeId && typeof marker.n === 'number') {
+        // Markers come back in order: this one and every earlier one are done.
+        for (const [n, done] of this.#syncWaits) {
+          if (n <= marker.n) {
+            this.#syncWaits.delete(n);
+            done();
+          }
+        }
+      }
       return;
     }
     if (typeof c.seq !== 'number') return;

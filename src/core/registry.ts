@@ -21,6 +21,12 @@ export interface RemoteSessions {
   removed(session: LocalSession): void;
   /** Writes a session's state now; resolves once the directory has it (or the write failed). */
   publishNow(session: LocalSession): Promise<void>;
+  /**
+   * Resolves once this node's view holds every change the other nodes made before the
+   * call (bounded in time): a session another node bound and told its client about is
+   * then visible here.
+   */
+  catchUp(): Promise<void>;
 }
 
 export class SessionRegistry {
@@ -28,6 +34,11 @@ export class SessionRegistry {
   readonly #byBare = new Map<string, LocalSession[]>();
   #count = 0;
   #remote: RemoteSessions | null = null;
+
+  /** See RemoteSessions.catchUp; at once without a cluster. */
+  catchUp(): Promise<void> {
+    return this.#remote ? this.#remote.catchUp() : Promise.resolve();
+  }
 
   /** Joins the registry to a cluster's view of the other nodes. */
   attach(remote: RemoteSessions | null): void {

@@ -10,7 +10,7 @@ import { XmlElement } from '../xml/element.js';
 import { StanzaError, StorageError } from '../xmpp/errors.js';
 import { Jid } from '../xmpp/jid.js';
 import type { HookBus } from './hooks.js';
-import { MessageStages } from './message-stages.js';
+import { MessageStages, type StagedMessage } from './message-stages.js';
 import { iqError, type IqDispatcher } from './iq.js';
 import type { SessionRegistry } from './registry.js';
 import type { ServerStats } from './stats.js';
@@ -338,11 +338,15 @@ export class Router {
     const work = (held && prev !== held ? Promise.all([prev, held]) : prev).then(async () => {
       if (!(await exists)) throw new StanzaError('service-unavailable');
       if (msg === null) {
+        await this.#d.sessions.catchUp();
+        if (this.#deliveredAfterAll(stanza, from, bare, null)) return;
         const stored = await this.#storeOffline(bare, stanza);
         if (!stored) throw new StanzaError('service-unavailable');
         return;
       }
       await accepted;
+      await this.#d.sessions.catchUp();
+      if (this.#deliveredAfterAll(stanza, from, bare, msg)) return;
       let stored = false;
       try {
         stored = await this.#storeOffline(bare, stanza);
@@ -358,6 +362,34 @@ export class Router {
       if (this.#offlineQueue.get(bare.bare) === tail) this.#offlineQueue.delete(bare.bare);
     });
     this.#run(stanza, from, to, work);
+  }
+
+  /**
+   * Just before a message is stored (after the directory caught up): is its recipient
+   * there by now? In a cluster a resource bound on another node reaches this node's
+   * directory a moment after its client was told it is bound (pub/sub), and a message
+   * sent to it at once found nothing. The resource it was sent to (when it was sent to a
+   * full JID), else the highest-priority available ones, get it live.
+   */
+  #deliveredAfterAll(stanza: XmlElement, from: Jid, bare: Jid, msg: StagedMessage | null): boolean {
+    let targets: LocalSession[] = [];
+    const full = Jid.tryParse(stanza.attrs.to);
+    const allowed = (s: LocalSession) => this.#inFilters.length === 0 || this.checkIn(stanza, from, s.jid, s) === null;
+    if (full && full.resource !== '' && full.bare === bare.bare) {
+      const s = this.#d.sessions.get(full);
+      if (s && !s.isClosed && allowed(s)) targets = [s];
+    }
+    if (targets.length === 0) {
+      const available = this.#d.sessions.available(bare.bare).filter((s) => !s.isClosed && allowed(s));
+      let best = -1;
+      for (const s of available) if (s.priority > best) best = s.priority;
+      if (best >= 0) targets = available.filter((s) => s.priority === best);
+    }
+    if (targets.length === 0) return false;
+    if (targets.length > 1) deliveredTogether.set(stanza, targets);
+    for (const s of targets) s.deliver(stanza);
+    if (msg !== null) this.stages.delivered(msg, targets);
+    return true;
   }
 
   /** The offline hook; a refusal (full, store down, no offline module) is counted. */
