@@ -11,6 +11,7 @@ import { Logs, type LogLevel } from './core/logger.js';
 import { openLogs } from './ops/logs.js';
 import { ServerCore } from './core/server.js';
 import { loadTlsIdentity } from './core/tls.js';
+import { ensurePrivateDir } from './support/private-files.js';
 import type { ModuleDefinition } from './core/module.js';
 import { openStorage } from './storage/open.js';
 import type { ShardedStorage } from './storage/sharded.js';
@@ -40,7 +41,7 @@ import carbons from './modules/carbons/index.js';
 import privacy from './modules/privacy/index.js';
 import pep from './modules/pep/index.js';
 import vcard from './modules/vcard/index.js';
-import { demoPortal } from './portal/demo.js';
+import { demoPortal, disableDemoAccounts } from './portal/demo.js';
 
 /** The modules every server loads, in order. */
 export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, privacy, offline, disco, ping, version, time, mam, carbons, pep, vcard];
@@ -84,6 +85,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     opts.logs ??
     (opts.log ? new Logs(opts.log, { level: opts.log.level as LogLevel, modules: config.log.modules, sensitive: config.log.sensitive }) : openLogs(config.log));
   const log = logs.root;
+  // SECURITY: the data directory is Parley's alone (0700); see support/private-files.ts.
+  if (ensurePrivateDir(resolve(config.dataDir))) log.warn({ dataDir: config.dataDir }, 'the data directory could be read by other users: its mode is now 0700');
   const storage = await openStorage(config, logs.for('storage'));
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
@@ -120,6 +123,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       friendSource: ps.friends,
     });
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
+    if (!config.demo.enabled) {
+      const disabled = await disableDemoAccounts(core);
+      if (disabled.length > 0) log.warn({ accounts: disabled }, 'demo accounts with the demo password were found and disabled: they log in only in demo mode (demo.enabled)');
+    }
     reloader = configReloader(core, storage, opts.configFile);
     if (config.cluster.driver === 'redis') {
       const cc = config.cluster;

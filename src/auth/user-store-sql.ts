@@ -3,6 +3,7 @@ import type { ScramCredentials, ScramHash } from '../xmpp/sasl/scram.js';
 import { insertedUnlessDuplicate, type Storage } from '../storage/storage.js';
 import { deleteUserRows } from '../storage/mover.js';
 import type { AccountCredentials, UserStore } from './user-store.js';
+import type { UserFlagState } from '../storage/schema.js';
 
 /** "iterations$salt$storedKey$serverKey" with base64 parts. */
 export function encodeCredentials(c: ScramCredentials): string {
@@ -143,14 +144,14 @@ export class SqlUserStore implements UserStore {
     );
   }
 
-  getFlag(host: string, username: string): Promise<{ state: 'banned' | 'deleted'; reason: string | null } | null> {
+  getFlag(host: string, username: string): Promise<{ state: UserFlagState; reason: string | null } | null> {
     return this.storage.forUser(host, username, 'read account flag', async (db) => {
       const r = await db.selectFrom('user_flags').select(['state', 'reason']).where('host', '=', host).where('username', '=', username).executeTakeFirst();
       return r ? { state: r.state, reason: r.reason } : null;
     });
   }
 
-  setFlag(host: string, username: string, flag: { state: 'banned' | 'deleted'; reason: string | null } | null): Promise<void> {
+  setFlag(host: string, username: string, flag: { state: UserFlagState; reason: string | null } | null): Promise<void> {
     return this.storage.forUser(host, username, 'set account flag', async (db) => {
       await db.transaction().execute(async (tx) => {
         await tx.deleteFrom('user_flags').where('host', '=', host).where('username', '=', username).execute();

@@ -3,6 +3,7 @@
  * (RFC 5802 §2.1), for SHA-1 and SHA-256, each with its own random salt.
  */
 import type { ScramCredentials, ScramHash } from '../xmpp/sasl/scram.js';
+import type { UserFlagState } from '../storage/schema.js';
 
 export interface AccountCredentials {
   sha1: ScramCredentials;
@@ -30,7 +31,7 @@ export interface UserStore {
    */
   ensure(host: string, username: string): Promise<boolean>;
   /** Why the account may not log in (banned by the portal, or deleted with data kept), or null. */
-  getFlag(host: string, username: string): Promise<{ state: 'banned' | 'deleted'; reason: string | null } | null>;
+  getFlag(host: string, username: string): Promise<{ state: UserFlagState; reason: string | null } | null>;
   /** Sets (or with null clears) that flag. */
-  setFlag(host: string, username: string, flag: { state: 'banned' | 'deleted'; reason: string | null } | null): Promise<void>;
+  setFlag(host: string, username: string, flag: { state: UserFlagState; reason: string | null } | null): Promise<void>;
 }

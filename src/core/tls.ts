@@ -4,7 +4,8 @@
  * Also computes the data for tls-server-end-point channel binding (RFC 5929 §4).
  */
 import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { ensurePrivateDir } from '../support/private-files.js';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { certificateSignatureHash, makeSelfSignedCertificate } from './x509.js';
@@ -34,7 +35,7 @@ export async function loadTlsIdentity(opts: { domain: string; dataDir: string; c
     const certFile = join(dir, `${opts.domain}.crt`);
     const keyFile = join(dir, `${opts.domain}.key`);
     if (!existsSync(certFile) || !existsSync(keyFile)) {
-      mkdirSync(dir, { recursive: true });
+      ensurePrivateDir(dir);
       const made = makeSelfSignedCertificate(opts.domain === 'localhost' ? ['localhost'] : [opts.domain, 'localhost']);
       writeFileSync(keyFile, made.key, { mode: 0o600 });
       chmodSync(keyFile, 0o600);

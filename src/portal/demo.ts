@@ -91,6 +91,9 @@ export async function seedDemo(core: ServerCore): Promise<void> {
   const domain = core.config.domain;
   for (const u of DEMO_USERS) {
     if (!(await core.users.exists(domain, u.user))) await core.users.create(domain, u.user, await makeCredentials(DEMO_PASSWORD));
+    // Disabled by an earlier start without demo mode (disableDemoAccounts): back on.
+    const flag = await core.users.getFlag(domain, u.user);
+    if (flag?.state === 'disabled' && flag.reason === DEMO_DISABLED_REASON) await core.users.setFlag(domain, u.user, null);
   }
   const roster = core.service('roster');
   const nameOf = (user: string) => DEMO_USERS.find((u) => u.user === user)?.name ?? user;
@@ -116,6 +119,28 @@ export async function seedDemo(core: ServerCore): Promise<void> {
       }));
     }
   }
+}
+
+export const DEMO_DISABLED_REASON = 'a demo account: it logs in only while the demo portal is on (demo.enabled)';
+
+/**
+ * SECURITY: the demo's accounts have a password everybody knows. A server started without
+ * demo mode on a dataDir (or database) that a demo run seeded must not accept them: every
+ * demo account that still has the demo password is flagged disabled (login refused with
+ * `account-disabled`, prebind refused), until demo mode seeds it again. Returns the
+ * accounts it disabled now, for the start-up warning.
+ */
+export async function disableDemoAccounts(core: ServerCore): Promise<string[]> {
+  const domain = core.config.domain;
+  const disabled: string[] = [];
+  for (const u of DEMO_USERS) {
+    const creds = await core.users.getCredentials(domain, u.user, 'SHA-256');
+    if (creds === null || (await core.users.getFlag(domain, u.user)) !== null) continue;
+    if (!(await checkScramPassword(DEMO_PASSWORD, 'SHA-256', creds))) continue;
+    await core.users.setFlag(domain, u.user, { state: 'disabled', reason: DEMO_DISABLED_REASON });
+    disabled.push(`${u.user}@${domain}`);
+  }
+  return disabled;
 }
 
 /**

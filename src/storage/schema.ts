@@ -132,14 +132,20 @@ export interface ShardDirectoryTable {
   updated_at: number;
 }
 
-/** An account the portal banned, or deleted with its data kept: it cannot log in. */
+/**
+ * An account the portal banned, or deleted with its data kept, or a demo account on a
+ * server that is not in demo mode: it cannot log in.
+ */
 export interface UserFlagsTable {
   host: string;
   username: string;
-  state: 'banned' | 'deleted';
+  state: UserFlagState;
   reason: string | null;
   updated_at: number;
 }
+
+/** Why an account may not log in. */
+export type UserFlagState = 'banned' | 'deleted' | 'disabled';
 
 /** A portal event already applied (its id), so a repeated one is applied once. */
 export interface PortalEventsTable {

@@ -3,7 +3,8 @@
  * Node 20), WAL journal, through the same query layer and the same storage router as
  * MySQL (as a single shard that never moves).
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { ensurePrivateDir, ensurePrivateFile } from '../support/private-files.js';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
@@ -24,7 +25,13 @@ export interface SqliteOptions {
 export async function openSqlite(opts: SqliteOptions): Promise<ShardedStorage> {
   let raw: BetterSqlite3.Database;
   try {
-    if (opts.file !== ':memory:') mkdirSync(dirname(resolve(opts.file)), { recursive: true });
+    if (opts.file !== ':memory:') {
+      // SECURITY: the database holds SCRAM keys and the archive: 0600 in a 0700 directory.
+      // SQLite gives its -wal and -shm files the database file's permissions.
+      const file = resolve(opts.file);
+      ensurePrivateDir(dirname(file));
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) if (f === file || existsSync(f)) ensurePrivateFile(f);
+    }
     raw = new BetterSqlite3(opts.file, { timeout: opts.busyTimeoutMs });
     raw.pragma('journal_mode = WAL');
     raw.pragma('synchronous = NORMAL');
