@@ -41,10 +41,12 @@ import carbons from './modules/carbons/index.js';
 import privacy from './modules/privacy/index.js';
 import pep from './modules/pep/index.js';
 import vcard from './modules/vcard/index.js';
+import contactInfo from './modules/contact-info/index.js';
+import extdisco from './modules/extdisco/index.js';
 import { demoPortal, disableDemoAccounts } from './portal/demo.js';
 
 /** The modules every server loads, in order. */
-export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, privacy, offline, disco, ping, version, time, mam, carbons, pep, vcard];
+export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, privacy, offline, disco, ping, version, time, mam, carbons, pep, vcard, contactInfo, extdisco];
 
 export interface Listener {
   readonly name: string;

@@ -38,6 +38,10 @@ function checkAcrossKeys(c: Config): void {
   }
   if (p.secret !== undefined && p.secret.length < 16) throw new ConfigError('portal.secret', 'must be at least 16 characters');
   if (c.log.destination !== 'stdout' && c.log.syslog.transport === 'unix' && !isAbsolute(c.log.syslog.path)) throw new ConfigError('log.syslog.path', 'must be an absolute path (the local syslog socket, e.g. /dev/log)');
+  c.externalServices.forEach((s, i) => {
+    if (s.host === '') throw new ConfigError(`externalServices[${i}].host`, 'is required');
+    if (s.secret !== undefined && s.secret.length < 16) throw new ConfigError(`externalServices[${i}].secret`, 'must be at least 16 characters');
+  });
   if (c.cluster.nodeId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(c.cluster.nodeId)) throw new ConfigError('cluster.nodeId', 'letters, digits, - and _ only (1 to 64 characters)');
 }
 

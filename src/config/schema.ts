@@ -10,6 +10,10 @@ const SYSLOG_FACILITIES = ['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', '
 const host = (def: string) => str({ doc: 'address to listen on', default: def, minLength: 1 });
 const port = (def: number) => int({ doc: 'port (0 picks a free one)', default: def, min: 0, max: 65535 });
 
+/** A list of contact URIs (XEP-0157): mailto:, xmpp:, https:, tel: … */
+const contactList = (what: string) =>
+  list(str({ doc: 'a URI such as mailto:abuse@example.com or xmpp:admin@example.com', default: '', pattern: /^(mailto|xmpp|https?|tel|sip):[^\s<>"]+$/, patternDoc: 'a mailto:, xmpp:, http(s):, tel: or sip: URI' }), { doc: `addresses for ${what}`, default: [] });
+
 const DOMAIN_PATTERN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 export const configSchema = obj({
@@ -276,6 +280,33 @@ export const configSchema = obj({
       notificationsOffline: bool({ doc: 'notifications for a user who is offline are stored and delivered at the next login', default: true }),
     },
     'the portal: events API, logins, friends and prebind (issue 8)',
+  ),
+  contact: obj(
+    {
+      abuse: contactList('abuse'),
+      admin: contactList('the administrators'),
+      feedback: contactList('feedback'),
+      sales: contactList('sales'),
+      security: contactList('security reports'),
+      status: contactList('status updates'),
+      support: contactList('support'),
+    },
+    'contact addresses of the service (XEP-0157), shown in the server\'s disco#info; empty lists are left out',
+  ),
+  externalServices: list(
+    obj(
+      {
+        type: oneOf(['stun', 'stuns', 'turn', 'turns'] as const, { doc: 'kind of service', default: 'stun' }),
+        host: str({ doc: 'host name or address of the service', default: '', minLength: 1 }),
+        port: int({ doc: 'port of the service', default: 3478, min: 1, max: 65535 }),
+        transport: oneOf(['udp', 'tcp'] as const, { doc: 'transport', default: 'udp' }),
+        name: optionalStr({ doc: 'a name to show' }),
+        secret: optionalStr({ doc: 'secret shared with the TURN server (coturn `static-auth-secret`): users get time-limited credentials (TURN REST API); unset: no credentials' }),
+        ttl: duration({ doc: 'how long computed credentials stay valid', default: '1d', min: '1m', max: '30d' }),
+      },
+      'an external service',
+    ),
+    { doc: 'STUN/TURN services listed to the server\'s users (XEP-0215), for voice and video calls', default: [] },
   ),
   demo: obj(
     {

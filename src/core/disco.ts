@@ -18,6 +18,7 @@ export class DiscoRegistry {
   readonly #features: Record<IqScope, Map<string, number>> = { host: new Map(), account: new Map() };
   readonly #identities: Record<IqScope, Identity[]> = { host: [], account: [] };
   readonly #nodes: Record<IqScope, Map<string, DiscoNodeHandler>> = { host: new Map(), account: new Map() };
+  readonly #forms: Record<IqScope, XmlElement[]> = { host: [], account: [] };
 
   /** Answers disco#info and disco#items on `node` (of the server or of each account); returns its removal. */
   addNode(node: string, scope: IqScope, handler: DiscoNodeHandler): () => void {
@@ -50,6 +51,20 @@ export class DiscoRegistry {
       const i = list.indexOf(identity);
       if (i >= 0) list.splice(i, 1);
     };
+  }
+
+  /** Adds an extended-information data form (XEP-0128) to disco#info; returns its removal. */
+  addForm(form: XmlElement, scope: IqScope): () => void {
+    this.#forms[scope].push(form);
+    return () => {
+      const list = this.#forms[scope];
+      const i = list.indexOf(form);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  forms(scope: IqScope): XmlElement[] {
+    return [...this.#forms[scope]];
   }
 
   features(scope: IqScope): string[] {

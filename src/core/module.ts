@@ -59,6 +59,8 @@ export interface ModuleContext {
   /** Announces a disco#info feature (RFC XEP-0030) on the server or on accounts. */
   addFeature(ns: string, scope?: IqScope): void;
   addIdentity(identity: Identity, scope?: IqScope): void;
+  /** Adds an extended-information form (XEP-0128, a `jabber:x:data` result) to disco#info. */
+  addDiscoForm(form: XmlElement, scope?: IqScope): void;
   handleIq(type: IqType, ns: string, name: string, handler: IqHandler, opts?: { scope?: IqScope | 'both' }): void;
   hook<K extends keyof NotifyHooks>(name: K, fn: NotifyHooks[K], priority?: number): void;
   hook<K extends keyof HandlerHooks>(name: K, fn: HandlerHooks[K], priority?: number): void;
@@ -118,6 +120,9 @@ export class ModuleHost {
       },
       addIdentity(identity, scope = 'host') {
         loaded.undo.push(core.disco.addIdentity(identity, scope));
+      },
+      addDiscoForm(form, scope = 'host') {
+        loaded.undo.push(core.disco.addForm(form, scope));
       },
       handleIq(type, ns, name, handler, opts) {
         const scope = opts?.scope ?? 'host';

@@ -64,5 +64,6 @@ function info(server: ServerCore, scope: IqScope): XmlElement {
   const q = x('query', { xmlns: NS.DISCO_INFO });
   for (const id of server.disco.identities(scope)) q.append(x('identity', { category: id.category, type: id.type, name: id.name }));
   for (const f of server.disco.features(scope)) q.append(x('feature', { var: f }));
+  for (const form of server.disco.forms(scope)) q.append(form);
   return q;
 }
