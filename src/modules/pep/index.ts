@@ -71,6 +71,8 @@ export default defineModule({
     const roster = (): RosterService => ctx.service('roster');
     const capsCache = new CapsCache(limits.capsCache);
     const interests = new WeakMap<LocalSession, Interest>();
+    /** The caps key of each session's newest broadcast presence (see updateInterest). */
+    const newest = new WeakMap<LocalSession, string>();
     /** Disco#info queries in flight, by verified caps key, so one client is asked per ver. */
     const capsQueries = new Map<string, Promise<Set<string> | null>>();
     /** owner bare JID → its nodes (LRU), invalidated on every change of the node set or configs. */
@@ -223,6 +225,7 @@ export default defineModule({
         if (stanza.attrs.type === 'unavailable') {
           // Coming back later counts as new: the last items are sent again (XEP-0163 §4.3.2).
           interests.delete(session);
+          newest.delete(session); // a lookup still running for an earlier presence is dropped
           return false;
         }
         if (stanza.attrs.type !== undefined) return false;
@@ -235,14 +238,18 @@ export default defineModule({
 
     async function updateInterest(session: LocalSession, ref: CapsRef | null): Promise<void> {
       const key = ref ? `${ref.hash ?? ''} ${ref.node}#${ref.ver}` : '';
-      const before = interests.get(session);
-      if (before && before.key === key) return;
+      // The newest presence decides, whatever order the lookups finish in: a lookup whose
+      // presence is no longer the newest is dropped when it finishes.
+      newest.set(session, key);
+      if (interests.get(session)?.key === key) return;
       const features = ref ? await featuresOf(session, ref) : new Set<string>();
-      if (session.isClosed) return;
-      const current = interests.get(session);
-      if (current !== before) return; // a newer presence won the race
+      if (session.isClosed || newest.get(session) !== key) return;
+      // A lost or unverifiable answer keeps what the client wanted before (asked again at
+      // the next presence with these caps, since the key is not recorded).
+      if (features === null) return;
+      const before = interests.get(session);
       const notify = new Set<string>();
-      for (const f of features ?? []) if (f.endsWith('+notify') && f.length > 7) notify.add(f.slice(0, -7));
+      for (const f of features) if (f.endsWith('+notify') && f.length > 7) notify.add(f.slice(0, -7));
       interests.set(session, { key, notify });
       const added = new Set<string>();
       for (const n of notify) if (!before?.notify.has(n)) added.add(n);
