@@ -54,6 +54,8 @@ const enum State {
 
 const PRESENCE_TYPES = new Set(['unavailable', 'subscribe', 'subscribed', 'unsubscribe', 'unsubscribed', 'probe', 'error']);
 const IQ_TYPES = new Set(['get', 'set', 'result', 'error']);
+/** SECURITY: a BCP 47 tag's shape (RFC 5646 §2.1); anything else in xml:lang is not copied onto stanzas. */
+const LANGUAGE_TAG = /^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8}){0,15}$/;
 
 /** A placeholder JID for sessions that are not bound yet. */
 const UNBOUND = Jid.parse('unbound.invalid');
@@ -90,6 +92,8 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   #inactive = false;
   /** Messages that came between close and the end (handed back after the undelivered ones). */
   #late: XmlElement[] | null = null;
+  /** The stream's xml:lang (RFC 6120 §4.7.4), or null when it named none (or a malformed one). */
+  #lang: string | null = null;
   priority = 0;
   presence: XmlElement | null = null;
   rosterRequested = false;
@@ -259,6 +263,9 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       this.close(new StreamError('unsupported-version', 'XMPP 1.0 streams only'));
       return;
     }
+    // RFC 6120 §4.7.4: the stream's default language, given to stanzas that name none.
+    const lang = attrs['xml:lang'];
+    this.#lang = lang !== undefined && LANGUAGE_TAG.test(lang) ? lang : null;
     this.#state = this.#user === null ? State.PreAuth : State.Bind;
   }
 
@@ -730,6 +737,9 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       }
     }
     el.attrs.from = this.#jid.full;
+    // RFC 6120 §4.7.4: a stanza without xml:lang is in the stream's language; recipients
+    // and the archive get it explicitly.
+    if (this.#lang !== null && el.attrs['xml:lang'] === undefined) el.attrs['xml:lang'] = this.#lang;
     const type = el.attrs.type;
     if (name === 'iq') {
       if (type === undefined || !IQ_TYPES.has(type) || !el.attrs.id) {

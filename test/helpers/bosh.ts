@@ -77,7 +77,7 @@ export class RawBosh {
     r = await this.send({}, `<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${(await scram.final(Buffer.from(challenge.text(), 'base64'))).toString('base64')}</response>`);
     const success = await this.until(r, 'success');
     scram.verify(Buffer.from(success.text(), 'base64'));
-    r = await this.send({ 'xmpp:restart': 'true', to: DOMAIN, 'xml:lang': 'en' });
+    r = await this.send({ 'xmpp:restart': 'true', to: DOMAIN, 'xml:lang': opts.create?.['xml:lang'] ?? 'en' });
     await this.until(r, 'features');
     r = await this.send(
       {},

@@ -145,11 +145,15 @@ export class XmlClient {
     return this.received.filter((e) => e.name === 'message').map((e) => e.getChildText('body') ?? '');
   }
 
+  /** The stream's `xml:lang`, sent in every stream header when set. */
+  lang: string | null = null;
+
   #open(): void {
+    const lang = this.lang === null ? '' : ` xml:lang='${this.lang}'`;
     if (this.#socket) {
-      this.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${DOMAIN}' version='1.0'>`);
+      this.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${DOMAIN}' version='1.0'${lang}>`);
     } else {
-      this.write(`<open xmlns='${FRAMING}' to='${DOMAIN}' version='1.0'/>`);
+      this.write(`<open xmlns='${FRAMING}' to='${DOMAIN}' version='1.0'${lang}/>`);
     }
   }
 
