@@ -14,11 +14,15 @@ export interface DiscoNodeHandler {
   items(req: IqRequest): XmlElement | Promise<XmlElement>;
 }
 
+/** Items a module lists in disco#items of the server or of an account (no node; XEP-0030 §4.1). */
+export type DiscoItemsProvider = (req: IqRequest) => XmlElement[] | Promise<XmlElement[]>;
+
 export class DiscoRegistry {
   readonly #features: Record<IqScope, Map<string, number>> = { host: new Map(), account: new Map() };
   readonly #identities: Record<IqScope, Identity[]> = { host: [], account: [] };
   readonly #nodes: Record<IqScope, Map<string, DiscoNodeHandler>> = { host: new Map(), account: new Map() };
   readonly #forms: Record<IqScope, XmlElement[]> = { host: [], account: [] };
+  readonly #items: Record<IqScope, DiscoItemsProvider[]> = { host: [], account: [] };
 
   /** Answers disco#info and disco#items on `node` (of the server or of each account); returns its removal. */
   addNode(node: string, scope: IqScope, handler: DiscoNodeHandler): () => void {
@@ -61,6 +65,20 @@ export class DiscoRegistry {
       const i = list.indexOf(form);
       if (i >= 0) list.splice(i, 1);
     };
+  }
+
+  /** Adds `<item/>`s to disco#items (without a node); returns its removal. */
+  addItems(provider: DiscoItemsProvider, scope: IqScope): () => void {
+    this.#items[scope].push(provider);
+    return () => {
+      const list = this.#items[scope];
+      const i = list.indexOf(provider);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  itemProviders(scope: IqScope): DiscoItemsProvider[] {
+    return [...this.#items[scope]];
   }
 
   forms(scope: IqScope): XmlElement[] {

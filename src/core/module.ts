@@ -14,6 +14,7 @@
  */
 import type { Logger } from 'pino';
 import type { XmlElement } from '../xml/element.js';
+import type { DiscoItemsProvider } from './disco.js';
 import type { Jid } from '../xmpp/jid.js';
 import type { HandlerHooks, NotifyHooks } from './hooks.js';
 import type { Services } from './services.js';
@@ -61,6 +62,8 @@ export interface ModuleContext {
   addIdentity(identity: Identity, scope?: IqScope): void;
   /** Adds an extended-information form (XEP-0128, a `jabber:x:data` result) to disco#info. */
   addDiscoForm(form: XmlElement, scope?: IqScope): void;
+  /** Lists items in disco#items (without a node) of the server or of each account. */
+  addDiscoItems(provider: DiscoItemsProvider, scope?: IqScope): void;
   handleIq(type: IqType, ns: string, name: string, handler: IqHandler, opts?: { scope?: IqScope | 'both' }): void;
   hook<K extends keyof NotifyHooks>(name: K, fn: NotifyHooks[K], priority?: number): void;
   hook<K extends keyof HandlerHooks>(name: K, fn: HandlerHooks[K], priority?: number): void;
@@ -123,6 +126,9 @@ export class ModuleHost {
       },
       addDiscoForm(form, scope = 'host') {
         loaded.undo.push(core.disco.addForm(form, scope));
+      },
+      addDiscoItems(provider, scope = 'host') {
+        loaded.undo.push(core.disco.addItems(provider, scope));
       },
       handleIq(type, ns, name, handler, opts) {
         const scope = opts?.scope ?? 'host';

@@ -42,11 +42,14 @@ export default defineModule({
       'get',
       NS.DISCO_ITEMS,
       'query',
-      (req) => {
+      async (req) => {
         if (req.to.local !== '' && !req.isSelf) throw new StanzaError('service-unavailable');
         const node = req.payload.attrs.node;
-        if (node !== undefined) return nodeHandler(server, node, req.to.local === '' ? 'host' : 'account').items(req);
-        return x('query', { xmlns: NS.DISCO_ITEMS });
+        const scope = req.to.local === '' ? 'host' : 'account';
+        if (node !== undefined) return nodeHandler(server, node, scope).items(req);
+        const q = x('query', { xmlns: NS.DISCO_ITEMS });
+        for (const provide of server.disco.itemProviders(scope)) for (const item of await provide(req)) q.append(item);
+        return q;
       },
       { scope: 'both' },
     );

@@ -103,6 +103,13 @@ export default defineModule({
     };
     ctx.onStop(server.onInvalidate('pep-nodes', (bare) => nodeLists.delete(bare), () => nodeLists.clear()));
 
+    // XEP-0060 §5.2 (PEP: XEP-0163 §9): the account's disco#items lists its nodes (asked by the
+    // owner: the disco module answers others' item queries with service-unavailable).
+    ctx.addDiscoItems(async (req) => {
+      const owner = req.to.toBare();
+      return (await nodesOf(owner)).map(({ node, config }) => x('item', { jid: owner.bare, node, ...(config.title ? { name: config.title } : {}) }));
+    }, 'account');
+
     /** Creates a node; `exists` when another request made it first. */
     async function createNode(owner: Jid, node: string, config: NodeConfig): Promise<'created' | 'exists'> {
       const r = await store.createNode(host, owner.local, node, config, limits.maxNodes);
@@ -382,7 +389,7 @@ export default defineModule({
           for (const r of rest) {
             if (!r.is('configure', NS.PUBSUB)) throw new StanzaError('bad-request', `unexpected <${r.localName}/>`);
             const form = r.getChild('x', NS.X_DATA);
-            if (form && form.attrs.type !== 'cancel') config = applyFields(defaults, readForm(form, NS.PUBSUB_NODE_CONFIG), limits.maxItems, false);
+            if (form && form.attrs.type !== 'cancel') config = applyFields(defaults, readForm(form, NS.PUBSUB_NODE_CONFIG), limits.maxItems, true);
           }
           if ((await createNode(owner, node, config)) === 'exists') throw new StanzaError('conflict', 'the node exists');
           return null;
@@ -453,7 +460,8 @@ export default defineModule({
           const form = action.getChild('x', NS.X_DATA);
           if (!form) throw new StanzaError('bad-request', 'a configuration form is required');
           if (form.attrs.type === 'cancel') return null;
-          const next = applyFields(config, readForm(form, NS.PUBSUB_NODE_CONFIG), limits.maxItems, false);
+          // XEP-0060 §8.2.5: a field the service does not support is not-acceptable, nothing changed.
+          const next = applyFields(config, readForm(form, NS.PUBSUB_NODE_CONFIG), limits.maxItems, true);
           await store.configureNode(host, owner.local, node, next);
           nodesChanged(owner);
           return null;

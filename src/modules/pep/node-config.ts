@@ -162,14 +162,23 @@ export function meetsPreconditions(config: NodeConfig, fields: Map<string, strin
   );
 }
 
-/** The node configuration form (XEP-0060 §8.2.1). */
+const OPTION_LABELS: Record<string, string> = {
+  open: 'Anyone',
+  presence: 'Contacts with a presence subscription',
+  whitelist: 'Only the owner and listed entities',
+  never: 'Never',
+  on_sub: 'When a subscription is made',
+  on_sub_and_presence: 'When a subscription is made and when a subscriber comes online',
+};
+
+/** The node configuration form (XEP-0060 §8.2.1): every field Parley supports, with its current value. */
 export function configForm(c: NodeConfig, maxItemsLimit: number): XmlElement {
   const field = (v: string, type: string, label: string, value: string, options?: readonly string[]) =>
     x(
       'field',
       { var: v, type, label },
       x('value', null, value),
-      ...(options ?? []).map((o) => x('option', null, x('value', null, o))),
+      ...(options ?? []).map((o) => x('option', { label: OPTION_LABELS[o] ?? o }, x('value', null, o))),
     );
   return x(
     'x',
