@@ -74,6 +74,8 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   #saslFailures = 0;
   /** SASL exchanges of this connection that reached the credential check (limits.saslAttemptsPerConnection). */
   #credentialChecks = 0;
+  /** The SASL exchange in progress checks a portal login token (not a password). */
+  #saslPortalToken = false;
   /** The account of the SASL exchange in progress, once its username was read (login limits). */
   #saslAccount: string | null = null;
   /** Delay of the final answer of this SASL exchange (login slow-down), and the limit that set it. */
@@ -524,6 +526,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     }
     // The login limits apply when the mechanism reaches the credential check (#credentialCheck).
     this.#saslAccount = null;
+    this.#saslPortalToken = false;
     this.#loginDelayMs = 0;
     this.#loginDelayLimit = null;
     this.#sasl = mech;
@@ -603,6 +606,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     }
     const local = normalizeUsername(username);
     this.#saslAccount = local;
+    this.#saslPortalToken = portalToken;
     // SECURITY: a portal token costs one HMAC and cannot be guessed: password failures of the
     // account or the address neither refuse nor slow it (the owner's device must get in).
     if (portalToken) return;
@@ -632,7 +636,8 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     this.#user = local;
     this.#core.stats.login(mechanism, true);
     if (this.#log.isLevelEnabled('debug')) this.#log.debug({ user: local, mechanism, transport: this.#t.kind }, 'authenticated');
-    this.#core.limits.loginSucceeded(this.remoteAddress, local);
+    // A token login says nothing about who sent the wrong passwords: their counts stay.
+    if (!this.#saslPortalToken) this.#core.limits.loginSucceeded(this.remoteAddress, local);
     this.#authenticated();
     this.#send(x('success', { xmlns: NS.SASL }, step.additionalData?.length ? step.additionalData.toString('base64') : null));
     this.#state = State.Header;
