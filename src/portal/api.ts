@@ -11,8 +11,9 @@
  * On only when `portal.secret` is set and `portal.api.enabled`; answers only addresses in
  * `portal.api.allowFrom` (loopback by default). Every request is authenticated with the
  * secret: `Authorization: Bearer <secret>`, or signed (`X-Parley-Timestamp` and
- * `X-Parley-Signature`, tokens.ts) so the secret never travels; a signed request is good
- * once and only within `portal.api.maxSkew` of its timestamp. Bad input gets 4xx with
+ * `X-Parley-Signature`, tokens.ts, in canonical form only) so the secret never travels; a
+ * signed request is good once (in the whole cluster: the replay memory is the cluster's,
+ * src/core/replay-guard.ts) and only within `portal.api.maxSkew` of its timestamp. Bad input gets 4xx with
  * `{"error", "field", "problem"}`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
