@@ -74,6 +74,15 @@ export class Authenticator {
     return this.#o.source ?? null;
   }
 
+  /**
+   * Will this PLAIN password be checked as a portal login token (a secret is set and it
+   * has the token's form)? Such a check is one HMAC, and a token cannot be guessed, so the
+   * login limits neither refuse nor slow it because of password failures (c2s session).
+   */
+  isPortalToken(password: string): boolean {
+    return this.#o.secret !== undefined && looksLikeToken(password);
+  }
+
   saslContext(channelBinding: (type: ChannelBindingType) => Buffer | null): SaslServerContext {
     const { users, domain, verified } = this.#o;
     return {

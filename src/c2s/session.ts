@@ -74,6 +74,10 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   /** The mechanism of the last SASL exchange, for the login metrics ('other' when not offered: bounded labels). */
   #saslMechName = 'other';
   #saslFailures = 0;
+  /** SASL exchanges of this connection that reached the credential check (limits.saslAttemptsPerConnection). */
+  #credentialChecks = 0;
+  /** The SASL exchange in progress checks a portal login token (not a password). */
+  #saslPortalToken = false;
   /** The account of the SASL exchange in progress, once its username was read (login limits). */
   #saslAccount: string | null = null;
   /** Delay of the final answer of this SASL exchange (login slow-down), and the limit that set it. */
@@ -514,11 +518,11 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     const ctx: typeof base = {
       ...base,
       getScramCredentials: async (username, hash) => {
-        this.#loginAccount(username);
+        this.#credentialCheck(username, false);
         return base.getScramCredentials(username, hash);
       },
       verifyPlain: async (username, password) => {
-        this.#loginAccount(username);
+        this.#credentialCheck(username, this.#core.authenticator.isPortalToken(password));
         return base.verifyPlain(username, password);
       },
     };
@@ -527,16 +531,11 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
       this.#saslFail(new SaslFailure('invalid-mechanism'));
       return;
     }
-    // SECURITY: too many recent failures from this address: refused without a check.
+    // The login limits apply when the mechanism reaches the credential check (#credentialCheck).
     this.#saslAccount = null;
-    const verdict = this.#core.limits.loginVerdict(this.remoteAddress, null);
-    if (verdict.refuse) {
-      this.#core.limits.hit(verdict.limit);
-      this.#saslFail(new SaslFailure('temporary-auth-failure', TOO_MANY_ATTEMPTS));
-      return;
-    }
-    this.#loginDelayMs = verdict.delayMs;
-    this.#loginDelayLimit = verdict.limit;
+    this.#saslPortalToken = false;
+    this.#loginDelayMs = 0;
+    this.#loginDelayLimit = null;
     this.#sasl = mech;
     this.#saslStep(mech, el);
   }
@@ -597,16 +596,33 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     }, ms).unref();
   }
 
-  /** The mechanism read the username: refuse an account with too many recent failures, or note its delay. */
-  #loginAccount(username: string): void {
+  /**
+   * The mechanism read the username and is about to check a credential (PBKDF2, a read of
+   * the user store or the portal). Throws to stop it: the connection's budget is spent
+   * (the stream is closed with policy-violation), or the login limits refuse it
+   * (temporary-auth-failure); otherwise notes the slow-down delay of the answer.
+   */
+  #credentialCheck(username: string, portalToken: boolean): void {
+    // SECURITY: every exchange that gets this far costs the server work, whether it ends in
+    // success, failure or abort (the work goes on after an <abort/>, and after the
+    // connection is gone): one connection cannot pipeline them without bound.
+    if (++this.#credentialChecks > this.#core.config.limits.saslAttemptsPerConnection) {
+      this.#core.limits.hit('sasl-attempts-per-connection');
+      this.close(new StreamError('policy-violation', 'too many authentication attempts'));
+      throw new SaslFailure('aborted', 'connection closed'); // not sent: the stream is closed
+    }
     const local = normalizeUsername(username);
     this.#saslAccount = local;
-    if (local === null) return;
+    this.#saslPortalToken = portalToken;
+    // SECURITY: a portal token costs one HMAC and cannot be guessed: password failures of the
+    // account or the address neither refuse nor slow it (the owner's device must get in).
+    if (portalToken) return;
     const verdict = this.#core.limits.loginVerdict(this.remoteAddress, local);
     if (verdict.refuse) {
       this.#core.limits.hit(verdict.limit);
       throw new SaslFailure('temporary-auth-failure', TOO_MANY_ATTEMPTS);
     }
+    if (!this.#core.limits.startCredentialCheck(this.remoteAddress)) throw new SaslFailure('temporary-auth-failure', TOO_MANY_ATTEMPTS);
     if (verdict.delayMs > this.#loginDelayMs) {
       this.#loginDelayMs = verdict.delayMs;
       this.#loginDelayLimit = verdict.limit;
@@ -627,7 +643,8 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     this.#user = local;
     this.#core.stats.login(mechanism, true);
     if (this.#log.isLevelEnabled('debug')) this.#log.debug({ user: local, mechanism, transport: this.#t.kind }, 'authenticated');
-    this.#core.limits.loginSucceeded(local);
+    // A token login says nothing about who sent the wrong passwords: their counts stay.
+    if (!this.#saslPortalToken) this.#core.limits.loginSucceeded(this.remoteAddress, local);
     this.#authenticated();
     this.#send(x('success', { xmlns: NS.SASL }, step.additionalData?.length ? step.additionalData.toString('base64') : null));
     this.#state = State.Header;

@@ -30,6 +30,7 @@ import { RedisMembership } from './membership.js';
 import { DirectoryLostError, RedisSessionDirectory, type SessionState } from './session-directory.js';
 import { Links, type LinkFrame } from './links.js';
 import { clusterRedisOptions } from './redis-options.js';
+import { RedisReplayGuard } from './redis-replay-guard.js';
 import { RemoteSession, ROSTER_REQUESTED, type Forwarder } from './remote-session.js';
 import { serialize } from '../xml/serializer.js';
 
@@ -55,6 +56,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   readonly #directory: RedisSessionDirectory<RemoteSession>;
   readonly #links: Links;
   readonly #redis: Redis;
+  /** Signed portal requests used on any node (each is good once in the cluster). */
+  readonly replayGuard: RedisReplayGuard;
   /** Subscription to the invalidation channel. */
   readonly #sub: Redis;
   /** This node's sessions whose state is to be written (full JID → session, or null: gone). */
@@ -108,6 +111,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     });
     this.#redis = new Redis(settings.url, clusterRedisOptions());
     this.#redis.on('error', () => {});
+    this.replayGuard = new RedisReplayGuard(this.#redis, settings.prefix);
     this.#sub = new Redis(settings.url, clusterRedisOptions());
     this.#sub.on('error', () => {});
   }

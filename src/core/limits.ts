@@ -15,6 +15,7 @@
  *
  * See docs/limits.md for every limit, its key, its default and the error it gives.
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import type { Config } from '../config/schema.js';
 import type { LimitName, ServerStats } from './stats.js';
 
@@ -157,7 +158,12 @@ export class Limits {
   readonly messages = new KeyedTokenBuckets();
   readonly presences = new KeyedTokenBuckets();
   readonly loginFailuresByIp = new SlidingWindowCounter();
+  /** Failures of an account from anywhere: they slow its logins down, never refuse them. */
   readonly loginFailuresByAccount = new SlidingWindowCounter();
+  /** Failures of an account from one address (bucket): they refuse that account from there. */
+  readonly loginFailuresByAccountIp = new SlidingWindowCounter();
+  /** Credential checks started per address (bucket), whatever their outcome. */
+  readonly credentialChecksByIp = new SlidingWindowCounter();
   /** Unauthenticated connections (TCP, WebSocket, BOSH) per remote address. */
   readonly #unauthenticated = new Map<string, number>();
   #sweeper: NodeJS.Timeout | null = null;
@@ -185,6 +191,8 @@ export class Limits {
     this.presences.sweep(l.presencePerMinute / 60, l.presencePerMinute, now);
     this.loginFailuresByIp.sweep(l.loginWindow, now);
     this.loginFailuresByAccount.sweep(l.loginWindow, now);
+    this.loginFailuresByAccountIp.sweep(l.loginWindow, now);
+    this.credentialChecksByIp.sweep(l.loginWindow, now);
   }
 
   hit(name: LimitName): void {
@@ -246,17 +254,30 @@ export class Limits {
 
   // ---------------------------------------------------------------- login attempts
 
+  /** The key of `ip` for the per-address login limits (IPv6 grouped by `limits.ipv6Prefix`). */
+  #bucket(ip: string): string {
+    return addressBucket(ip, this.#config.limits.ipv6Prefix);
+  }
+
   /**
-   * Before checking credentials: refuse (too many recent failures of the address or the
-   * account: nothing is checked) or go on, after `delayMs` (a growing delay past the
-   * slow-down thresholds). `account` is null while the username is not known yet.
+   * Before checking credentials: refuse (too many recent failures of this account from
+   * this address, or of the address: nothing is checked) or go on, after `delayMs` (a
+   * growing delay past the slow-down thresholds). `account` is null while the username
+   * is not known yet.
+   *
+   * SECURITY: failures of an account from everywhere only slow its logins down, they never
+   * refuse them: a stranger sending wrong passwords must not lock the owner out. Refusal is
+   * per (account, address) and per address (IPv6 per `ipv6Prefix` network, so one host
+   * cannot spread over its /64).
    */
   loginVerdict(ip: string, account: string | null, now = Date.now()): LoginVerdict {
     const l = this.#config.limits;
     const exempt = this.isExempt(ip);
-    const byIp = exempt ? 0 : this.loginFailuresByIp.count(ip, l.loginWindow, now);
+    const bucket = this.#bucket(ip);
+    const byIp = exempt ? 0 : this.loginFailuresByIp.count(bucket, l.loginWindow, now);
     const byAccount = account === null ? 0 : this.loginFailuresByAccount.count(account, l.loginWindow, now);
-    if (l.loginFailuresPerAccount > 0 && byAccount >= l.loginFailuresPerAccount) return { refuse: true, limit: 'login-attempts-per-account' };
+    const byAccountIp = account === null ? 0 : this.loginFailuresByAccountIp.count(accountIpKey(account, bucket), l.loginWindow, now);
+    if (l.loginFailuresPerAccount > 0 && byAccountIp >= l.loginFailuresPerAccount) return { refuse: true, limit: 'login-attempts-per-account' };
     if (l.loginFailuresPerIp > 0 && byIp >= l.loginFailuresPerIp) return { refuse: true, limit: 'login-attempts-per-ip' };
     // 1 for the first attempt after the threshold's number of failures, 2 for the next...
     const overAccount = account === null ? 0 : Math.floor(byAccount) - l.loginSlowDownAfter + 1;
@@ -270,12 +291,83 @@ export class Limits {
 
   loginFailed(ip: string, account: string | null, now = Date.now()): void {
     const w = this.#config.limits.loginWindow;
-    if (!this.isExempt(ip)) this.loginFailuresByIp.add(ip, w, now);
-    if (account !== null) this.loginFailuresByAccount.add(account, w, now);
+    const bucket = this.#bucket(ip);
+    if (!this.isExempt(ip)) this.loginFailuresByIp.add(bucket, w, now);
+    if (account !== null) {
+      this.loginFailuresByAccount.add(account, w, now);
+      this.loginFailuresByAccountIp.add(accountIpKey(account, bucket), w, now);
+    }
   }
 
-  /** A successful login clears the account's failures (not the address's). */
-  loginSucceeded(account: string): void {
+  /** A successful login clears the account's failures, global and from this address (not the address's own). */
+  loginSucceeded(ip: string, account: string): void {
     this.loginFailuresByAccount.reset(account);
+    this.loginFailuresByAccountIp.reset(accountIpKey(account, this.#bucket(ip)));
   }
+
+  /**
+   * A credential check (a PBKDF2 derivation, a database or portal read) is about to start
+   * for a connection from `ip`, whatever its outcome will be: true when it may (and it is
+   * counted), false when the address already started `limits.saslAttemptsPerIp` of them
+   * within `loginWindow` (the hit is counted; nothing is checked).
+   */
+  startCredentialCheck(ip: string, now = Date.now()): boolean {
+    const l = this.#config.limits;
+    if (l.saslAttemptsPerIp <= 0 || this.isExempt(ip)) return true;
+    const bucket = this.#bucket(ip);
+    // SECURITY: refused before the work starts, so a flood from one address (or one IPv6
+    // network) cannot keep the thread pool and the database busy for everyone.
+    if (this.credentialChecksByIp.count(bucket, l.loginWindow, now) >= l.saslAttemptsPerIp) {
+      this.hit('sasl-attempts-per-ip');
+      return false;
+    }
+    this.credentialChecksByIp.add(bucket, l.loginWindow, now);
+    return true;
+  }
+}
+
+/** The key of an (account, address bucket) pair: NUL cannot occur in either. */
+function accountIpKey(account: string, bucket: string): string {
+  return `${account}\0${bucket}`;
+}
+
+/**
+ * The key of an address for per-address limits: an IPv4 address (also IPv4-mapped,
+ * `::ffff:a.b.c.d`) as it is; an IPv6 address cut to its first `ipv6Prefix` bits and
+ * written `group:…:group/prefix` (one host usually has a whole /64 to pick addresses
+ * from); anything else (not an address) as it is.
+ *
+ * @example
+ * addressBucket('2001:db8::1', 64); // '2001:db8:0:0:0:0:0:0/64'
+ * addressBucket('::ffff:192.0.2.7', 64); // '192.0.2.7'
+ */
+export function addressBucket(ip: string, ipv6Prefix: number): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (isIPv4(ip)) return ip;
+  const bare = ip.replace(/%.*$/, ''); // a zone index (fe80::1%eth0) is not part of the address
+  if (!isIPv6(bare)) return ip;
+  const groups = ipv6Groups(bare);
+  const bits = Math.max(0, Math.min(128, Math.floor(ipv6Prefix)));
+  const masked = groups.map((g, i) => {
+    const keep = Math.max(0, Math.min(16, bits - 16 * i));
+    return keep === 0 ? 0 : g & (0xffff << (16 - keep)) & 0xffff;
+  });
+  return `${masked.map((g) => g.toString(16)).join(':')}/${bits}`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (`::` expanded, a dotted IPv4 tail converted). */
+function ipv6Groups(ip: string): number[] {
+  let text = ip.toLowerCase();
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = text.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? (text.split('::') as [string, string]) : [text, null];
+  const parse = (s: string) => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
+  const h = parse(head);
+  if (tail === null) return h;
+  const t = parse(tail);
+  return [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
 }

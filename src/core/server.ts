@@ -21,6 +21,7 @@ import { VerifiedPasswordCache } from '../auth/plain-cache.js';
 import { ServerStats } from './stats.js';
 import { Limits } from './limits.js';
 import { Authenticator } from '../auth/authenticator.js';
+import type { ReplayGuard } from './replay-guard.js';
 import type { FriendSource } from './services.js';
 
 /** What the core and the operations side see of this node's cluster membership. */
@@ -30,6 +31,8 @@ export interface ClusterView {
   stats(): Record<string, unknown>;
   /** Tells the other nodes that what they keep in memory under (topic, key) changed. */
   invalidate(topic: string, key: string): void;
+  /** One-time credentials used anywhere in the cluster (signed portal requests). */
+  readonly replayGuard: ReplayGuard;
 }
 
 export interface ServerCoreDeps {

@@ -27,6 +27,8 @@ export const LIMIT_NAMES = [
   'login-attempts-per-ip',
   'login-attempts-per-account',
   'bosh-sessions-per-ip',
+  'sasl-attempts-per-connection',
+  'sasl-attempts-per-ip',
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
 

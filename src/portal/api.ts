@@ -11,8 +11,9 @@
  * On only when `portal.secret` is set and `portal.api.enabled`; answers only addresses in
  * `portal.api.allowFrom` (loopback by default). Every request is authenticated with the
  * secret: `Authorization: Bearer <secret>`, or signed (`X-Parley-Timestamp` and
- * `X-Parley-Signature`, tokens.ts) so the secret never travels; a signed request is good
- * once and only within `portal.api.maxSkew` of its timestamp. Bad input gets 4xx with
+ * `X-Parley-Signature`, tokens.ts, in canonical form only) so the secret never travels; a
+ * signed request is good once (in the whole cluster: the replay memory is the cluster's,
+ * src/core/replay-guard.ts) and only within `portal.api.maxSkew` of its timestamp. Bad input gets 4xx with
  * `{"error", "field", "problem"}`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -20,7 +21,8 @@ import type { ServerCore } from '../core/server.js';
 import type { HttpRoute } from '../transports/http/http-listener.js';
 import type { BoshManager } from '../transports/bosh/bosh-manager.js';
 import { StorageError, StanzaError, ConfigError } from '../xmpp/errors.js';
-import { bearerMatches, requestSignatureMatches, signLoginToken } from './tokens.js';
+import { bearerMatches, signLoginToken, verifyRequestSignature } from './tokens.js';
+import { MemoryReplayGuard } from '../core/replay-guard.js';
 import { EventError, PortalEvents } from './events.js';
 import { checkPortalUser, prebind } from './prebind.js';
 import { BOSH_COOKIE } from '../ops/haproxy-config.js';
@@ -29,7 +31,6 @@ import { addressAllowed, blockListOf } from '../core/address-list.js';
 const JSON_TYPE = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' };
 /** Large enough for a profile event with an avatar (vcard.maxSize is 64 KiB by default). */
 const MAX_BODY = 256 * 1024;
-const MAX_REMEMBERED_SIGNATURES = 100_000;
 
 export interface PortalApi {
   route: HttpRoute;
@@ -44,8 +45,9 @@ export function portalApi(core: ServerCore, bosh: BoshManager | null): PortalApi
   if (!secret || !cfg.api.enabled) return null;
   const allowed = blockListOf(cfg.api.allowFrom, 'portal.api.allowFrom');
   const events = new PortalEvents(core);
-  /** Signatures seen within the skew window (a signed request is good once). */
-  const seen = new Map<string, number>();
+  /** Signatures used within the skew window, on this node (no cluster) or in the cluster (a signed request is good once). */
+  const memory = new MemoryReplayGuard();
+  const replayGuard = () => core.cluster?.replayGuard ?? memory;
 
   const route: HttpRoute = async (req, res, url) => {
     if (!url.pathname.startsWith('/api/')) return false;
@@ -67,7 +69,15 @@ export function portalApi(core: ServerCore, bosh: BoshManager | null): PortalApi
       send(res, 413, { error: 'too-large', field: 'body', problem: (e as Error).message });
       return true;
     }
-    const auth = authenticate(req, path, raw);
+    let auth: string | null;
+    try {
+      auth = await authenticate(req, path, raw);
+    } catch (e) {
+      // The cluster's replay memory (Redis) did not answer: refused, never let through unchecked.
+      core.logs.for('portal').warn({ err: e, path }, 'portal API: the replay memory did not answer');
+      send(res, 503, { error: 'unavailable', problem: 'cannot check signed requests for replays now; try again', transient: true });
+      return true;
+    }
     if (auth !== null) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="parley-portal"');
       send(res, 401, { error: 'unauthorized', problem: auth });
@@ -124,25 +134,24 @@ export function portalApi(core: ServerCore, bosh: BoshManager | null): PortalApi
   };
 
   /** Null when the request carries the secret (bearer) or a fresh, unused signature; else why not. */
-  function authenticate(req: IncomingMessage, path: string, raw: Buffer): string | null {
+  async function authenticate(req: IncomingMessage, path: string, raw: Buffer): Promise<string | null> {
     const authorization = req.headers.authorization;
     if (authorization !== undefined) return bearerMatches(authorization, secret!) ? null : 'wrong bearer secret';
     const ts = header(req, 'x-parley-timestamp');
     const sig = header(req, 'x-parley-signature');
     if (ts === undefined || sig === undefined) return 'send Authorization: Bearer <portal.secret>, or X-Parley-Timestamp and X-Parley-Signature';
-    if (!/^\d{1,12}$/.test(ts)) return 'X-Parley-Timestamp must be Unix seconds';
+    // SECURITY: canonical forms only (no leading zeros, no whitespace of any kind).
+    if (!/^(?:0|[1-9]\d{0,11})$/.test(ts)) return 'X-Parley-Timestamp must be Unix seconds';
     const timestamp = Number(ts);
     const now = Date.now();
     if (Math.abs(now - timestamp * 1000) > cfg.api.maxSkew) return `X-Parley-Timestamp is more than ${cfg.api.maxSkew / 1000} s from this server's clock (expired or replayed)`;
-    if (!requestSignatureMatches(secret!, req.method ?? 'POST', path, timestamp, raw, sig)) return 'wrong signature';
-    // SECURITY: a captured signed request cannot be sent again.
-    for (const [s, until] of seen) {
-      if (until > now) break;
-      seen.delete(s);
-    }
-    if (seen.has(sig)) return 'this signed request was used already (replay)';
-    if (seen.size >= MAX_REMEMBERED_SIGNATURES) seen.delete(seen.keys().next().value!);
-    seen.set(sig, now + 2 * cfg.api.maxSkew);
+    // SECURITY: strict v1=<64 lowercase hex> (tokens.ts); the replay memory is keyed on the
+    // MAC that was verified, so another spelling of a used signature is the same key.
+    const mac = verifyRequestSignature(secret!, req.method ?? 'POST', path, timestamp, raw, sig);
+    if (mac === null) return 'wrong signature';
+    // SECURITY: a captured signed request cannot be sent again, to this node or (in a
+    // cluster, the memory is in Redis) to any other; good while its timestamp is.
+    if (!(await replayGuard().claim(`api:${mac.toString('hex')}`, 2 * cfg.api.maxSkew))) return 'this signed request was used already (replay)';
     return null;
   }
 

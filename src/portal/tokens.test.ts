@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { bearerMatches, looksLikeToken, requestSignatureMatches, signLoginToken, signRequest, verifyLoginToken } from './tokens.js';
+import { bearerMatches, looksLikeToken, requestSignatureMatches, signLoginToken, signRequest, verifyLoginToken, verifyRequestSignature } from './tokens.js';
 import { EVENT_TYPES } from './events.js';
 
 const SECRET = 'a-secret-of-the-portal-123';
@@ -53,5 +53,15 @@ test('docs/openapi.yaml describes every event type and endpoint', () => {
   for (const type of EVENT_TYPES) {
     assert.ok(text.includes(type), `openapi.yaml lacks ${type}`);
     assert.ok(doc.includes(`\`${type}\``), `api.md lacks ${type}`);
+  }
+});
+
+test('a request signature is accepted only in its canonical form, and the verified MAC is returned', () => {
+  const t = 1_700_000_000;
+  const body = Buffer.from('{"a":1}');
+  const sig = signRequest(SECRET, 'POST', '/api/v1/tokens', t, body);
+  assert.deepEqual(verifyRequestSignature(SECRET, 'POST', '/api/v1/tokens', t, body, sig), Buffer.from(sig.slice(3), 'hex'));
+  for (const v of [`${sig}\u00a0`, `\u00a0${sig}`, ` ${sig}`, `${sig}\n`, `${sig}\u2003`, sig.toUpperCase(), `v1=${sig.slice(3).toUpperCase()}`, `${sig},${sig}`, `v1=${sig.slice(3)}00`]) {
+    assert.equal(verifyRequestSignature(SECRET, 'POST', '/api/v1/tokens', t, body, v), null, JSON.stringify(v));
   }
 });

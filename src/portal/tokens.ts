@@ -50,13 +50,27 @@ export function signRequest(secret: string, method: string, path: string, timest
   return 'v1=' + createHmac('sha256', secret).update(`${method.toUpperCase()}\n${path}\n${timestamp}\n${bodyHash}`).digest('hex');
 }
 
-/** Constant-time check of a request signature header against the expected one. */
+/** The one accepted form of `X-Parley-Signature`: `v1=` and 64 lowercase hex digits, nothing around. */
+const SIGNATURE_HEADER = /^v1=([0-9a-f]{64})$/;
+
+/**
+ * Checks a request signature header; returns the verified MAC (32 bytes) or null.
+ * SECURITY: the header must be in canonical form, byte for byte (no whitespace of any
+ * kind, no other case, no second value): a replay memory keyed on what was verified then
+ * cannot be dodged by spelling the same signature another way. The comparison is
+ * constant-time.
+ */
+export function verifyRequestSignature(secret: string, method: string, path: string, timestamp: number, body: Buffer, header: string): Buffer | null {
+  const m = SIGNATURE_HEADER.exec(header);
+  if (!m) return null;
+  const given = Buffer.from(m[1]!, 'hex');
+  const want = Buffer.from(signRequest(secret, method, path, timestamp, body).slice(3), 'hex');
+  return timingSafeEqual(given, want) ? given : null;
+}
+
+/** Constant-time check of a request signature header against the expected one (strict form, see verifyRequestSignature). */
 export function requestSignatureMatches(secret: string, method: string, path: string, timestamp: number, body: Buffer, header: string): boolean {
-  const want = Buffer.from(signRequest(secret, method, path, timestamp, body));
-  const given = Buffer.from(header.trim());
-  // Hash both so the comparison does not depend on the given length.
-  const h = (b: Buffer) => createHash('sha256').update(b).digest();
-  return timingSafeEqual(h(given), h(want)) && given.length === want.length;
+  return verifyRequestSignature(secret, method, path, timestamp, body, header) !== null;
 }
 
 /** Constant-time bearer check: `Authorization: Bearer <secret>`. */
