@@ -43,10 +43,11 @@ import pep from './modules/pep/index.js';
 import vcard from './modules/vcard/index.js';
 import contactInfo from './modules/contact-info/index.js';
 import extdisco from './modules/extdisco/index.js';
+import last from './modules/last/index.js';
 import { demoPortal, disableDemoAccounts } from './portal/demo.js';
 
 /** The modules every server loads, in order. */
-export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, privacy, offline, disco, ping, version, time, mam, carbons, pep, vcard, contactInfo, extdisco];
+export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, privacy, offline, disco, ping, version, time, mam, carbons, pep, vcard, contactInfo, extdisco, last];
 
 export interface Listener {
   readonly name: string;

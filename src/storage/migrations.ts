@@ -199,6 +199,18 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await index(db, 'offline_key', 'offline', ['host', 'username', 'msg_key']);
       },
     },
+    '0010_last_activity': {
+      async up(db) {
+        // XEP-0012: one row per account, written when its last resource goes offline.
+        await table(db, 'last_activity')
+          .addColumn('host', KEY, (c) => c.notNull())
+          .addColumn('username', KEY, (c) => c.notNull())
+          .addColumn('seen_at', 'bigint', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('last_activity_pk', ['host', 'username'])
+          .execute();
+      },
+    },
   };
 }
 

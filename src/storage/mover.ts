@@ -30,6 +30,7 @@ export const USER_TABLES: readonly UserTable[] = [
   { table: 'pep_node', key: 'node' },
   { table: 'pep_item', key: 'id', dropId: true },
   { table: 'user_flags', key: 'username' },
+  { table: 'last_activity', key: 'username' },
 ];
 
 /** Rows per page read from the source and per INSERT on the target. */

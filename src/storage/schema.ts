@@ -61,6 +61,16 @@ export interface VcardTable {
   updated_at: number;
 }
 
+/** When an account's last resource went offline, and what it said then (XEP-0012). */
+export interface LastActivityTable {
+  host: string;
+  username: string;
+  /** ms since the epoch of the last unavailable presence (or end of an available session). */
+  seen_at: number;
+  /** The status text of that unavailable presence ('' when none). */
+  status: string;
+}
+
 /** A node of an account's PEP service (XEP-0163). */
 export interface PepNodeTable {
   host: string;
@@ -168,4 +178,5 @@ export interface Database {
   shard_directory: ShardDirectoryTable;
   user_flags: UserFlagsTable;
   portal_events: PortalEventsTable;
+  last_activity: LastActivityTable;
 }

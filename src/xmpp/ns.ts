@@ -23,6 +23,7 @@ export const NS = {
   SASL_CB: 'urn:xmpp:sasl-cb:0',
   SID: 'urn:xmpp:sid:0',
   CAPS: 'http://jabber.org/protocol/caps',
+  LAST: 'jabber:iq:last',
   MAM: 'urn:xmpp:mam:2',
   MAM_EXTENDED: 'urn:xmpp:mam:2#extended',
   RSM: 'http://jabber.org/protocol/rsm',

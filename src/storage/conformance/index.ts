@@ -7,5 +7,6 @@ import { archiveSuite } from './archive.js';
 import { privacySuite } from './privacy.js';
 import { vcardSuite } from './vcard.js';
 import { pepSuite } from './pep.js';
+import { lastSuite } from './last.js';
 
-export const SUITES: ConformanceSuite[] = [usersSuite, rosterSuite, offlineSuite, archiveSuite, vcardSuite, pepSuite, privacySuite];
+export const SUITES: ConformanceSuite[] = [usersSuite, rosterSuite, offlineSuite, archiveSuite, vcardSuite, pepSuite, privacySuite, lastSuite];

@@ -1,0 +1,12 @@
+/** Where the last activity of accounts is kept (XEP-0012): one row per account. */
+export interface LastSeen {
+  /** ms since the epoch. */
+  at: number;
+  status: string;
+}
+
+export interface LastActivityStore {
+  get(host: string, username: string): Promise<LastSeen | null>;
+  /** Replaces the account's row. */
+  set(host: string, username: string, seen: LastSeen): Promise<void>;
+}

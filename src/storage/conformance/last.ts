@@ -1,0 +1,21 @@
+/** Conformance: last activity (modules/last). */
+import assert from 'node:assert/strict';
+import { SqlLastActivityStore } from '../../modules/last/store-sql.js';
+import { HOST, type ConformanceSuite } from './suite.js';
+
+export const lastSuite: ConformanceSuite = {
+  name: 'last',
+  cases: {
+    async 'the last logout is stored, replaced and kept apart per user and host'(storage) {
+      const s = new SqlLastActivityStore(storage);
+      assert.equal(await s.get(HOST, 'ann'), null);
+      await s.set(HOST, 'ann', { at: 1_800_000_000_000, status: 'Goodbye' });
+      assert.deepEqual(await s.get(HOST, 'ann'), { at: 1_800_000_000_000, status: 'Goodbye' });
+      await s.set(HOST, 'ann', { at: 1_800_000_000_000, status: 'Goodbye' }); // the same twice
+      await s.set(HOST, 'ann', { at: 1_800_000_360_000, status: '' });
+      assert.deepEqual(await s.get(HOST, 'ann'), { at: 1_800_000_360_000, status: '' });
+      assert.equal(await s.get(HOST, 'bob'), null);
+      assert.equal(await s.get('other.test', 'ann'), null);
+    },
+  },
+};
