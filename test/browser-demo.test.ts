@@ -228,3 +228,15 @@ test('a fresh login opens a chat from the keyboard and shows its history from th
   await shot(page, '7-bob-fresh-login');
   await page.context().close();
 });
+
+test('an offline contact shows when it was last seen (XEP-0012)', async () => {
+  // Alice logged out above: her last activity is stored.
+  const page = await logIn('carol');
+  await page.click('.parley-launcher');
+  const presence = page.locator(`${contact(ALICE, 'offline')} .parley-presence`);
+  await presence.filter({ hasText: 'last seen' }).waitFor(WAIT);
+  assert.match((await presence.textContent()) ?? '', /^offline, last seen (just now|\d+ min ago)$/);
+  assert.match((await page.locator(`${contact(ALICE)} button`).getAttribute('aria-label')) ?? '', /last seen/);
+  await shot(page, '8-carol-last-seen');
+  await page.context().close();
+});

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type Element, type TestClient } from './helpers/client.js';
+import { RawBosh } from './helpers/bosh.js';
 
 const LAST = 'jabber:iq:last';
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
@@ -120,4 +121,28 @@ test("a full JID's idle time is answered by the client", async () => {
   const r = await lastOf(alice, `${jid('hank')}/desk`);
   assert.equal(r.attrs.from, `${jid('hank')}/desk`);
   assert.equal(r.getChild('query', LAST)?.attrs.seconds, '123');
+});
+
+test('a session that ends without an unavailable presence is last seen when it ended; a BOSH terminate with one keeps its status', async () => {
+  await ts.addUser('ivy');
+  await ts.addUser('joe');
+  const watcher = await online('joe', 'w');
+  const ivy = await online('ivy', 'tcp');
+  await befriend(watcher, 'joe', ivy, 'ivy');
+  await ivy.stop(); // closes the stream without an unavailable presence
+  open.splice(open.indexOf(ivy), 1);
+  await watcher.presence((p) => p.attrs.type === 'unavailable' && p.attrs.from === `${jid('ivy')}/tcp`, 'ivy gone');
+  await ts.server.core.settle(2000);
+  const r = await lastOf(watcher, jid('ivy'));
+  assert.equal(r.attrs.type, 'result', r.toString());
+  assert.equal(r.getChild('query', LAST)?.text(), '');
+
+  const bosh = new RawBosh(`${ts.httpUrl}/http-bind`);
+  await bosh.login('ivy', 'secret', { resource: 'web' });
+  await watcher.presence((p) => p.attrs.type === undefined && p.attrs.from === `${jid('ivy')}/web`, 'ivy on the web');
+  await bosh.send({ type: 'terminate' }, "<presence xmlns='jabber:client' type='unavailable'><status>Logged out</status></presence>");
+  await watcher.presence((p) => p.attrs.type === 'unavailable' && p.attrs.from === `${jid('ivy')}/web`, 'ivy logged out');
+  await ts.server.core.settle(2000);
+  const after = await lastOf(watcher, jid('ivy'));
+  assert.equal(after.getChild('query', LAST)?.text(), 'Logged out', after.toString());
 });

@@ -27,6 +27,7 @@ export const NS = {
   INVISIBLE: 'urn:xmpp:invisible:0',
   CARBONS: 'urn:xmpp:carbons:2',
   DATA: 'jabber:x:data',
+  LAST: 'jabber:iq:last',
 } as const;
 
 export type Login =
@@ -72,6 +73,8 @@ export class ChatClient {
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #online = false;
   #outbox: Element[] = [];
+  /** Contacts whose last activity was asked on this connection. */
+  #askedLast = new Set<string>();
   #composing = new Map<string, ReturnType<typeof setTimeout>>();
   /** Contacts currently shown as typing, with a safety timer (a lost "paused"). */
   readonly typing = new Map<string, ReturnType<typeof setTimeout>>();
@@ -223,6 +226,7 @@ export class ChatClient {
   }
 
   async #ready(conn: Conn, restored: boolean): Promise<void> {
+    this.#askedLast.clear();
     this.#online = true;
     this.#attempt = 0;
     const bare = Strophe.getBareJidFromJid(conn.jid);
@@ -309,7 +313,10 @@ export class ChatClient {
     const c = this.state.contacts[bare];
     if (!c) return true;
     const type = p.getAttribute('type');
-    if (type === 'unavailable') delete c.resources[resource];
+    if (type === 'unavailable') {
+      delete c.resources[resource];
+      if (Object.keys(c.resources).length === 0) c.lastSeen = Date.now();
+    }
     else if (type === null) {
       const show = p.getElementsByTagName('show')[0]?.textContent ?? '';
       c.resources[resource] = show === 'away' || show === 'xa' || show === 'dnd' ? 'away' : 'available';
@@ -422,6 +429,25 @@ export class ChatClient {
     clearTimeout(t);
     this.#composing.delete(peer);
     if (sendPaused && this.#conn && this.#online) this.#conn.send($msg({ to: peer, type: 'chat' }).c('paused', { xmlns: NS.CHATSTATES }).tree());
+  }
+
+  /**
+   * When an offline contact was last seen (XEP-0012), asked once per contact and
+   * connection; the server answers contacts with a presence subscription only.
+   */
+  lastSeen(peer: string): void {
+    const conn = this.#conn;
+    const c = this.state.contacts[peer];
+    if (!conn || !this.#online || !c || c.lastSeen !== undefined || this.#askedLast.has(peer)) return;
+    this.#askedLast.add(peer);
+    this.#iq(conn, $iq({ type: 'get', to: peer }).c('query', { xmlns: NS.LAST }).tree())
+      .then((res) => {
+        const seconds = Number(child(res, 'query', NS.LAST)?.getAttribute('seconds'));
+        if (!Number.isFinite(seconds) || seconds <= 0 || Object.keys(c.resources).length > 0) return;
+        c.lastSeen = Date.now() - seconds * 1000;
+        this.events.changed();
+      })
+      .catch(() => undefined); // not allowed or not known: shown as plain "offline"
   }
 
   /** The last messages with a contact from the archive (once per conversation). */

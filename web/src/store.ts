@@ -14,6 +14,8 @@ export interface Contact {
   name: string;
   /** Online resources and how each shows itself. */
   resources: Record<string, Show>;
+  /** When the contact was last seen online (ms since the epoch, XEP-0012), if known. */
+  lastSeen?: number;
 }
 
 export interface ChatMessage {

@@ -168,7 +168,9 @@ export class WidgetView {
       const show = this.#connState === 'online' ? contactShow(c) : 'offline';
       const unread = this.state.chats[c.jid]?.unread ?? 0;
       const typing = this.client.typing.has(c.jid);
-      const label = `${c.name}, ${SHOW_LABEL[show]}${unread ? `, ${unread} unread` : ''}${typing ? ', typing' : ''}`;
+      if (show === 'offline' && this.#connState === 'online') this.client.lastSeen(c.jid);
+      const seen = show === 'offline' && c.lastSeen !== undefined ? ago(c.lastSeen) : '';
+      const label = `${c.name}, ${SHOW_LABEL[show]}${seen ? `, last seen ${seen}` : ''}${unread ? `, ${unread} unread` : ''}${typing ? ', typing' : ''}`;
       return h(
         'li',
         { class: `parley-contact parley-${show}`, 'data-jid': c.jid, 'data-show': show },
@@ -177,7 +179,7 @@ export class WidgetView {
           { type: 'button', 'data-jid': c.jid, 'aria-label': label, onclick: () => this.openChat(c.jid) },
           h('span', { class: 'parley-dot', 'aria-hidden': 'true' }),
           h('span', { class: 'parley-name' }, c.name),
-          h('span', { class: 'parley-presence', 'aria-hidden': 'true' }, typing ? 'typing…' : SHOW_LABEL[show]),
+          h('span', { class: 'parley-presence', 'aria-hidden': 'true' }, typing ? 'typing…' : seen ? `${SHOW_LABEL[show]}, last seen ${seen}` : SHOW_LABEL[show]),
           unread ? h('span', { class: 'parley-badge', 'aria-hidden': 'true', 'data-unread': unread }, String(unread)) : null,
         ),
       );
@@ -300,4 +302,14 @@ export class WidgetView {
     const text = this.client.typing.has(peer) ? `${this.#name(peer)} is typing…` : '';
     if (win.typing.textContent !== text) win.typing.textContent = text;
   }
+}
+
+/** "just now", "5 min ago", "3 h ago", "2 days ago". */
+export function ago(at: number, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - at) / 1000));
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ago`;
+  const d = Math.floor(s / 86_400);
+  return d === 1 ? '1 day ago' : `${d} days ago`;
 }

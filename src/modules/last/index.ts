@@ -73,17 +73,23 @@ export default defineModule({
     ctx.hook(
       'presence-from-client',
       (session, stanza, to) => {
-        // The broadcast unavailable presence of an available resource: its time and status
-        // (the presence module, later in this hook, makes the session unavailable).
-        if (to === null && stanza.attrs.type === 'unavailable' && session.isAvailable) record(session, stanza.getChildText('status') ?? '');
+        // A broadcast unavailable presence: its time and status. It may be handled after the
+        // session ended (the stream closed right after it, its privacy lists still loading):
+        // the later time wins in the store, so its status replaces the end's empty one.
+        if (to === null && stanza.attrs.type === 'unavailable') record(session, stanza.getChildText('status') ?? '');
         return false;
       },
       900,
     );
 
-    // A session that ends while available (no unavailable presence of its own).
-    ctx.hook('session-closed', (session) => {
-      if (session.isAvailable) record(session, '');
-    });
+    // A session that ends while available (no unavailable presence of its own); before
+    // the presence module (priority 0) marks it unavailable.
+    ctx.hook(
+      'session-closed',
+      (session) => {
+        if (session.isAvailable) record(session, '');
+      },
+      100,
+    );
   },
 });

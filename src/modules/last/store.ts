@@ -7,6 +7,6 @@ export interface LastSeen {
 
 export interface LastActivityStore {
   get(host: string, username: string): Promise<LastSeen | null>;
-  /** Replaces the account's row. */
+  /** Replaces the account's row, unless it holds a later time (writes may finish out of order). */
   set(host: string, username: string, seen: LastSeen): Promise<void>;
 }

@@ -14,6 +14,13 @@ export const lastSuite: ConformanceSuite = {
       await s.set(HOST, 'ann', { at: 1_800_000_000_000, status: 'Goodbye' }); // the same twice
       await s.set(HOST, 'ann', { at: 1_800_000_360_000, status: '' });
       assert.deepEqual(await s.get(HOST, 'ann'), { at: 1_800_000_360_000, status: '' });
+      // Writes that finish out of order: an earlier time does not replace a later one.
+      await s.set(HOST, 'ann', { at: 1_800_000_300_000, status: 'stale' });
+      assert.deepEqual(await s.get(HOST, 'ann'), { at: 1_800_000_360_000, status: '' });
+      await s.set(HOST, 'ann', { at: 1_800_000_360_000, status: 'Bye' }); // as late, with a status
+      assert.deepEqual(await s.get(HOST, 'ann'), { at: 1_800_000_360_000, status: 'Bye' });
+      await s.set(HOST, 'ann', { at: 1_800_000_360_000, status: '' });
+      assert.deepEqual(await s.get(HOST, 'ann'), { at: 1_800_000_360_000, status: 'Bye' });
       assert.equal(await s.get(HOST, 'bob'), null);
       assert.equal(await s.get('other.test', 'ann'), null);
     },
