@@ -310,6 +310,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   #stateOf(s: LocalSession): SessionState {
     const st: SessionState = { priority: s.priority, available: s.isAvailable, flags: s.flags | (s.rosterRequested ? ROSTER_REQUESTED : 0), bound: this.#boundAt.get(s) };
     if (s.presence) st.presence = serialize(s.presence);
+    if (s.privacyList) st.list = s.privacyList;
     return st;
   }
 
