@@ -27,6 +27,7 @@ export const LIMIT_NAMES = [
   'login-attempts-per-ip',
   'login-attempts-per-account',
   'bosh-sessions-per-ip',
+  'pep-quota',
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
 
