@@ -3,14 +3,19 @@
  * denying presence-out, or XEP-0186) shows nothing to contacts on another node — not
  * when they log in there (their node gathers contacts' presence), not to their probes,
  * not when the portal changes the user's avatar through the other node's API, and not
- * when the user changes presence. Made visible, the presence goes out once.
+ * when the user changes presence. Made visible, the presence goes out once. A node that
+ * dies (SIGKILL, a child process) with an invisible user on it: the node that cleans up
+ * sends that user's contacts no unavailable presence for it.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type Element, type TestClient } from './helpers/client.js';
@@ -21,6 +26,8 @@ const prefix = `parley-test-${randomBytes(4).toString('hex')}`;
 const dataDir = mkdtempSync(join(tmpdir(), 'parley-cluster-inv-'));
 const nodes: TestServer[] = [];
 const open: TestClient[] = [];
+const children: ChildProcess[] = [];
+const BIN = fileURLToPath(new URL('../../bin/parley.js', import.meta.url));
 const jid = (u: string) => `${u}@${DOMAIN}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PORTAL_SECRET = 'cluster-portal-secret-0123';
@@ -76,13 +83,16 @@ before(async () => {
       }),
     );
   }
-  for (const u of ['ann', 'ben', 'cat', 'don']) await nodes[0]!.addUser(u);
+  for (const u of ['ann', 'ben', 'cat', 'don', 'eve', 'fay', 'gus']) await nodes[0]!.addUser(u);
   await befriendInStore('ann', 'ben');
   await befriendInStore('cat', 'don');
+  await befriendInStore('eve', 'fay');
+  await befriendInStore('gus', 'fay');
   await until('both nodes see two members', () => nodes.every((n) => n.server.cluster!.members().length === 2));
 });
 
 after(async () => {
+  for (const p of children) p.kill('SIGKILL');
   for (const c of open) await c.stop();
   for (const n of nodes) await n.stop({ keepData: true });
   rmSync(dataDir, { recursive: true, force: true });
@@ -156,4 +166,67 @@ test('invisible through XEP-0186 on one node: a contact logging in, probing or a
   await sleep(300);
   assert.equal(cat.received.slice(start).filter(showsOnline('don')).length, 1, 'once');
   assert.equal(cat2.received.filter(showsOnline('don')).length, 1, 'once');
+});
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** A node of the same cluster in its own process (so it can be killed with SIGKILL). */
+async function startChildNode(id: string): Promise<{ port: number; proc: ChildProcess }> {
+  const port = await freePort();
+  const httpPort = await freePort();
+  const file = join(dataDir, `${id}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      domain: DOMAIN,
+      dataDir,
+      listen: { c2s: { port }, c2sTls: { enabled: false }, http: { port: httpPort } },
+      tls: { cert: nodes[0]!.config.tls.cert, key: nodes[0]!.config.tls.key },
+      cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' },
+      log: { level: 'silent' },
+    }),
+  );
+  const proc = spawn(process.execPath, [BIN, 'start', '--config', file], { stdio: 'ignore' });
+  children.push(proc);
+  const end = Date.now() + 15_000;
+  for (;;) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${httpPort}/health/ready`)).status === 200) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > end) throw new Error(`${id} did not start`);
+    await sleep(50);
+  }
+  return { port, proc };
+}
+
+test('a node dies with an invisible user on it: contacts who never saw that user get no unavailable for it (a visible one\'s comes)', async () => {
+  const n1 = nodes[0]!;
+  const child = await startChildNode('i3');
+  await until('three members', () => nodes.every((n) => n.server.cluster!.members().length === 3), 10_000);
+  const eve = await connectClient({ port: child.port, username: 'eve', resource: 'hidden', presence: false });
+  open.push(eve);
+  await ok(eve, xml('iq', { type: 'set' }, xml('invisible', { xmlns: 'urn:xmpp:invisible:1' })));
+  await eve.send(xml('presence'));
+  await eve.presence((p) => p.attrs.from === `${jid('eve')}/hidden`, 'own presence');
+  const gusChild = await connectClient({ port: child.port, username: 'gus', resource: 'seen' });
+  open.push(gusChild);
+  const fay = await login(n1, 'fay', 'watch');
+  await fay.presence(availableFrom(`${jid('gus')}/seen`), 'gus (visible) online');
+  await until('node 1 sees both sessions of the child node', () => n1.server.core.sessions.available(jid('eve')).length === 1 && n1.server.core.sessions.available(jid('gus')).length === 1);
+
+  child.proc.kill('SIGKILL');
+  // The visible user's unavailable comes (the dead node was cleaned up) ...
+  await fay.waitFor(unavailableFrom(`${jid('gus')}/seen`), 10_000, 'unavailable of gus after the node died');
+  await sleep(300);
+  // ... and nothing at all of the invisible one.
+  const ofEve = fay.received.filter((p) => p.name === 'presence' && (p.attrs.from ?? '').startsWith(jid('eve')));
+  assert.deepEqual(ofEve.map(String), [], 'no presence of invisible eve');
 });

@@ -525,18 +525,26 @@ export default defineModule({
         return result;
       },
 
-      async sessionsGone(jids) {
+      async sessionsGone(jids, last) {
         // A handful at a time: a dead node may have held thousands of sessions.
         let next = 0;
         const one = async (jid: Jid) => {
           const el = x('presence', { type: 'unavailable', from: jid.full });
           const items = await roster().getItems(jid.toBare());
+          // The gate, with the gone session's last state: an invisible resource, or one
+          // its lists hid from a contact, had shown that contact nothing to take back.
+          const gone = last?.get(jid.full);
+          if (gone) {
+            const wait = server.router.prepare(jid.toBare());
+            if (wait) await wait;
+          }
           const split = new SplitStanza(el, 'to');
           const sent = new Set<string>();
           for (const bare of [...subscribers(items), jid.bare]) {
             for (const s of server.sessions.available(bare)) {
               if (sent.has(s.jid.full) || s.jid.full === jid.full) continue;
               sent.add(s.jid.full);
+              if (gone && !visibleTo(gone, s, el)) continue;
               s.deliverSerialized(split.render(s.jid.full), 'presence', el);
             }
           }
