@@ -278,3 +278,34 @@ test('while invisible a subscription approval shows the new contact nothing; the
   await noneSince(alice.received, aliceStart, showsOnline('kim'), 300, 'presence of kim after the approval');
   await noneSince(lou.received, start, showsOnline('kim'), 0, 'presence of kim');
 });
+
+test('over TCP with stream management: an invisible session that is resumed stays invisible; what its client sends again after <resumed/> reaches nobody', async () => {
+  const tcp = () => XmlClient.tcp(ts.port);
+  const { c: gail } = await XmlClient.session(tcp, 'gail', 'watch');
+  raw.push(gail);
+  const { c: hugo, id } = await XmlClient.session(tcp, 'hugo', 'sm');
+  raw.push(hugo);
+  await gail.waitFor((el) => el.name === 'presence' && el.attrs.from === `${jid('hugo')}/sm` && el.attrs.type === undefined, 'hugo online');
+  hugo.write(`<iq type='set' id='inv'><invisible xmlns='${INVISIBLE}'/></iq>`);
+  await hugo.waitFor((el) => el.name === 'iq' && el.attrs.id === 'inv' && el.attrs.type === 'result', 'invisible');
+  await gail.waitFor((el) => el.name === 'presence' && el.attrs.from === `${jid('hugo')}/sm` && el.attrs.type === 'unavailable', 'hugo gone');
+  const start = gail.received.length;
+  const handled = hugo.h!;
+  hugo.cut();
+  await sleep(200);
+  const again = await tcp();
+  raw.push(again);
+  await again.login('hugo');
+  assert.equal((await again.resume(id, handled)).name, 'resumed');
+  // The client sends its presence again after resuming (as XEP-0198 clients resend what was not acknowledged).
+  again.write('<presence><show>chat</show><status>back, hidden</status></presence>');
+  await again.waitFor((el) => el.name === 'presence' && el.attrs.from === `${jid('hugo')}/sm` && el.getChildText('status') === 'back, hidden', 'own presence');
+  again.write(`<presence to='${jid('gail')}/watch' id='d1'/>`);
+  await again.waitFor((el) => el.name === 'presence' && el.attrs.id === 'd1' && el.attrs.type === 'error', 'directed presence refused');
+  await noneSince(gail.received, start, showsOnline('hugo'), 300, 'presence of resumed invisible hugo');
+  again.write(`<iq type='set' id='vis'><visible xmlns='${INVISIBLE}'/></iq>`);
+  const back = await gail.waitFor((el) => el.name === 'presence' && el.attrs.from === `${jid('hugo')}/sm` && el.attrs.type === undefined, 'hugo visible');
+  assert.equal(back.getChildText('status'), 'back, hidden');
+  again.end();
+  gail.end();
+});
