@@ -270,7 +270,8 @@ export default defineModule({
       // for it is dropped, a directed presence its client sends is refused.
       if (notification && s !== null && (s.flags & SessionFlag.Invisible) !== 0) return fromClient ? INVISIBLE_REFUSAL : 'drop';
       const inv = sp(s)?.invisible;
-      if (inv && fromClient && inv.talkedTo.size < MAX_TALKED) inv.talkedTo.add(to.bare);
+      // Whom the invisible client addresses (messages, IQs) may send IQs to its full JID.
+      if (inv && fromClient && stanza.name !== 'presence' && inv.talkedTo.size < MAX_TALKED) inv.talkedTo.add(to.bare);
       const st = lookup(from.bare);
       // SECURITY: the user's lists are not in memory here (a session of another node, or a
       // copy dropped after missed invalidations): no available presence is made for the
