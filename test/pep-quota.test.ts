@@ -53,7 +53,7 @@ function assertFull(r: Element): void {
 }
 const assertOk = (r: Element) => assert.equal(r.attrs.type, 'result', r.toString());
 
-test('items over many nodes: past pep.maxItemsPerAccount a publish gets resource-constraint (wait), nothing is stored or sent; freeing items makes room', async () => {
+test('items over many nodes: past pep.maxItemsPerAccount a publish gets resource-constraint (wait) and nothing is stored; freeing items makes room', async () => {
   const pia = await login('pia');
   // One item in each of four nodes (each node on its own is far below its max items).
   for (let i = 1; i <= MAX_ITEMS; i++) assertOk(await publish(pia, `urn:test:n${i}`, 'one', note(`n${i}`)));
