@@ -133,7 +133,7 @@ describe('/metrics', () => {
 
   test('limit hits are exported for every limit, cluster and BOSH families are there', () => {
     const limits = fams.get('parley_limit_hits_total')!.samples.map((s) => s.labels.limit);
-    assert.ok(limits.includes('message-rate') && limits.includes('bosh-sessions-per-ip') && limits.includes('sasl-attempts-per-connection') && limits.length === LIMIT_NAMES.length);
+    assert.deepEqual([...limits].sort(), [...LIMIT_NAMES].sort());
     assert.equal(sampleValue(fams, 'parley_cluster_members'), 1);
     assert.equal(sampleValue(fams, 'parley_cluster_forwarded_total'), 0);
     for (const n of ['parley_bosh_held_requests', 'parley_bosh_retransmissions_total', 'parley_bosh_out_of_order_total', 'parley_bosh_cut_requests_total', 'parley_bosh_effective_wait_seconds', 'parley_bosh_terminations_total']) {

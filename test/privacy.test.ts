@@ -415,7 +415,7 @@ test('an active list applies to its resource only; the default list to the other
 
 // ---------------------------------------------------------------------- invisibility
 
-test('invisible, a third user probing, then visible: presence goes out once (XEP-0186)', async () => {
+test('invisible, a third user probing or addressed, then visible: presence goes out once (XEP-0186)', async () => {
   const erin = await login('erin');
   const bob = await login('bob', 'third');
   await bob.presence(availableFrom(`${jid('erin')}/phone`));
@@ -425,9 +425,11 @@ test('invisible, a third user probing, then visible: presence goes out once (XEP
   await bob.send(xml('presence', { to: jid('erin'), type: 'probe' }));
   const ans = await bob.presence((p) => fromUser('erin')(p), 'probe answer');
   assert.deepEqual([ans.attrs.from, ans.attrs.type], [jid('erin'), 'unavailable']);
-  // Directed presence from the invisible user goes out, and so does its unavailable.
-  await erin.send(xml('presence', { to: `${jid('bob')}/third` }, xml('status', null, 'just for you')));
-  await bob.presence((p) => p.getChildText('status') === 'just for you', 'directed presence');
+  // Directed presence from the invisible user is refused (issue 18: stricter than XEP-0186 §3.1.1).
+  await erin.send(xml('presence', { to: `${jid('bob')}/third`, id: 'directed' }, xml('status', null, 'just for you')));
+  const refused = await erin.presence((p) => p.attrs.id === 'directed' && p.attrs.type === 'error', 'directed presence refused');
+  assert.equal(errorOf(refused), 'not-acceptable');
+  await bob.expectNone((p) => p.getChildText('status') === 'just for you', 200, 'directed presence of an invisible user');
   // Visible again: bob gets erin's current presence exactly once, even when the client sends it again.
   await ok(erin, iqSet(xml('visible', { xmlns: 'urn:xmpp:invisible:1' })));
   await erin.send(xml('presence', null, xml('show', null, 'dnd')));

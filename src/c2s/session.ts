@@ -102,6 +102,7 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
   presence: XmlElement | null = null;
   rosterRequested = false;
   flags = 0;
+  privacyList: string | null = null;
   boundAt = 0;
 
   constructor(core: ServerCore, transport: C2sTransport) {

@@ -314,6 +314,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   #stateOf(s: LocalSession): SessionState {
     const st: SessionState = { priority: s.priority, available: s.isAvailable, flags: s.flags | (s.rosterRequested ? ROSTER_REQUESTED : 0), bound: this.#boundAt.get(s) };
     if (s.presence) st.presence = serialize(s.presence);
+    if (s.privacyList) st.list = s.privacyList;
     return st;
   }
 
@@ -432,6 +433,12 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     if (node === this.nodeId || this.#handled.has(node)) return;
     this.#handled.add(node);
     let gone: string[] = [];
+    // The stand-ins as they were (flags, active list): presence for them stays behind the privacy gate.
+    const last = new Map<string, LocalSession>();
+    for (const full of this.#directory.sessionsOf(node)) {
+      const s = this.get(full);
+      if (s) last.set(full, s);
+    }
     try {
       gone = await this.#directory.dropNode(node, owner);
     } catch (err) {
@@ -442,7 +449,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       this.#log.warn({ node, sessions: gone.length }, 'cluster node declared dead');
       if (gone.length > 0 && this.#core.hasService('presence')) {
         const jids = gone.map((j) => Jid.tryParse(j)).filter((j): j is Jid => j !== null);
-        await this.#core.track(this.#core.service('presence').sessionsGone(jids)).catch((err: unknown) => this.#log.error({ err }, 'cluster: unavailable presence for a dead node failed'));
+        await this.#core.track(this.#core.service('presence').sessionsGone(jids, last)).catch((err: unknown) => this.#log.error({ err }, 'cluster: unavailable presence for a dead node failed'));
       }
     }
     this.#addresses.delete(node);

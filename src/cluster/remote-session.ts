@@ -31,6 +31,7 @@ export class RemoteSession implements LocalSession, ReplicaEntry {
   priority = 0;
   flags = 0;
   rosterRequested = false;
+  privacyList: string | null = null;
   boundAt = 0;
   #jid: Jid | undefined;
   #available = false;
@@ -61,6 +62,7 @@ export class RemoteSession implements LocalSession, ReplicaEntry {
     const f = e.flags ?? 0;
     this.flags = f & 0xff;
     this.rosterRequested = (f & ROSTER_REQUESTED) !== 0;
+    this.privacyList = e.list ?? null;
     if (e.presence !== this.#presenceXml) {
       this.#presenceXml = e.presence;
       this.#presence = undefined;

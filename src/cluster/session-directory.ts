@@ -30,6 +30,8 @@ export interface SessionState {
   flags?: number;
   /** When the resource was bound (ms since the epoch): the newer binding wins a conflict. */
   bound?: number;
+  /** The session's active privacy list, when it has one (other nodes judge its stanzas by it). */
+  list?: string;
 }
 
 /**
@@ -494,14 +496,15 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[
 return 0`;
 
 function encodeState(s: SessionState): string {
-  return JSON.stringify({ p: s.priority, a: s.available, x: s.presence, f: s.flags, b: s.bound });
+  return JSON.stringify({ p: s.priority, a: s.available, x: s.presence, f: s.flags, b: s.bound, l: s.list });
 }
 
 function decodeState(v: string): SessionState {
-  const e = JSON.parse(v) as { p: number; a: boolean; x?: string; f?: number; b?: number };
+  const e = JSON.parse(v) as { p: number; a: boolean; x?: string; f?: number; b?: number; l?: string };
   const s: SessionState = { priority: e.p, available: e.a };
   if (e.x !== undefined) s.presence = e.x;
   if (e.f !== undefined) s.flags = e.f;
   if (e.b !== undefined) s.bound = e.b;
+  if (e.l !== undefined) s.list = e.l;
   return s;
 }

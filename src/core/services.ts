@@ -135,9 +135,11 @@ export interface PresenceService {
   applyPolicyChange<T>(user: Jid, change: () => T | Promise<T>, opts?: { forgetDirected?: LocalSession; republish?: LocalSession }): Promise<T>;
   /**
    * Resources that ended without saying so (their cluster node died): their unavailable
-   * presence goes to the users' subscribers and other resources, once.
+   * presence goes to the users' subscribers and other resources, once. `last`: the gone
+   * sessions' last known state (their stand-ins), by full JID; with it, the unavailable
+   * goes only where their presence was allowed to go (not for an invisible resource).
    */
-  sessionsGone(jids: Jid[]): Promise<void>;
+  sessionsGone(jids: Jid[], last?: ReadonlyMap<string, LocalSession>): Promise<void>;
 }
 
 /** vCards (XEP-0054) for other modules and the portal's profile events. */

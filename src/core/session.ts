@@ -38,6 +38,11 @@ export interface LocalSession {
   rosterRequested: boolean;
   /** SessionFlag bits; a module that changes one calls sessions.changed(session). */
   flags: number;
+  /**
+   * The session's active privacy list (XEP-0016 §2.2), null or absent without one: set by
+   * the privacy module and published, so other nodes judge the session's stanzas by it.
+   */
+  privacyList?: string | null;
   /** When the resource was bound (ms since the epoch). */
   readonly boundAt?: number;
   /** The cluster node that holds the session when it is not this one. */

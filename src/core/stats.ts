@@ -29,6 +29,7 @@ export const LIMIT_NAMES = [
   'bosh-sessions-per-ip',
   'sasl-attempts-per-connection',
   'sasl-attempts-per-ip',
+  'pep-quota',
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
 

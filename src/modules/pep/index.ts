@@ -313,7 +313,16 @@ export default defineModule({
         throw pubsubError('conflict', 'precondition-not-met', 'the node configuration does not match the publish-options');
       }
       const payload = withOwnNamespace(item.payload);
-      if (config.persistItems) await store.publish(host, owner.local, node, { id: item.id, payload: serialize(payload) }, Math.min(config.maxItems, limits.maxItems));
+      if (config.persistItems) {
+        // SECURITY: what one account stores over all its nodes is bounded (pep.maxItemsPerAccount,
+        // pep.maxBytesPerAccount), not only per node: past it nothing is stored or sent.
+        const quota = { items: limits.maxItemsPerAccount, bytes: limits.maxBytesPerAccount };
+        const stored = await store.publish(host, owner.local, node, { id: item.id, payload: serialize(payload) }, Math.min(config.maxItems, limits.maxItems), quota);
+        if (!stored) {
+          server.limits.hit('pep-quota');
+          throw new StanzaError('resource-constraint', `the account's PEP storage is full (at most ${quota.items} items, ${quota.bytes} bytes); retract or delete items first`, 'wait');
+        }
+      }
       await broadcast(owner, node, config, itemsEvent(node, x('item', { id: item.id }, payload)));
       await server.hooks.notify('pep-published', owner, node, { id: item.id, payload }, byServer);
       return item.id;

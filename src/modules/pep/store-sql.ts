@@ -1,9 +1,9 @@
 /** PepStore on the SQL query layer (SQLite and MySQL alike). */
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Database } from '../../storage/schema.js';
 import type { Storage } from '../../storage/storage.js';
 import { configFromJson, configToJson, type NodeConfig } from './node-config.js';
-import type { PepStore, StoredItem } from './store.js';
+import type { PepQuota, PepStore, StoredItem } from './store.js';
 
 export class SqlPepStore implements PepStore {
   /** `defaults` fills in what a stored configuration lacks. */
@@ -105,11 +105,12 @@ export class SqlPepStore implements PepStore {
     );
   }
 
-  publish(host: string, username: string, node: string, item: { id: string; payload: string }, maxItems: number): Promise<void> {
+  publish(host: string, username: string, node: string, item: { id: string; payload: string }, maxItems: number, quota?: PepQuota): Promise<boolean> {
     return this.storage.forUser(host, username, 'publish pep item', (db) =>
       db
         .transaction()
         .execute(async (tx) => {
+          if (quota && !(await fits(tx, host, username, node, item, maxItems, quota))) return false;
           // A republished id becomes the newest item (XEP-0060 §7.1.2: it replaces the old one).
           await tx
             .deleteFrom('pep_item')
@@ -120,6 +121,7 @@ export class SqlPepStore implements PepStore {
             .execute();
           await tx.insertInto('pep_item').values({ host, username, node, item_id: item.id, payload: item.payload, created_at: Date.now() }).execute();
           await trim(tx, host, username, node, maxItems);
+          return true;
         }),
     );
   }
@@ -214,4 +216,59 @@ async function trim(tx: Transaction<Database>, host: string, username: string, n
     .where('node', '=', node)
     .where('id', '<=', keep.id)
     .execute();
+}
+
+/** Bytes of a stored payload (octet_length: bytes on SQLite and MySQL alike). */
+const payloadBytes = sql<number | string>`octet_length(payload)`;
+
+/**
+ * Does the account stay within `quota` once `item` is published: its items and their
+ * bytes now, less the item it replaces (same id) and the oldest ones the node's max
+ * items then drops, plus the new one?
+ */
+async function fits(tx: Transaction<Database>, host: string, username: string, node: string, item: { id: string; payload: string }, maxItems: number, quota: PepQuota): Promise<boolean> {
+  const total = await tx
+    .selectFrom('pep_item')
+    .select([sql<number | string>`count(*)`.as('n'), sql<number | string | null>`sum(octet_length(payload))`.as('b')])
+    .where('host', '=', host)
+    .where('username', '=', username)
+    .executeTakeFirst();
+  let items = Number(total?.n ?? 0) + 1;
+  let bytes = Number(total?.b ?? 0) + Buffer.byteLength(item.payload);
+  const same = await tx
+    .selectFrom('pep_item')
+    .select(payloadBytes.as('b'))
+    .where('host', '=', host)
+    .where('username', '=', username)
+    .where('node', '=', node)
+    .where('item_id', '=', item.id)
+    .executeTakeFirst();
+  if (same) {
+    items--;
+    bytes -= Number(same.b);
+  }
+  const others = await tx
+    .selectFrom('pep_item')
+    .select(sql<number | string>`count(*)`.as('n'))
+    .where('host', '=', host)
+    .where('username', '=', username)
+    .where('node', '=', node)
+    .where('item_id', '!=', item.id)
+    .executeTakeFirst();
+  const dropped = Number(others?.n ?? 0) + 1 - maxItems;
+  if (dropped > 0) {
+    const oldest = await tx
+      .selectFrom('pep_item')
+      .select(payloadBytes.as('b'))
+      .where('host', '=', host)
+      .where('username', '=', username)
+      .where('node', '=', node)
+      .where('item_id', '!=', item.id)
+      .orderBy('id', 'asc')
+      .limit(dropped)
+      .execute();
+    items -= oldest.length;
+    for (const o of oldest) bytes -= Number(o.b);
+  }
+  return items <= quota.items && bytes <= quota.bytes;
 }

@@ -10,6 +10,13 @@ export interface StoredItem {
   createdAt: number;
 }
 
+/** What one account may store in PEP, over all its nodes. */
+export interface PepQuota {
+  items: number;
+  /** Bytes of the payloads as stored (UTF-8). */
+  bytes: number;
+}
+
 export interface PepStore {
   getNode(host: string, username: string, node: string): Promise<NodeConfig | null>;
   listNodes(host: string, username: string): Promise<Array<{ node: string; config: NodeConfig }>>;
@@ -21,9 +28,12 @@ export interface PepStore {
   deleteNode(host: string, username: string, node: string): Promise<boolean>;
   /**
    * Stores an item as the newest of its node (an item with the same id is replaced),
-   * then keeps only the newest `maxItems`.
+   * then keeps only the newest `maxItems`. With a `quota`, the account's items once this
+   * one is in (after the replacement and the trimming) may be at most `quota.items`,
+   * their payloads at most `quota.bytes` bytes: past it nothing is stored and the result
+   * is false.
    */
-  publish(host: string, username: string, node: string, item: { id: string; payload: string }, maxItems: number): Promise<void>;
+  publish(host: string, username: string, node: string, item: { id: string; payload: string }, maxItems: number, quota?: PepQuota): Promise<boolean>;
   /** Items oldest first: those with the given ids, or the newest `max` (all when undefined). */
   items(host: string, username: string, node: string, opts?: { max?: number; ids?: string[] }): Promise<StoredItem[]>;
   /** The newest item of each of the given nodes that has one. */

@@ -4,12 +4,15 @@
  * pre-approval §3.4), §4 (initial presence, probes, broadcast, directed presence,
  * unavailable presence), Appendix A (subscription states).
  *
- * Privacy: every presence the server sends for a resource — broadcast, probe answers,
- * contacts' presence gathered at login — passes the sender's policy (router.checkOut:
- * privacy lists, blocking, XEP-0186 invisibility) and the recipient's (router.checkIn:
- * presence-in); the `privacy` service says whether an invisible session probes. A resource hidden from a contact looks to
- * that contact exactly like an offline one. The `presence` service keeps presence in line
- * when a policy changes (block, unblock, list edits, invisible, visible).
+ * Privacy: every presence that leaves a resource for someone else — broadcast, probe
+ * answers, contacts' presence gathered at login, directed presence, avatar-hash updates,
+ * presence after a subscription approval, for this node's sessions and for other nodes'
+ * — passes one gate, the sender's policy (router.checkOut: privacy lists, blocking,
+ * XEP-0186 invisibility), and the recipient's (router.checkIn: presence-in); the lists a
+ * decision needs are loaded first (router.prepare). The `privacy` service says whether an
+ * invisible session probes. A resource hidden from a contact looks to that contact
+ * exactly like an offline one. The `presence` service keeps presence in line when a
+ * policy changes (block, unblock, list edits, invisible, visible).
  */
 import { XmlElement, x } from '../../xml/element.js';
 import { SplitStanza, serialize } from '../../xml/serializer.js';
@@ -132,7 +135,9 @@ export default defineModule({
       const synced = server.sessions.sync(session);
       const items = await roster().getItems(user);
       await synced;
-      await prepareAll(subscribers(items));
+      // The lists of those whose presence the user gets now (initial presence) too: the
+      // gate judges their resources, on this node or another, by them.
+      await prepareAll(initial ? subscribers(items).concat(publishers(items)) : subscribers(items));
       // The presence the server published when the session went visible, sent again by
       // the client: contacts have it already (XEP-0186 §3.2: presence once).
       if (again === undefined || again !== presenceKey(stanza)) fanOut(server, stanza, session, subscribers(items), directed.get(session), visibleTo);
@@ -334,7 +339,10 @@ export default defineModule({
             return c;
           });
           deliverToUser(user, stanza, contact);
-          // The contact's current presence, now that the user may see it.
+          // The contact's current presence, now that the user may see it (after the
+          // contact's policy: its lists first).
+          const wait = server.router.prepare(contact);
+          if (wait) await wait;
           for (const cs of server.sessions.available(contact.bare)) {
             for (const us of server.sessions.available(user.bare)) {
               if (visibleTo(cs, us, cs.presence!)) us.deliverSerialized(withTo(cs.presence!, cs.jid.full, us.jid.full), 'presence', cs.presence!);
@@ -477,7 +485,7 @@ export default defineModule({
     const presenceService: PresenceService = {
       async applyPolicyChange(user, change, opts) {
         const items = await roster().getItems(user);
-        await prepareAll(subscribers(items).concat(items.filter((i) => i.subscription === 'to' || i.subscription === 'both').map((i) => i.jid)));
+        await prepareAll(subscribers(items).concat(publishers(items)));
         const before = snapshot(user, items);
         const result = await change();
         if (opts?.forgetDirected) directed.delete(opts.forgetDirected);
@@ -517,18 +525,26 @@ export default defineModule({
         return result;
       },
 
-      async sessionsGone(jids) {
+      async sessionsGone(jids, last) {
         // A handful at a time: a dead node may have held thousands of sessions.
         let next = 0;
         const one = async (jid: Jid) => {
           const el = x('presence', { type: 'unavailable', from: jid.full });
           const items = await roster().getItems(jid.toBare());
+          // The gate, with the gone session's last state: an invisible resource, or one
+          // its lists hid from a contact, had shown that contact nothing to take back.
+          const gone = last?.get(jid.full);
+          if (gone) {
+            const wait = server.router.prepare(jid.toBare());
+            if (wait) await wait;
+          }
           const split = new SplitStanza(el, 'to');
           const sent = new Set<string>();
           for (const bare of [...subscribers(items), jid.bare]) {
             for (const s of server.sessions.available(bare)) {
               if (sent.has(s.jid.full) || s.jid.full === jid.full) continue;
               sent.add(s.jid.full);
+              if (gone && !visibleTo(gone, s, el)) continue;
               s.deliverSerialized(split.render(s.jid.full), 'presence', el);
             }
           }
@@ -556,6 +572,13 @@ function emptyItem(jid: string): RosterItem {
 function subscribers(items: RosterItem[]): string[] {
   const out: string[] = [];
   for (const i of items) if (i.subscription === 'from' || i.subscription === 'both') out.push(i.jid);
+  return out;
+}
+
+/** The contacts whose presence the user is subscribed to. */
+function publishers(items: RosterItem[]): string[] {
+  const out: string[] = [];
+  for (const i of items) if (i.subscription === 'to' || i.subscription === 'both') out.push(i.jid);
   return out;
 }
 

@@ -23,6 +23,18 @@
  * - While invisible, IQ get/set to the session's full JID from anyone it has not
  *   addressed since going invisible get service-unavailable, as for a resource that does
  *   not exist (XEP-0186 says to deliver them; that would tell a prober the user is online).
+ * - While invisible (XEP-0186), no presence of the resource reaches anyone but the user's
+ *   own resources: not what the server makes for it (broadcast, probe answers, avatar
+ *   updates) and not a directed presence its client sends, which is refused with
+ *   not-acceptable, as a privacy list denying presence-out refuses it (XEP-0016 §2.13).
+ *   XEP-0186 §3.1.1 lets directed presence out; issue 18 forbids it, so that an invisible
+ *   user cannot be shown online by anything (ejabberd and Prosody hide presence-out the
+ *   same way for XEP-0126 lists, directed presence included).
+ * - The out-filter is the one gate for presence leaving a resource, on every path and for
+ *   sessions of other cluster nodes too: their invisibility (SessionFlag.Invisible) and
+ *   their active list's name (LocalSession.privacyList) are published in the directory,
+ *   and a node that does not have the user's lists in memory sends no available presence
+ *   for them (it fails closed; callers load the lists first through router.prepare).
  * - Privacy list pushes go to the resources that used jabber:iq:privacy in their session
  *   (like blocklist pushes go to those that asked for the blocklist): a client that never
  *   fetched a list has nothing to refresh, and would only answer with an error.
@@ -58,6 +70,8 @@ export const MAX_NAME = 128;
 export const CACHE_SIZE = 10_000;
 /** SECURITY: contacts remembered per invisible session. */
 const MAX_TALKED = 1000;
+/** What an invisible session's client gets for a directed presence (the XEP-0016 §2.13 refusal). */
+const INVISIBLE_REFUSAL = new StanzaError('not-acceptable', 'invisible: presence goes to no one');
 /** The list the blocking command creates when the user has no default list. */
 const BLOCKLIST_NAME = 'blocklist';
 const KINDS: readonly PrivacyKind[] = ['message', 'iq', 'presence-in', 'presence-out'];
@@ -73,8 +87,6 @@ interface UserState {
 
 interface Invisible {
   probe: boolean;
-  /** JIDs (as addressed) the session sent directed available presence to since going invisible. */
-  shownTo: Set<string>;
   /** Bare JIDs the session addressed since going invisible (they may send it IQs). */
   talkedTo: Set<string>;
 }
@@ -209,6 +221,15 @@ export default defineModule({
     // ------------------------------------------------------------------ the filters
 
     const sp = (s: LocalSession | null): SessionPrivacy | undefined => (s ? perSession.get(s) : undefined);
+    /** The session's active list: this node's state, or what another node published for its session. */
+    const activeOf = (s: LocalSession | null): string | null => (s === null ? null : s.node !== undefined ? (s.privacyList ?? null) : (perSession.get(s)?.active ?? null));
+
+    /** Sets a session's active list, published for the other nodes of a cluster. */
+    function setActive(s: LocalSession, me: SessionPrivacy, name: string | null): Promise<void> {
+      me.active = name;
+      s.privacyList = name;
+      return server.sessions.sync(s);
+    }
 
     function judge(st: UserState, active: string | null, contact: Jid, cls: StanzaClass): Decision {
       const def = st.defaultName !== null ? st.lists.get(st.defaultName) : undefined;
@@ -229,7 +250,7 @@ export default defineModule({
       }
       const st = lookup(to.bare);
       if (!st || st.lists.size === 0) return null;
-      const d = judge(st, state?.active ?? null, from, classifyIn(stanza.name, type));
+      const d = judge(st, activeOf(session), from, classifyIn(stanza.name, type));
       if (d.action === 'allow') return null;
       if (stanza.name === 'presence') return 'drop';
       if (stanza.name === 'iq' && type !== 'get' && type !== 'set') return 'drop';
@@ -239,39 +260,28 @@ export default defineModule({
     /** The sender's policy: XEP-0016 §2.13 and XEP-0191 §3.3 (not-acceptable, <blocked/>). */
     const outFilter: StanzaFilter = ({ stanza, from, to, session, fromClient }) => {
       if (from.bare === to.bare || !isAccount(from)) return null;
-      // Presence the server makes for a resource may come with no session: find it.
+      // Presence the server makes for a resource may come with no session: find it (on
+      // this node or, as a stand-in, on another).
       const s = session ?? (from.resource !== '' ? (server.sessions.get(from) ?? null) : null);
-      const state = sp(s);
-      // A resource on another cluster node: its flags say whether it is invisible (whom
-      // it showed itself to stays on its node, so the server sends presence for it to no one).
-      if (s?.node !== undefined && (s.flags & SessionFlag.Invisible) !== 0 && stanza.name === 'presence' && !fromClient) return 'drop';
-      const inv = state?.invisible;
-      if (inv) {
-        // XEP-0186 §3.1.1: what the client sends goes out (and shows it to the addressee);
-        // presence the server would send for it goes only to those it showed itself to.
-        if (fromClient) remember(inv, stanza, to);
-        else if (stanza.name === 'presence' && !inv.shownTo.has(to.full) && !inv.shownTo.has(to.bare)) return 'drop';
-      }
+      const type = stanza.attrs.type;
+      const notification = stanza.name === 'presence' && (type === undefined || type === 'unavailable');
+      // SECURITY: an invisible resource (XEP-0186; the flag is published, so this holds for
+      // another node's session too) shows itself to no one: presence the server would send
+      // for it is dropped, a directed presence its client sends is refused.
+      if (notification && s !== null && (s.flags & SessionFlag.Invisible) !== 0) return fromClient ? INVISIBLE_REFUSAL : 'drop';
+      const inv = sp(s)?.invisible;
+      // Whom the invisible client addresses (messages, IQs) may send IQs to its full JID.
+      if (inv && fromClient && stanza.name !== 'presence' && inv.talkedTo.size < MAX_TALKED) inv.talkedTo.add(to.bare);
       const st = lookup(from.bare);
-      if (!st || st.lists.size === 0) return null;
-      const d = judge(st, state?.active ?? null, to, classifyOut(stanza.name, stanza.attrs.type));
+      // SECURITY: the user's lists are not in memory here (a session of another node, or a
+      // copy dropped after missed invalidations): no available presence is made for the
+      // resource rather than one its lists might deny (fail closed).
+      if (!st) return notification && type === undefined && s !== null && !fromClient ? 'drop' : null;
+      if (st.lists.size === 0) return null;
+      const d = judge(st, activeOf(s), to, classifyOut(stanza.name, type));
       if (d.action === 'allow') return null;
       return new StanzaError('not-acceptable', undefined, 'cancel', d.blocked ? x('blocked', { xmlns: NS.BLOCKING_ERRORS }) : undefined);
     };
-
-    /** What an invisible session reveals by addressing someone (XEP-0186 §3.1.1). */
-    function remember(inv: Invisible, stanza: XmlElement, to: Jid): void {
-      if (stanza.name === 'presence') {
-        const type = stanza.attrs.type;
-        if (type === 'unavailable') {
-          inv.shownTo.delete(to.full);
-          return;
-        }
-        if (type !== undefined) return;
-        if (inv.shownTo.size < MAX_TALKED) inv.shownTo.add(to.full);
-      }
-      if (inv.talkedTo.size < MAX_TALKED) inv.talkedTo.add(to.bare);
-    }
 
     ctx.addFilter('in', inFilter, prepare);
     ctx.addFilter('out', outFilter);
@@ -314,7 +324,7 @@ export default defineModule({
     /** Does another session of the user run on the default list (no active list of its own)? */
     function defaultInUseByOthers(user: Jid, sender: LocalSession): boolean {
       for (const s of server.sessions.resources(user.bare)) {
-        if (s !== sender && (perSession.get(s)?.active ?? null) === null) return true;
+        if (s !== sender && activeOf(s) === null) return true;
       }
       return false;
     }
@@ -323,7 +333,7 @@ export default defineModule({
     function inUseByOthers(user: Jid, st: UserState, sender: LocalSession, name: string): boolean {
       for (const s of server.sessions.resources(user.bare)) {
         if (s === sender) continue;
-        const effective = perSession.get(s)?.active ?? st.defaultName;
+        const effective = activeOf(s) ?? st.defaultName;
         if (effective === name) return true;
       }
       return false;
@@ -420,9 +430,7 @@ export default defineModule({
               const st = await ensure(user);
               if (name !== undefined && !st.lists.has(name)) throw new StanzaError('item-not-found');
               // XEP-0016 §2.4: applied before the result goes back.
-              await withPresence(user, () => {
-                me.active = name ?? null;
-              });
+              await withPresence(user, () => setActive(session, me, name ?? null));
             });
             return null;
           case 'default':
@@ -482,7 +490,7 @@ export default defineModule({
         await store.removeList(host, user.local, name);
         await setListInMemory(user, st, null, name);
         if (st.defaultName === name) st.defaultName = null;
-        if (me.active === name) me.active = null;
+        if (me.active === name) await setActive(session, me, null);
       });
       pushPrivacy(user, name);
       pushBlocklistDiff(user, before, blockedJids(defaultOf(st)));
@@ -630,7 +638,7 @@ export default defineModule({
               st.defaultName = null;
               for (const s of server.sessions.resources(user.bare)) {
                 const p = perSession.get(s);
-                if (p?.active === name) p.active = null;
+                if (p?.active === name) await setActive(s, p, null);
               }
             } else {
               const list = { name, items: keepItems };
@@ -672,9 +680,10 @@ export default defineModule({
             await withPresence(
               user,
               () => {
-                me.invisible = { probe, shownTo: new Set(), talkedTo: new Set() };
+                me.invisible = { probe, talkedTo: new Set() };
                 session.flags |= SessionFlag.Invisible;
-                server.sessions.changed(session);
+                // Other nodes have the flag before the IQ result goes back.
+                return server.sessions.sync(session);
               },
               { forgetDirected: session },
             );
@@ -700,7 +709,7 @@ export default defineModule({
               () => {
                 me.invisible = null;
                 session.flags &= ~SessionFlag.Invisible;
-                server.sessions.changed(session);
+                return server.sessions.sync(session);
               },
               { republish: session },
             );

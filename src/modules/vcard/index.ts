@@ -12,7 +12,7 @@ import { x, type XmlElement } from '../../xml/element.js';
 import { parseElement } from '../../xml/parse.js';
 import { serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
-import type { Jid } from '../../xmpp/jid.js';
+import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule } from '../../core/module.js';
 import { photoHashOf, readPhoto, sha1Hex, stampPresence, withPhoto, type Photo } from './photo.js';
@@ -141,15 +141,26 @@ export default defineModule({
       1100,
     );
 
-    /** Each available resource's presence again, now with the new hash (as ejabberd's force_update_presence). */
+    /**
+     * Each available resource's presence again, now with the new hash (as ejabberd's
+     * force_update_presence), sent as the resource's own broadcast: through the same
+     * presence handling and privacy gate as one its client sends. A node does this for
+     * its own sessions only; the nodes holding the user's other sessions are told.
+     */
     function rebroadcast(user: Jid): void {
+      let elsewhere = false;
       for (const s of server.sessions.available(user.bare)) {
+        if (s.node !== undefined) {
+          elsewhere = true;
+          continue;
+        }
         if (!s.presence || s.isClosed) continue;
         const p = s.presence.clone();
         delete p.attrs.to;
         p.attrs.from = s.jid.full;
         server.router.fromClient(s, p, null);
       }
+      if (elsewhere) server.invalidate('vcard-presence', user.bare);
     }
 
     // ------------------------------------------------------------------ XEP-0398
@@ -217,5 +228,13 @@ export default defineModule({
       hashes.delete(user.bare);
     });
     ctx.onStop(server.onInvalidate('vcard-hash', (bare) => hashes.delete(bare), () => hashes.clear()));
+    // Another node changed the photo of a user with sessions here: their presence again.
+    ctx.onStop(
+      server.onInvalidate('vcard-presence', (bare) => {
+        hashes.delete(bare);
+        const user = Jid.tryParse(bare);
+        if (user) rebroadcast(user);
+      }),
+    );
   },
 });

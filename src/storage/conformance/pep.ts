@@ -49,6 +49,34 @@ export const pepSuite: ConformanceSuite = {
       assert.deepEqual((await s.items(HOST, 'ann', 'n')).map((i) => i.id), ['d']);
     },
 
+    async 'the account quota counts items and payload bytes over all nodes, after replacement and trimming'(storage) {
+      const s = new SqlPepStore(storage, defaults);
+      for (const n of ['q1', 'q2']) await s.createNode(HOST, 'quo', n, defaults, 10);
+      const quota = { items: 3, bytes: 200 };
+      const sized = (id: string, bytes: number) => ({ id, payload: `<x xmlns='urn:test'>${'ż'.repeat(Math.floor(bytes / 2))}</x>` });
+      assert.equal(await s.publish(HOST, 'quo', 'q1', item('a'), 5, quota), true);
+      assert.equal(await s.publish(HOST, 'quo', 'q2', item('b'), 5, quota), true);
+      assert.equal(await s.publish(HOST, 'quo', 'q2', item('c'), 5, quota), true);
+      // A fourth item: refused, nothing stored.
+      assert.equal(await s.publish(HOST, 'quo', 'q1', item('d'), 5, quota), false);
+      assert.deepEqual((await s.items(HOST, 'quo', 'q1')).map((i) => i.id), ['a']);
+      // Replacing an item, or publishing into a node whose max items drops the oldest, adds nothing.
+      assert.equal(await s.publish(HOST, 'quo', 'q1', { id: 'a', payload: "<x xmlns='urn:test' n='a2'/>" }, 5, quota), true);
+      assert.equal(await s.publish(HOST, 'quo', 'q2', item('e'), 2, quota), true);
+      assert.deepEqual((await s.items(HOST, 'quo', 'q2')).map((i) => i.id), ['c', 'e']);
+      // Bytes: multibyte payloads count in bytes.
+      assert.equal(await s.retract(HOST, 'quo', 'q2', 'c'), true);
+      assert.equal(await s.publish(HOST, 'quo', 'q2', sized('big', 400), 5, quota), false);
+      assert.equal(await s.publish(HOST, 'quo', 'q2', sized('mid', 120), 5, quota), true);
+      assert.equal(await s.publish(HOST, 'quo', 'q1', { id: 'a', payload: sized('a', 120).payload }, 5, quota), false);
+      assert.equal((await s.items(HOST, 'quo', 'q1'))[0]!.payload, "<x xmlns='urn:test' n='a2'/>");
+      // Deleting frees it.
+      assert.equal(await s.deleteNode(HOST, 'quo', 'q2'), true);
+      assert.equal(await s.publish(HOST, 'quo', 'q1', { id: 'a', payload: sized('a', 120).payload }, 5, quota), true);
+      assert.equal(await s.publish(HOST, 'quo', 'q1', item('f'), 5, quota), true);
+      await s.removeUser(HOST, 'quo');
+    },
+
     async 'last items per node, retract, purge and removal of a user'(storage) {
       const s = new SqlPepStore(storage, defaults);
       for (const n of ['n1', 'n2', 'n3']) await s.createNode(HOST, 'ann', n, defaults, 10);
