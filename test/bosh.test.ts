@@ -77,10 +77,18 @@ describe('session creation', () => {
     assert.equal(r.body.attrs.condition, 'host-unknown');
   });
 
-  test('the content attribute sets the response Content-Type', async () => {
-    const b = new RawBosh(url);
-    const r = await b.create({ content: 'text/plain; charset=utf-8' });
-    assert.equal(r.headers.get('content-type'), 'text/plain; charset=utf-8');
+  test('the content attribute cannot choose the response Content-Type: every response is text/xml', async () => {
+    for (const content of ['text/html', 'application/xhtml+xml', 'image/svg+xml', 'text/plain; charset=utf-8']) {
+      const b = new RawBosh(url);
+      const r = await b.create({ content, wait: '1' });
+      assert.ok(r.body.attrs.sid, r.text);
+      assert.equal(r.headers.get('content-type'), 'text/xml; charset=utf-8', content);
+      const next = await b.send();
+      assert.equal(next.headers.get('content-type'), 'text/xml; charset=utf-8', content);
+      assert.equal(next.headers.get('x-content-type-options'), 'nosniff');
+      assert.equal(next.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'");
+      await b.send({ type: 'terminate' });
+    }
   });
 
   test('a full login with restart and bind works, and messages flow to a TCP user and back', async () => {

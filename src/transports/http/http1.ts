@@ -99,6 +99,7 @@ class Exchange implements HttpExchange {
     const len = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     let s = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Status'}\r\n`;
     for (const k in headers) s += `${k}: ${headers[k]}\r\n`;
+    s += this.conn.baseHeaders;
     s += `Content-Length: ${len}\r\n`;
     if (!this.keepAlive) s += 'Connection: close\r\n';
     s += '\r\n';
@@ -134,6 +135,8 @@ export class Http1Connection {
     readonly socket: Socket,
     readonly routes: Http1Routes,
     readonly limits: Http1Limits,
+    /** Header lines ("Name: value\r\n") sent on every response (the listener's safe defaults). */
+    readonly baseHeaders = '',
   ) {
     this.remoteAddress = socket.remoteAddress ?? '';
     socket.setNoDelay(true);
