@@ -89,7 +89,7 @@ test('requests pipelined behind held BOSH requests are handed to node:http witho
   } finally {
     globalThis.setInterval = realSetInterval;
   }
-  // SECURITY: no per-connection polling (it was a 5 ms setInterval per such connection).
+  // No per-connection polling (it was a 5 ms setInterval per such connection).
   assert.equal(intervals, 0);
   for (const c of conns) c.s.destroy();
 });

@@ -303,8 +303,9 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
  * it is sent to. A page that gets the same Host as its origin must be served under that
  * very host name (a DNS rebinding attacker's name, say): the browser then sends only
  * that name's cookies, so the page gets what any client connecting directly gets.
- * Requests without Origin (non-browser clients; browsers always send it on a POST and
- * on a WebSocket handshake) are served: CORS protects browsers, not servers.
+ * Requests without Origin (non-browser clients; current browsers send it on every POST
+ * and WebSocket handshake) are served: CORS protects browsers, not servers. A browser
+ * that sent none would still get a text/xml response under the no-page CSP.
  */
 export function corsPolicy(origins: string[], secure: boolean): (origin: string | undefined, host: string | undefined) => Record<string, string> | null {
   const any = origins.includes('*');
