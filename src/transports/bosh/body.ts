@@ -1,6 +1,6 @@
 /**
  * The BOSH `<body/>` wrapper: parsing requests and writing responses.
- * References: XEP-0124 §6 (wrapper element), §17 (error conditions); XEP-0206 §5–§7.
+ * References: XEP-0124 §6 (wrapper element), §17 (error conditions); XEP-0206 §2 (unqualified stanzas), §5–§7.
  */
 import type { XmlElement } from '../../xml/element.js';
 import { XmlStreamParser, type XmlParserLimits } from '../../xml/parser.js';
@@ -65,10 +65,11 @@ export function parseBody(data: Buffer, limits: XmlParserLimits): ParsedBody {
 }
 
 /**
- * XEP-0206 §6 wants payloads qualified by jabber:client, but a stanza written without a
- * namespace of its own inherits the wrapper's (httpbind) in the XML. Such a stanza is a
- * jabber:client stanza, as Prosody (mod_bosh clears an httpbind xmlns) and ejabberd
- * treat it; its descendants that inherited httpbind too are jabber:client as well.
+ * XEP-0206 §2 wants stanzas qualified by jabber:client, and notes that many clients do
+ * not qualify them: a stanza written without a namespace of its own inherits the
+ * wrapper's (httpbind) in the XML. Such a stanza is a jabber:client stanza, as Prosody
+ * (mod_bosh clears an httpbind xmlns) and ejabberd treat it; its descendants that
+ * inherited httpbind too are jabber:client as well.
  * COMPAT(tsung): tsung 1.7's BOSH client sends `<iq type='set'><bind …/></iq>` unqualified.
  * A stanza with another explicit namespace (jabber:server, …) is left as it is.
  */
