@@ -8,6 +8,7 @@ import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
 import { RawBosh, post, HTTPBIND } from './helpers/bosh.js';
 import { installXhr } from './helpers/xhr.js';
+import { ScramClient } from '../src/xmpp/sasl/client.js';
 
 installXhr();
 const { Strophe, $msg, $pres } = await import('strophe.js');
@@ -23,7 +24,7 @@ before(async () => {
     listen: { http: { corsOrigins: ['https://portal.example.test'] } },
   });
   url = `${ts.httpUrl}/http-bind`;
-  for (const u of ['ann', 'bea', 'cid', 'dan', 'eve', 'fay', 'gus', 'hal', 'ida', 'jon', 'kim', 'lee', 'max', 'ned', 'oli', 'pam', 'quin', 'ray', 'sue', 'tom']) {
+  for (const u of ['ann', 'bea', 'cid', 'dan', 'eve', 'fay', 'gus', 'hal', 'ida', 'jon', 'kim', 'lee', 'max', 'ned', 'oli', 'pam', 'quin', 'ray', 'sue', 'tom', 'uma', 'vic', 'wes']) {
     await ts.addUser(u);
   }
 });
@@ -76,10 +77,18 @@ describe('session creation', () => {
     assert.equal(r.body.attrs.condition, 'host-unknown');
   });
 
-  test('the content attribute sets the response Content-Type', async () => {
-    const b = new RawBosh(url);
-    const r = await b.create({ content: 'text/plain; charset=utf-8' });
-    assert.equal(r.headers.get('content-type'), 'text/plain; charset=utf-8');
+  test('the content attribute cannot choose the response Content-Type: every response is text/xml', async () => {
+    for (const content of ['text/html', 'application/xhtml+xml', 'image/svg+xml', 'text/plain; charset=utf-8']) {
+      const b = new RawBosh(url);
+      const r = await b.create({ content, wait: '1' });
+      assert.ok(r.body.attrs.sid, r.text);
+      assert.equal(r.headers.get('content-type'), 'text/xml; charset=utf-8', content);
+      const next = await b.send();
+      assert.equal(next.headers.get('content-type'), 'text/xml; charset=utf-8', content);
+      assert.equal(next.headers.get('x-content-type-options'), 'nosniff');
+      assert.equal(next.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'");
+      await b.send({ type: 'terminate' });
+    }
   });
 
   test('a full login with restart and bind works, and messages flow to a TCP user and back', async () => {
@@ -94,6 +103,61 @@ describe('session creation', () => {
     const got = await b.until(await b.send(), 'message', (el) => el.attrs.id === 't1');
     assert.equal(got.getChildText('body'), 'from TCP');
     await b.send({ type: 'terminate' }, "<presence xmlns='jabber:client' type='unavailable'/>");
+  });
+});
+
+describe('payload namespaces', () => {
+  /** Logs in as tsung 1.7 does: SASL qualified, everything after the restart unqualified. */
+  async function unqualifiedLogin(user: string): Promise<RawBosh> {
+    const b = new RawBosh(url);
+    const scram = new ScramClient('SHA-256', user, 'secret');
+    await b.create({ wait: '2' });
+    let r = await b.send({}, `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>${scram.first().toString('base64')}</auth>`);
+    const challenge = await b.until(r, 'challenge');
+    r = await b.send({}, `<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${(await scram.final(Buffer.from(challenge.text(), 'base64'))).toString('base64')}</response>`);
+    await b.until(r, 'success');
+    r = await b.send({ 'xmpp:restart': 'true', to: DOMAIN });
+    await b.until(r, 'features');
+    r = await b.send({}, "<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>tsung</resource></bind></iq>");
+    const bound = await b.until(r, 'iq', (el) => el.attrs.id === 'bind');
+    assert.equal(bound.attrs.type, 'result', bound.toString());
+    b.jid = bound.getChild('bind')?.getChildText('jid') ?? '';
+    return b;
+  }
+
+  test('unqualified iq, presence and message inside <body/> are jabber:client stanzas (tsung 1.7)', async () => {
+    const tc = await tcp('vic');
+    const b = await unqualifiedLogin('uma');
+    assert.equal(b.jid, `uma@${DOMAIN}/tsung`);
+    // An unqualified IQ is answered like any other.
+    let r = await b.send({}, "<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>");
+    const roster = await b.until(r, 'iq', (el) => el.attrs.id === 'roster1');
+    assert.equal(roster.attrs.type, 'result', roster.toString());
+    // Unqualified presence reaches the server (it comes back to the sender, RFC 6121 §4.2.2).
+    r = await b.send({}, '<presence><status>on tsung</status></presence>');
+    const own = await b.until(r, 'presence');
+    assert.equal(own.getChildText('status'), 'on tsung');
+    // An unqualified message is routed, and its unqualified <body/> is the jabber:client body.
+    await b.send({}, `<message to='vic@${DOMAIN}' type='chat' id='u1'><body>unqualified</body></message>`);
+    const m = await tc.waitFor((el) => el.name === 'message' && el.attrs.id === 'u1');
+    assert.equal(m.attrs.from, `uma@${DOMAIN}/tsung`);
+    assert.equal(m.getChildText('body'), 'unqualified');
+    const still = await b.send();
+    assert.notEqual(still.body.attrs.type, 'terminate', still.text);
+    await b.send({ type: 'terminate' });
+  });
+
+  test('a stanza with another explicit namespace still ends the session with invalid-namespace', async () => {
+    const tc = await tcp('vic', 'ns');
+    const b = await unqualifiedLogin('wes');
+    const r = await b.send({}, `<message xmlns='jabber:server' to='vic@${DOMAIN}' type='chat' id='s1'><body>server ns</body></message>`);
+    assert.equal(r.body.attrs.type, 'terminate', r.text);
+    assert.equal(r.body.attrs.condition, 'remote-stream-error');
+    assert.ok(r.body.getChild('error')?.getChild('invalid-namespace'), r.text);
+    // Nothing was routed: a later message from TCP to itself arrives first and alone.
+    await tc.send(xml('message', { to: `vic@${DOMAIN}/ns`, id: 'probe' }, xml('body', null, 'x')));
+    const first = await tc.waitFor((el) => el.name === 'message');
+    assert.equal(first.attrs.id, 'probe');
   });
 });
 

@@ -55,10 +55,11 @@ function page(boshUrl: string): string {
 before(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}: run "apt-get install chromium"`);
   if (!existsSync(join(CONVERSE_DIST, 'converse.min.js'))) throw new Error('converse.js is not installed (npm install)');
-  // The demo seeds dave with his friends alice and carol.
-  ts = await startTestServer({ demo: { enabled: true } });
-  const bosh = ts.server.bosh!;
+  // The page is on another origin than Parley (a portal's own web server): it is listed
+  // in listen.http.corsOrigins, as docs/portal.md says. The demo seeds dave with his
+  // friends alice and carol.
   web = createServer((req, res) => {
+    const bosh = ts.server.bosh!;
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/prebind') {
       // The portal's side: its user is logged in; it asks Parley for a session.
@@ -90,6 +91,7 @@ before(async () => {
     res.end(page(`${ts.httpUrl}/http-bind`));
   });
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
+  ts = await startTestServer({ demo: { enabled: true }, listen: { http: { corsOrigins: [`http://127.0.0.1:${(web.address() as AddressInfo).port}`] } } });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,

@@ -55,9 +55,8 @@ before(async () => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium is not installed at ${CHROMIUM}: run "apt-get install chromium" (npm test does it when run as root)`);
   }
-  ts = await startTestServer();
-  for (const u of ['alma', 'bert', 'cora']) await ts.addUser(u);
-  // The page comes from another origin than the XMPP service, as on a portal.
+  // The page comes from another origin than the XMPP service, as on a portal, which is
+  // listed in listen.http.corsOrigins.
   web = createServer((req, res) => {
     if (req.url === '/strophe.js') {
       res.writeHead(200, { 'Content-Type': 'text/javascript' });
@@ -69,6 +68,8 @@ before(async () => {
   });
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
   pageUrl = `http://127.0.0.1:${(web.address() as AddressInfo).port}/`;
+  ts = await startTestServer({ listen: { http: { corsOrigins: [pageUrl.slice(0, -1)] } } });
+  for (const u of ['alma', 'bert', 'cora']) await ts.addUser(u);
   profile = mkdtempSync(join(tmpdir(), 'parley-chromium-'));
   // A fresh profile directory for every run.
   browser = await chromium.launchPersistentContext(profile, {

@@ -55,10 +55,43 @@ test('BOSH, then another path, then BOSH again on one keep-alive connection', as
 
 test('pipelined requests are answered in order', async () => {
   const c = await open();
-  c.s.write(post(create(30)) + 'OPTIONS /http-bind HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n\r\n');
+  c.s.write(post(create(30)) + 'OPTIONS /http-bind HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\n\r\n');
   const out = await c.read(/HTTP\/1\.1 204[\s\S]*\r\n\r\n/);
   assert.ok(out.indexOf('HTTP/1.1 200') < out.indexOf('HTTP/1.1 204'), out);
   c.s.destroy();
+});
+
+test('requests pipelined behind held BOSH requests are handed to node:http without polling timers', async () => {
+  const conns = await Promise.all(Array.from({ length: 10 }, () => open()));
+  const sids: string[] = [];
+  for (const [i, c] of conns.entries()) {
+    c.s.write(post(create(1000 * (i + 1))));
+    sids.push(/sid='([^']+)'/.exec(await c.read(/<\/body>/))![1]!);
+  }
+  // Count the intervals the server starts while every connection has a held BOSH request
+  // (wait=1s) with a request for another path pipelined behind it.
+  const realSetInterval = globalThis.setInterval;
+  let intervals = 0;
+  globalThis.setInterval = ((...args: Parameters<typeof setInterval>) => {
+    intervals++;
+    return realSetInterval(...args);
+  }) as typeof setInterval;
+  try {
+    for (const [i, c] of conns.entries()) {
+      const poll = `<body xmlns='http://jabber.org/protocol/httpbind' rid='${1000 * (i + 1) + 1}' sid='${sids[i]}'/>`;
+      c.s.write(post(poll) + 'GET /no-such-page HTTP/1.1\r\nHost: x\r\n\r\n');
+    }
+    for (const c of conns) {
+      const out = await c.read(/not found\n/, 5000);
+      // The held request is answered first (when its wait ends), then the other path.
+      assert.ok(out.indexOf('HTTP/1.1 200') >= 0 && out.indexOf('HTTP/1.1 200') < out.indexOf('HTTP/1.1 404'), out);
+    }
+  } finally {
+    globalThis.setInterval = realSetInterval;
+  }
+  // No per-connection polling (it was a 5 ms setInterval per such connection).
+  assert.equal(intervals, 0);
+  for (const c of conns) c.s.destroy();
 });
 
 test('a request head that never ends is cut after the request timeout', async () => {

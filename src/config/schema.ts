@@ -80,10 +80,18 @@ export const configSchema = obj({
           host: host('127.0.0.1'),
           port: port(5280),
           secure: bool({ doc: 'TLS is terminated in front (haproxy): treat HTTP sessions as secure, allowing PLAIN', default: false }),
-          corsOrigins: list(str({ doc: 'an origin such as https://portal.example.com, or *', default: '*' }), {
-            doc: 'origins whose pages may use BOSH and the API from a browser (CORS); ["*"] allows any',
-            default: ['*'],
-          }),
+          corsOrigins: list(
+            str({
+              doc: 'an origin such as https://portal.example.com, or *',
+              default: '*',
+              pattern: /^(\*|https?:\/\/[^/\s]+\/?)$/i,
+              patternDoc: 'an origin (scheme://host[:port], no path) or *',
+            }),
+            {
+              doc: "origins other than Parley's own whose pages may use BOSH and WebSocket from a browser (CORS); pages of the server's own origin always may; [\"*\"] allows any page (not advised)",
+              default: [],
+            },
+          ),
           maxBodySize: size({ doc: 'largest HTTP request body accepted (BOSH)', default: '1MiB', min: 4096 }),
           keepAliveTimeout: duration({ doc: 'how long an idle HTTP keep-alive connection stays open', default: '75s' }),
           requestTimeout: duration({ doc: 'time a client has to send a whole request (slow clients are cut)', default: '30s', min: '1s' }),

@@ -7,7 +7,12 @@
  * Parley for a prebound BOSH session for the logged-in user.
  *
  * Routes: GET / (login or home), GET /people, POST /login, POST /logout,
- * POST /demo/prebind, GET /widget/<file> (web/dist).
+ * POST /demo/prebind, GET /demo/portal.css and /demo/portal.js, GET /widget/<file> (web/dist).
+ *
+ * SECURITY: the pages send a strict CSP of their own (PAGE_CSP): scripts and styles only
+ * from this origin (no inline code, no eval), connections only to it (BOSH, prebind), no
+ * framing. Their style and script are therefore files, and the widget's stylesheet is
+ * linked rather than injected.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -58,6 +63,9 @@ export interface DemoOptions {
   widgetDir?: string;
 }
 
+/** The demo pages' CSP: the listener's no-page CSP is replaced by this one on them. */
+export const PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 const COOKIE = 'parley_demo';
 const COOKIE_TTL_S = 7 * 24 * 3600;
 const MAX_FORM_BYTES = 4096;
@@ -206,6 +214,12 @@ export function demoRoutes(core: ServerCore, opts: DemoOptions): HttpRoute {
       serveWidgetFile(req, res, widgetDir, path.slice('/widget/'.length));
       return true;
     }
+    if ((path === '/demo/portal.css' || path === '/demo/portal.js') && (method === 'GET' || method === 'HEAD')) {
+      const css = path.endsWith('.css');
+      res.writeHead(200, { 'Content-Type': css ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8', 'Cache-Control': 'public, max-age=300' });
+      res.end(method === 'HEAD' ? undefined : css ? PORTAL_CSS : PORTAL_JS);
+      return true;
+    }
     const user = cookieUser(opts.secret, req);
     if (path === '/' && method === 'GET') {
       html(res, 200, user ? homePage(user, domain) : loginPage(url.searchParams.has('failed')));
@@ -275,7 +289,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function html(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+  res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': PAGE_CSP });
   res.end(body);
 }
 
@@ -317,35 +331,51 @@ function serveWidgetFile(req: IncomingMessage, res: ServerResponse, dir: string,
 
 // ------------------------------------------------------------------ pages
 
+/** The portal's style (served as /demo/portal.css: the pages' CSP allows no inline style). */
+const PORTAL_CSS = `body { margin: 0; font: 16px/1.5 system-ui, sans-serif; color: #1b1b1b; background: #f4f6f9; }
+header.site { background: #13294b; color: #fff; padding: 12px 24px; display: flex; gap: 24px; align-items: center; flex-wrap: wrap; }
+header.site h1 { font-size: 20px; margin: 0; }
+header.site a { color: #fff; margin-right: 12px; }
+nav { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; }
+.logout { display: inline; margin-left: 12px; }
+main { max-width: 760px; margin: 24px auto; padding: 0 24px 120px; }
+.card { background: #fff; border: 1px solid #d5dae1; border-radius: 8px; padding: 16px 20px; margin-bottom: 16px; }
+label { display: block; margin-top: 8px; }
+input { font: inherit; padding: 6px; }
+button { font: inherit; }
+.error { color: #b00020; }
+table { border-collapse: collapse; } td, th { padding: 4px 12px 4px 0; text-align: left; }
+`;
+
+/**
+ * The portal's script (served as /demo/portal.js: the pages' CSP allows no inline script):
+ * logging out ends the widget's session; a logged-out page forgets this tab's chat.
+ */
+const PORTAL_JS = `(function () {
+  var logout = document.querySelector('form.logout');
+  if (logout) logout.addEventListener('submit', function () { if (window.Parley) window.Parley.logout(); });
+  if (document.body.hasAttribute('data-logged-out')) {
+    try { sessionStorage.removeItem('strophe-bosh-session'); sessionStorage.removeItem('parley-widget:v1'); } catch (e) {}
+  }
+})();
+`;
+
 function layout(title: string, body: string, user: string | null, domain: string): string {
   const nav = user
     ? `<nav aria-label="Portal"><a href="/">Home</a> <a href="/people">People</a>
-  <form method="post" action="/logout" class="logout" onsubmit="window.Parley && window.Parley.logout()">
+  <form method="post" action="/logout" class="logout">
     <span>Logged in as <strong>${esc(user)}</strong></span> <button type="submit">Log out</button></form></nav>`
     : '';
+  const widgetCss = user ? '\n<link id="parley-widget-css" rel="stylesheet" href="/widget/parley-widget.css">' : '';
   const widget = user
     ? `<script src="/widget/parley-widget.js" defer data-service="/http-bind" data-prebind-url="/demo/prebind" data-user="${escapeAttr(`${user}@${domain}`)}"></script>`
-    : // Logged out: forget this tab's chat session and state.
-      `<script>try { sessionStorage.removeItem('strophe-bosh-session'); sessionStorage.removeItem('parley-widget:v1'); } catch (e) {}</script>`;
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)} · Parley demo portal</title>
-<style>
-  body { margin: 0; font: 16px/1.5 system-ui, sans-serif; color: #1b1b1b; background: #f4f6f9; }
-  header.site { background: #13294b; color: #fff; padding: 12px 24px; display: flex; gap: 24px; align-items: center; flex-wrap: wrap; }
-  header.site h1 { font-size: 20px; margin: 0; }
-  header.site a { color: #fff; margin-right: 12px; }
-  nav { display: flex; gap: 12px; align-items: center; flex-wrap: wrap; }
-  .logout { display: inline; margin-left: 12px; }
-  main { max-width: 760px; margin: 24px auto; padding: 0 24px 120px; }
-  .card { background: #fff; border: 1px solid #d5dae1; border-radius: 8px; padding: 16px 20px; margin-bottom: 16px; }
-  label { display: block; margin-top: 8px; }
-  input { font: inherit; padding: 6px; }
-  button { font: inherit; }
-  .error { color: #b00020; }
-  table { border-collapse: collapse; } td, th { padding: 4px 12px 4px 0; text-align: left; }
-</style></head>
-<body><header class="site"><h1>Parley demo portal</h1>${nav}</header>
+<link rel="stylesheet" href="/demo/portal.css">${widgetCss}
+<script src="/demo/portal.js" defer></script></head>
+<body${user ? '' : ' data-logged-out'}><header class="site"><h1>Parley demo portal</h1>${nav}</header>
 <main>${body}</main>
 ${widget}
 </body></html>`;

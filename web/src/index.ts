@@ -15,6 +15,12 @@
  * - or `jid` + `token`: a portal login token (SASL PLAIN; needs TLS or listen.http.secure).
  * - or `jid` + `password`: a plain account (development).
  * - `user`: the bare JID the page expects; a saved session of another user is dropped.
+ *
+ * Styles: injected as a <style>, unless the page links the stylesheet itself, as a page
+ * whose CSP forbids inline styles must:
+ * <link id="parley-widget-css" rel="stylesheet" href="https://chat.example.com/widget/parley-widget.css">
+ * The widget needs no inline script, no eval, and connects to the BOSH or WebSocket URL
+ * (CSP connect-src) and to the prebind URL.
  */
 import css from './widget.css?inline';
 import { ChatClient, type Login } from './client.js';
@@ -76,6 +82,8 @@ export function mount(opts: WidgetOptions): Widget {
   }
   const state = saved ?? emptyState(expected ?? '');
 
+  // A page with a strict CSP links parley-widget.css itself (id="parley-widget-css"):
+  // an injected <style> would be blocked there.
   if (!document.getElementById('parley-widget-css')) {
     document.head.append(Object.assign(document.createElement('style'), { id: 'parley-widget-css', textContent: css }));
   }

@@ -1,10 +1,11 @@
 /**
  * The BOSH `<body/>` wrapper: parsing requests and writing responses.
- * References: XEP-0124 §6 (wrapper element), §17 (error conditions); XEP-0206 §5–§7.
+ * References: XEP-0124 §6 (wrapper element), §17 (error conditions); XEP-0206 §2 (unqualified stanzas), §5–§7.
  */
 import type { XmlElement } from '../../xml/element.js';
 import { XmlStreamParser, type XmlParserLimits } from '../../xml/parser.js';
 import { escapeAttr } from '../../xml/escape.js';
+import { NS } from '../../xmpp/ns.js';
 
 export const NS_HTTPBIND = 'http://jabber.org/protocol/httpbind';
 export const NS_XBOSH = 'urn:xmpp:xbosh';
@@ -45,7 +46,7 @@ export function parseBody(data: Buffer, limits: XmlParserLimits): ParsedBody {
         rootNs = ns;
       },
       onElement(el) {
-        payload.push(el);
+        payload.push(adoptClientNamespace(el));
       },
       onStreamEnd() {
         ended = true;
@@ -61,6 +62,30 @@ export function parseBody(data: Buffer, limits: XmlParserLimits): ParsedBody {
   if (!attrs || !ended) throw new BodyError('bad-request', 'the request is not one complete <body/> element');
   if (rootNs !== NS_HTTPBIND) throw new BodyError('bad-request', `<body/> must be in ${NS_HTTPBIND}`);
   return { attrs, payload };
+}
+
+/**
+ * XEP-0206 §2 wants stanzas qualified by jabber:client, and notes that many clients do
+ * not qualify them: a stanza written without a namespace of its own inherits the
+ * wrapper's (httpbind) in the XML. Such a stanza is a jabber:client stanza, as Prosody
+ * (mod_bosh clears an httpbind xmlns) and ejabberd treat it; its descendants that
+ * inherited httpbind too are jabber:client as well.
+ * COMPAT(tsung): tsung 1.7's BOSH client sends `<iq type='set'><bind …/></iq>` unqualified.
+ * A stanza with another explicit namespace (jabber:server, …) is left as it is.
+ */
+function adoptClientNamespace(el: XmlElement): XmlElement {
+  if (el.ns !== NS_HTTPBIND || el.name.includes(':')) return el;
+  // The top-level element may name httpbind explicitly (Prosody accepts that too).
+  if (el.attrs.xmlns === NS_HTTPBIND) delete el.attrs.xmlns;
+  requalify(el);
+  return el;
+}
+
+function requalify(el: XmlElement): void {
+  el.ns = NS.CLIENT;
+  for (const c of el.children) {
+    if (typeof c !== 'string' && c.ns === NS_HTTPBIND && !c.name.includes(':') && c.attrs.xmlns === undefined) requalify(c);
+  }
 }
 
 /** Serializes a response `<body/>` around already-serialized payloads. */

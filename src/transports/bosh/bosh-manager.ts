@@ -109,7 +109,7 @@ export class BoshManager {
   /** Handles one POST to the BOSH endpoint whose body has been read. */
   handle(data: Buffer, ex: HttpExchange, cors: Record<string, string>): void {
     let parsed: ParsedBody;
-    const headers = responseHeaders(cors, 'text/xml; charset=utf-8');
+    const headers = responseHeaders(cors);
     try {
       parsed = parseBody(data, this.#parserLimits());
     } catch (e) {
@@ -134,7 +134,7 @@ export class BoshManager {
       ex.respond(200, headers, tomb?.body ?? responseBody({ type: 'terminate', condition: 'item-not-found' }, '', false));
       return;
     }
-    const request = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, ex, responseHeaders(cors, session.contentType), session.isLegacy);
+    const request = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, ex, headers, session.isLegacy);
     if (!Number.isSafeInteger(rid) || rid > MAX_RID) {
       session.failBadRequest(request);
       return;
@@ -145,7 +145,7 @@ export class BoshManager {
   #create(ex: HttpExchange, parsed: ParsedBody, rid: number, cors: Record<string, string>): void {
     const a = parsed.attrs;
     const refuse = (condition: string) => {
-      ex.respond(a.ver === undefined ? (LEGACY_STATUS[condition] ?? 200) : 200, responseHeaders(cors, 'text/xml; charset=utf-8'), responseBody({ type: 'terminate', condition }, '', false));
+      ex.respond(a.ver === undefined ? (LEGACY_STATUS[condition] ?? 200) : 200, responseHeaders(cors), responseBody({ type: 'terminate', condition }, '', false));
     };
     if (!this.#accepting) return refuse('system-shutdown');
     if (!Number.isSafeInteger(rid)) return refuse('bad-request');
@@ -160,8 +160,7 @@ export class BoshManager {
     }
     if (!limits.canConnect(ip)) return refuse('policy-violation');
     const sid = randomBytes(16).toString('base64url'); // 128 bits (DESIGN.md)
-    const contentType = a.content && /^[\w.+-]+\/[\w.+-]+(;\s*charset=[\w-]+)?$/i.test(a.content) ? a.content : 'text/xml; charset=utf-8';
-    const create = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, ex, responseHeaders(cors, contentType), a.ver === undefined);
+    const create = new HttpBoshRequest(rid, parsed.attrs, parsed.payload, ex, responseHeaders(cors), a.ver === undefined);
     const session = new BoshSession(sid, create, ip, this.#settings, this.#onEnded);
     this.#sessions.set(sid, session);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
@@ -322,13 +321,22 @@ class LocalBoshRequest implements BoshRequest {
 const NO_ATTRS: Readonly<Record<string, string>> = Object.freeze({});
 const NO_PAYLOAD: readonly XmlElement[] = Object.freeze([]);
 
-/** Response headers, shared between requests with the same content type and CORS answer. */
+/**
+ * The one Content-Type of every BOSH response. SECURITY: the client's `content`
+ * attribute (XEP-0124 §7.1) is not followed: a session asking for text/html or
+ * image/svg+xml would have its queued stanzas rendered as a page on our origin (XSS).
+ * XEP-0124 lets a connection manager answer with text/xml; charset=utf-8 instead.
+ * nosniff and the no-page CSP come from the HTTP listener, on every response.
+ */
+export const BOSH_CONTENT_TYPE = 'text/xml; charset=utf-8';
+
+/** Response headers, shared between requests with the same CORS answer. */
 const headerCache = new Map<string, Record<string, string>>();
-function responseHeaders(base: Record<string, string>, contentType: string): Record<string, string> {
-  const key = contentType + '\n' + (base['Access-Control-Allow-Origin'] ?? '');
+function responseHeaders(base: Record<string, string>): Record<string, string> {
+  const key = base['Access-Control-Allow-Origin'] ?? '';
   let h = headerCache.get(key);
   if (!h) {
-    h = Object.freeze({ ...base, 'Content-Type': contentType, 'Cache-Control': 'no-store' }) as Record<string, string>;
+    h = Object.freeze({ ...base, 'Content-Type': BOSH_CONTENT_TYPE, 'Cache-Control': 'no-store' }) as Record<string, string>;
     if (headerCache.size < 1000) headerCache.set(key, h);
   }
   return h;

@@ -99,7 +99,6 @@ export class BoshSession implements C2sTransport {
   readonly #requests: number;
   readonly #clientWaitMs: number;
   readonly #usesAck: boolean;
-  readonly #contentType: string;
   readonly #legacy: boolean;
   #waitMs: number;
 
@@ -149,7 +148,6 @@ export class BoshSession implements C2sTransport {
     this.#clientWaitMs = Number.isFinite(wantWait) && wantWait >= 0 ? Math.min(wantWait * 1000, settings.maxWaitMs) : settings.maxWaitMs;
     this.#waitMs = this.#clientWaitMs;
     this.#usesAck = a.ack === '1';
-    this.#contentType = a.content && /^[\w.+-]+\/[\w.+-]+(;\s*charset=[\w-]+)?$/i.test(a.content) ? a.content : 'text/xml; charset=utf-8';
     this.#legacy = a.ver === undefined;
     this.#nextRid = create.rid + 1;
     this.#lastActivity = this.#lastPayload = settings.now();
@@ -181,9 +179,6 @@ export class BoshSession implements C2sTransport {
     this.#pump();
   }
 
-  get contentType(): string {
-    return this.#contentType;
-  }
   get isLegacy(): boolean {
     return this.#legacy;
   }

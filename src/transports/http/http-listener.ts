@@ -6,7 +6,14 @@
  * WebSocket upgrades; any other request moves its connection to Node's http server,
  * which serves the routes (and BOSH and WebSocket too, through the same handlers).
  * HTTP concerns live here: keep-alive, CORS (with preflight), bounded bodies, content
- * types, slow clients.
+ * types, safe default headers, slow clients.
+ *
+ * SECURITY: every response of both paths carries `X-Content-Type-Options: nosniff` and
+ * the no-page CSP (`default-src 'none'; frame-ancestors 'none'`): a response a browser
+ * is made to navigate to (a form POST to BOSH, an API answer) runs nothing and cannot be
+ * framed, whatever a stanza in it contains. Routes that serve pages (the demo portal)
+ * replace the CSP with their own strict one. Content types are fixed by the handlers
+ * (BOSH: text/xml; node:http defaults to text/plain).
  */
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -37,16 +44,18 @@ const TERMINATE_BAD_REQUEST = "<body type='terminate' condition='bad-request' xm
 export async function startHttpListener(core: ServerCore, opts: { bosh: BoshManager | null; routes?: HttpRoute[] }): Promise<HttpListener> {
   const cfg = core.config.listen.http;
   const limits = core.config.limits;
-  const cors = corsPolicy(cfg.corsOrigins);
+  const cors = corsPolicy(cfg.corsOrigins, cfg.secure);
   const routes = opts.routes ?? [];
 
   // ------------------------------------------------------------------ BOSH (both paths)
 
   /** A BOSH request with its body read, from either HTTP path. */
   function bosh(method: string, headers: Record<string, string | undefined>, body: Buffer | null, ex: HttpExchange): void {
-    const origin = headers.origin;
-    const h = cors(origin);
-    if (origin !== undefined && h === null) return ex.respond(403, TEXT, 'origin not allowed\n');
+    const h = cors(headers.origin, headers.host);
+    // SECURITY: a page of a foreign origin may send a "simple" POST (a text/plain form)
+    // without preflight: it is refused here, before the body is parsed, so it creates no
+    // session and sends no stanza; and it gets no CORS headers, so it reads nothing.
+    if (h === null) return ex.respond(403, TEXT, 'origin not allowed\n');
     if (method === 'OPTIONS') return ex.respond(204, { ...h, ...PREFLIGHT }, '');
     if (method === 'GET' || method === 'HEAD') return ex.respond(200, { ...TEXT, ...h }, 'Parley BOSH endpoint (XEP-0124, XEP-0206): POST <body/> here.\n');
     if (method !== 'POST') return ex.respond(405, { ...TEXT, ...h, Allow: 'POST, GET, OPTIONS' }, 'use POST\n');
@@ -76,11 +85,12 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
 
   function upgrade(req: { method: string; url: string; headers: Record<string, string | undefined> }, socket: Duplex, head: Buffer, remoteAddress: string): void {
     const refuse = (status: number, text: string) => {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.end(`HTTP/1.1 ${status} ${text}\r\n${SAFE_HEADER_LINES}Connection: close\r\nContent-Length: 0\r\n\r\n`);
     };
     const url = new URL(req.url, 'http://localhost');
     if (!wss || !WS_PATHS.has(url.pathname)) return refuse(404, 'Not Found');
-    if (req.headers.origin !== undefined && cors(req.headers.origin) === null) return refuse(403, 'Forbidden');
+    // SECURITY: a page of a foreign origin cannot open an XMPP stream (cross-site WebSocket hijacking).
+    if (cors(req.headers.origin, req.headers.host) === null) return refuse(403, 'Forbidden');
     // RFC 7395 §3.1: the sub-protocol must be "xmpp".
     const protocols = String(req.headers['sec-websocket-protocol'] ?? '')
       .split(',')
@@ -117,6 +127,10 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
   });
 
   async function handleNode(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Defaults for every response of this path; a route's writeHead may replace them
+    // (its own Content-Type; a page's own CSP).
+    res.setHeader('Content-Type', TEXT['Content-Type']);
+    for (const k in SAFE_HEADERS) res.setHeader(k, SAFE_HEADERS[k as keyof typeof SAFE_HEADERS]);
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (BOSH_PATHS.has(url.pathname)) {
       const body = req.method === 'POST' ? await readBody(req, cfg.maxBodySize) : Buffer.alloc(0);
@@ -165,7 +179,7 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
   const server = createNetServer({ noDelay: true }, (socket) => {
     conns.add(socket);
     socket.once('close', () => conns.delete(socket));
-    new Http1Connection(socket, fast, http1Limits);
+    new Http1Connection(socket, fast, http1Limits, SAFE_HEADER_LINES);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -192,6 +206,17 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
   };
 }
 
+/**
+ * On every response (both paths). The CSP is for responses that are not pages: nothing
+ * loads, nothing runs, no framing. Pages (the demo portal) send their own.
+ */
+export const SAFE_HEADERS = Object.freeze({
+  'X-Content-Type-Options': 'nosniff',
+  'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
+});
+const SAFE_HEADER_LINES = Object.entries(SAFE_HEADERS)
+  .map(([k, v]) => `${k}: ${v}\r\n`)
+  .join('');
 const TEXT = { 'Content-Type': 'text/plain; charset=utf-8' };
 const XML = { 'Content-Type': 'text/xml; charset=utf-8' };
 const PREFLIGHT = {
@@ -265,18 +290,37 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
 }
 
 /**
- * CORS: headers for an allowed origin (an empty set for requests without Origin), or
- * null when the origin is not allowed.
+ * CORS: the headers for a request from an allowed origin (none for a request without
+ * Origin, or from the server's own origin), or null when its origin is not allowed.
+ *
+ * Allowed: the configured origins (`listen.http.corsOrigins`; "*" allows any), and the
+ * server's own origin: an Origin equal to https://<Host>, or http://<Host> unless
+ * `secure` (TLS is terminated in front, so a page on plain http://<Host> could only come
+ * from someone on the network path).
+ *
+ * SECURITY: why comparing Origin with Host is sound. A browser sets both; a page can
+ * choose neither. A foreign page's request carries its own origin, which is not the host
+ * it is sent to. A page that gets the same Host as its origin must be served under that
+ * very host name (a DNS rebinding attacker's name, say): the browser then sends only
+ * that name's cookies, so the page gets what any client connecting directly gets.
+ * Requests without Origin (non-browser clients; current browsers send it on every POST
+ * and WebSocket handshake) are served: CORS protects browsers, not servers. A browser
+ * that sent none would still get a text/xml response under the no-page CSP.
  */
-function corsPolicy(origins: string[]): (origin: string | undefined) => Record<string, string> | null {
+export function corsPolicy(origins: string[], secure: boolean): (origin: string | undefined, host: string | undefined) => Record<string, string> | null {
   const any = origins.includes('*');
   const allowed = new Set(origins.map((o) => o.toLowerCase().replace(/\/$/, '')));
   const ANY = Object.freeze({ 'Access-Control-Allow-Origin': '*' });
   const NONE = Object.freeze({});
-  return (origin): Record<string, string> | null => {
+  return (origin, host): Record<string, string> | null => {
     if (origin === undefined) return NONE;
     if (any) return ANY;
-    if (allowed.has(origin.toLowerCase())) return { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' };
+    const o = origin.toLowerCase();
+    if (allowed.has(o)) return { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' };
+    if (host !== undefined && host !== '') {
+      const h = host.toLowerCase();
+      if (o === `https://${h}` || (!secure && o === `http://${h}`)) return NONE;
+    }
     return null;
   };
 }

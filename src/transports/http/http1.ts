@@ -99,6 +99,7 @@ class Exchange implements HttpExchange {
     const len = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     let s = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Status'}\r\n`;
     for (const k in headers) s += `${k}: ${headers[k]}\r\n`;
+    s += this.conn.baseHeaders;
     s += `Content-Length: ${len}\r\n`;
     if (!this.keepAlive) s += 'Connection: close\r\n';
     s += '\r\n';
@@ -127,11 +128,15 @@ export class Http1Connection {
   #timer: NodeJS.Timeout | null = null;
   #closeAfter = false;
   #gone = false;
+  /** A request not for the fast path waits behind earlier ones: hand off when they are answered. */
+  #handOffWaiting = false;
 
   constructor(
     readonly socket: Socket,
     readonly routes: Http1Routes,
     readonly limits: Http1Limits,
+    /** Header lines ("Name: value\r\n") sent on every response (the listener's safe defaults). */
+    readonly baseHeaders = '',
   ) {
     this.remoteAddress = socket.remoteAddress ?? '';
     socket.setNoDelay(true);
@@ -289,8 +294,14 @@ export class Http1Connection {
         return;
       }
     }
+    if (this.#pending.length > 0 || this.closed) return;
+    if (this.#handOffWaiting) {
+      this.#handOffWaiting = false;
+      this.#handOffNow();
+      return;
+    }
     // Nothing left to answer: the connection may idle until the keep-alive timeout.
-    if (this.#pending.length === 0 && !this.#buf && !this.#gone) this.#arm(this.limits.keepAliveTimeoutMs);
+    if (!this.#buf && !this.#gone) this.#arm(this.limits.keepAliveTimeoutMs);
   }
 
   #reject(status: number, text: string, type = 'text/plain; charset=utf-8'): void {
@@ -312,15 +323,14 @@ export class Http1Connection {
 
   #handOff(): void {
     if (this.#pending.length > 0) {
-      // Earlier requests of this connection are still being answered here; the rest waits.
+      // Earlier requests of this connection are still being answered here (a held BOSH
+      // request); the rest waits unread, and flush() hands off once the last is written.
+      // Its head is whole, so no request deadline runs meanwhile: the held requests are
+      // the application's and bounded by their wait (node:http times the rest after).
+      this.#handOffWaiting = true;
       this.socket.pause();
-      const wait = setInterval(() => {
-        if (this.closed) clearInterval(wait);
-        else if (this.#pending.length === 0) {
-          clearInterval(wait);
-          this.#handOffNow();
-        }
-      }, 5);
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = null;
       return;
     }
     this.#handOffNow();
