@@ -90,6 +90,10 @@ export interface LinksOptions {
    * sends it again later or, having declared this node dead, takes it back.
    */
   mayApply?(): boolean;
+  /** What a peer may send before it is authenticated (default PREAUTH_BYTES). */
+  preAuthBytes?: number;
+  /** How long a peer may take to authenticate (default PREAUTH_MS). */
+  preAuthMs?: number;
 }
 
 /** Largest record after the handshake. */
@@ -212,7 +216,7 @@ function parseHello(raw: Buffer, dialer: boolean): Hello | null {
  * Splits a byte stream into length-prefixed frames. Chunks are kept as they came and
  * joined only for a frame that spans several (never the whole buffer per chunk).
  */
-class FrameReader {
+export class FrameReader {
   #chunks: Buffer[] = [];
   #len = 0;
   /** The length of the frame being read, once its header is in (-1: not yet). */
@@ -271,13 +275,15 @@ class FrameReader {
  * PREAUTH_MS.
  */
 class PreAuth {
-  #left = PREAUTH_BYTES;
+  #left: number;
   readonly #timer: NodeJS.Timeout;
   constructor(
     private readonly reader: FrameReader,
+    limits: { bytes: number; ms: number },
     onTimeout: () => void,
   ) {
-    this.#timer = setTimeout(onTimeout, PREAUTH_MS);
+    this.#left = limits.bytes;
+    this.#timer = setTimeout(onTimeout, limits.ms);
     this.#timer.unref();
     reader.max = this.#left - 4;
   }
@@ -398,7 +404,7 @@ class Peer {
     sock.setNoDelay(true);
     this.#socket = sock;
     const reader = new FrameReader();
-    const pre = new PreAuth(reader, () => fail('no authentication in time'));
+    const pre = new PreAuth(reader, this.links.preAuth, () => fail('no authentication in time'));
     const helloD = Buffer.from(JSON.stringify({ v: VERSION, node: this.links.nodeId, boot: this.links.boot, link: this.#id, to: this.node, nonce: randomBytes(32).toString('base64') } satisfies Hello));
     let inbound: Direction | null = null;
     let outbound: Direction | null = null;
@@ -519,6 +525,10 @@ export class Links {
     return this.#o.log;
   }
 
+  get preAuth(): { bytes: number; ms: number } {
+    return { bytes: this.#o.preAuthBytes ?? PREAUTH_BYTES, ms: this.#o.preAuthMs ?? PREAUTH_MS };
+  }
+
   /** Starts listening; returns the address other nodes reach this one at. */
   async listen(): Promise<AddressInfo> {
     const server = createServer((sock) => this.#accept(sock));
@@ -573,7 +583,7 @@ export class Links {
       }
       sock.destroy();
     };
-    const pre = new PreAuth(reader, () => fail('no authentication in time'));
+    const pre = new PreAuth(reader, this.preAuth, () => fail('no authentication in time'));
     const ack = () => {
       ackTimer = null;
       if (!sock.destroyed && outbound) sock.write(outbound.seal(item({ t: 'a', s: this.#applied.get(key) ?? 0 })));
