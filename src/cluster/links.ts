@@ -320,6 +320,7 @@ class Peer {
   #backoff = 50;
   /** The node answered as another incarnation than the record said: read the record again. */
   #stale = false;
+  #flushQueued = false;
 
   constructor(
     node: string,
@@ -338,8 +339,16 @@ class Peer {
     const s = ++this.#seq;
     frame.s = s;
     this.#queue.push({ s, frame, raw: item(frame), at: Date.now() });
-    if (this.#out) this.#flush();
-    else this.#connect();
+    if (!this.#out) this.#connect();
+    else if (!this.#flushQueued) {
+      // Frames queued in one turn of the event loop (a fan-out, the stanzas of many
+      // sockets read in one poll) share a record: one seal, one write.
+      this.#flushQueued = true;
+      setImmediate(() => {
+        this.#flushQueued = false;
+        this.#flush();
+      });
+    }
     return true;
   }
 
