@@ -185,8 +185,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     if (node === this.nodeId) return false;
     let member = this.#membership.has(node) && !this.#handled.has(node);
     if (!member) {
-      const score = await this.#redis.zscore(`${this.#s.prefix}:members`, node).catch(() => null);
-      member = score !== null && Number(score) > Date.now();
+      // As in the membership's own view, an entry still in the set counts (only the reaper removes one).
+      member = (await this.#redis.zscore(`${this.#s.prefix}:members`, node).catch(() => null)) !== null;
     }
     if (!member) return false;
     if (this.#addresses.get(node)?.boot === boot) return true;
