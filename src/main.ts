@@ -22,6 +22,7 @@ import { startSnmpAgent, type SnmpAgent } from './ops/snmp.js';
 import { configReloader, type ConfigReloadResult, type Reloader } from './ops/reload.js';
 import { portalApi, type PortalApi } from './portal/api.js';
 import { ClusterNode } from './cluster/cluster-node.js';
+import { checkClusterSecret } from './cluster/secret.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
 import { Authenticator } from './auth/authenticator.js';
 import { openPortalSources, type PortalSources } from './portal/sources.js';
@@ -84,6 +85,8 @@ export interface StartOptions {
 }
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  // Before anything opens: a `--nodes` child turns the cluster on after the file was read.
+  if (config.cluster.driver === 'redis') checkClusterSecret(config.cluster.secret);
   const logs =
     opts.logs ??
     (opts.log ? new Logs(opts.log, { level: opts.log.level as LogLevel, modules: config.log.modules, sensitive: config.log.sensitive }) : openLogs(config.log));

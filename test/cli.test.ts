@@ -100,3 +100,13 @@ test('start with a bad config file stops with the key and reason', async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /storage\.driver: must be one of sqlite/);
 });
+
+test('a cluster node without cluster.secret does not start, and config check says so', async () => {
+  const file = join(dir, 'cluster-nosecret.yaml');
+  writeFileSync(file, 'domain: example.test\ndataDir: ./data-nosecret\nlisten: { c2s: { port: 0 }, c2sTls: { port: 0 }, http: { port: 0 } }\ncluster: { driver: redis }\n');
+  for (const args of [['start', '--config', file], ['config', 'check', file]]) {
+    const r = await parley(...args);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, /cluster\.secret: is required when cluster\.driver is redis/);
+  }
+});

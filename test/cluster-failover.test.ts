@@ -30,7 +30,7 @@ import { openStorage } from '../src/storage/open.js';
 import { SqlUserStore } from '../src/auth/user-store-sql.js';
 import { SqlRosterStore } from '../src/modules/roster/store-sql.js';
 import { makeCredentials } from '../src/auth/credentials.js';
-import { DOMAIN } from './helpers/server.js';
+import { CLUSTER_SECRET, DOMAIN } from './helpers/server.js';
 import { xml, type Element } from './helpers/client.js';
 import { installXhr, clearCookies } from './helpers/xhr.js';
 import { haveHaproxy, startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
@@ -86,7 +86,7 @@ async function startNode(name: string): Promise<Node> {
       dataDir: join(dir, 'data'),
       listen: { c2s: { port: c2sPort, requireTls: false }, c2sTls: { enabled: false }, http: { port: httpPort, secure: true } },
       tls: { cert: process.env.PARLEY_TEST_CERT, key: process.env.PARLEY_TEST_KEY },
-      cluster: { driver: 'redis', url: REDIS, prefix, nodeId: name, heartbeat: '200ms', lease: '1s', drainTimeout: '600ms', reconnectHost: `127.0.0.1:${front.c2s}` },
+      cluster: { driver: 'redis', url: REDIS, prefix, nodeId: name, secret: CLUSTER_SECRET, heartbeat: '200ms', lease: '1s', drainTimeout: '600ms', reconnectHost: `127.0.0.1:${front.c2s}` },
       log: { level: 'info' },
     }),
   );

@@ -14,7 +14,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
+import { startTestServer, CLUSTER_SECRET, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
 
 const haveRedisServer = spawnSync('sh', ['-c', 'command -v redis-server || ls /usr/bin/redis-server'], { stdio: 'ignore' }).status === 0;
@@ -63,7 +63,7 @@ describe('Redis restarted empty under a running cluster', { skip: !haveRedisServ
     port = await freePort();
     await startRedis();
     for (const id of ['r1', 'r2']) {
-      nodes.push(await startTestServer({ dataDir, cluster: { driver: 'redis', url: `redis://127.0.0.1:${port}`, prefix: 'pt', nodeId: id, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' } }));
+      nodes.push(await startTestServer({ dataDir, cluster: { driver: 'redis', url: `redis://127.0.0.1:${port}`, prefix: 'pt', nodeId: id, secret: CLUSTER_SECRET, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' } }));
     }
     for (const u of ['ann', 'ben', 'cat']) await nodes[0]!.addUser(u);
     await until('two members', () => nodes.every((n) => n.server.cluster!.members().length === 2));

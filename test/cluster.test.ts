@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
+import { startTestServer, CLUSTER_SECRET, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
 import { SqlRosterStore } from '../src/modules/roster/store-sql.js';
 
@@ -51,7 +51,7 @@ async function befriendInStore(a: string, b: string): Promise<void> {
 function startNode(id: string): Promise<TestServer> {
   return startTestServer({
     dataDir,
-    cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' },
+    cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, secret: CLUSTER_SECRET, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' },
     portal: { secret: PORTAL_SECRET },
   });
 }

@@ -270,7 +270,7 @@ export async function startBenchCluster(opts: { users: number; nodes: number; cl
     const nodes = await Promise.all(
       Array.from({ length: opts.nodes }, async (_, k) => {
         const name = opts.cluster ? `n${k + 1}` : 'single';
-        const raw = opts.cluster ? { ...base, cluster: { driver: 'redis', url: REDIS_URL, prefix, nodeId: name, listen: { host: '127.0.0.1', port: 0 } } } : base;
+        const raw = opts.cluster ? { ...base, cluster: { driver: 'redis', url: REDIS_URL, prefix, nodeId: name, secret: BENCH_CLUSTER_SECRET, listen: { host: '127.0.0.1', port: 0 } } } : base;
         const proc = fork(script, [JSON.stringify(raw)], { execArgv: ['--expose-gc', '--max-old-space-size=8192'], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
         children.push(proc);
         logs[name] = '';
@@ -330,6 +330,8 @@ export async function startBenchCluster(opts: { users: number; nodes: number; cl
 }
 
 export const REDIS_URL = process.env.PARLEY_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** cluster.secret of a benchmark cluster (random per run). */
+const BENCH_CLUSTER_SECRET = randomBytes(32).toString('base64url');
 
 /** Deletes every Redis key under `prefix:` (KEYS then DEL; a benchmark's prefix holds few keys). */
 export async function deleteRedisKeys(prefix: string, url = REDIS_URL): Promise<number> {

@@ -17,6 +17,7 @@ import { startServer } from '../main.js';
 import { userCommand } from './user.js';
 import { shardsCommand } from './shards.js';
 import { nodeConfig, startNodes } from './nodes.js';
+import { checkClusterSecret } from '../cluster/secret.js';
 import { printReload, reloadCommand, sessionsCommand, statusCommand } from './admin.js';
 
 const USAGE = `Parley ${PARLEY_VERSION}: an XMPP server for web portals
@@ -157,6 +158,8 @@ function configCommand(args: string[]): number {
     }
     try {
       const { config } = loadConfig(file);
+      // Checked when a node starts (a `--nodes` run makes one when unset): reported here too.
+      if (config.cluster.driver === 'redis') checkClusterSecret(config.cluster.secret);
       console.log(`${file}: OK (domain ${config.domain}, storage ${config.storage.driver})`);
       return 0;
     } catch (e) {

@@ -10,21 +10,35 @@
  *   nodes, with the config haproxyConfig() makes (haproxy must be installed).
  * - A node that exits unexpectedly is started again (backoff up to 10 s); SIGTERM and
  *   SIGINT stop every node (each drains), SIGHUP is passed on.
+ * - The nodes' links need `cluster.secret`: without one in the config, the supervisor
+ *   makes a random one for this run and hands it to its nodes in their environment
+ *   (PARLEY_CLUSTER_SECRET; not on the command line, which every local user can read).
+ *   Nodes started by another run, or by hand, then cannot link to these: configure the
+ *   secret for that.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import { haproxyConfig } from '../ops/haproxy-config.js';
+import { checkClusterSecret } from '../cluster/secret.js';
+
+/** The environment variable a `--nodes` supervisor passes its generated cluster secret in. */
+export const NODES_SECRET_ENV = 'PARLEY_CLUSTER_SECRET';
 
 const BIN = fileURLToPath(new URL('../../../bin/parley.js', import.meta.url));
 
-/** The config of node `index` (1-based) among N started by `--nodes`. */
-export function nodeConfig(base: Config, index: number): Config {
+/**
+ * The config of node `index` (1-based) among N started by `--nodes`; `secret` is the
+ * cluster secret the supervisor made when the config has none.
+ */
+export function nodeConfig(base: Config, index: number, secret: string | undefined = process.env[NODES_SECRET_ENV]): Config {
   const c = structuredClone(base);
   c.cluster.driver = 'redis';
+  if (c.cluster.secret === undefined && secret) c.cluster.secret = secret;
   c.cluster.nodeId = `${base.cluster.nodeId ?? 'node'}-${index}`;
   if (c.listen.c2s.port !== 0) c.listen.c2s.port += 100 + index - 1;
   if (c.listen.http.port !== 0) c.listen.http.port += 100 + index - 1;
@@ -38,6 +52,9 @@ export async function startNodes(base: Config, count: number, configFile: string
     console.error('parley: --nodes takes a number from 1 to 50');
     return 1;
   }
+  // A configured secret is checked now (else every node would fail and be started again).
+  if (base.cluster.secret !== undefined) checkClusterSecret(base.cluster.secret);
+  const env = base.cluster.secret === undefined ? { ...process.env, [NODES_SECRET_ENV]: randomBytes(32).toString('base64url') } : process.env;
   const children = new Map<number, ChildProcess>();
   let stopping = false;
   let haproxy: ChildProcess | null = null;
@@ -48,7 +65,7 @@ export async function startNodes(base: Config, count: number, configFile: string
     if (configFile) args.push('--config', configFile);
     // Its own process group: a Ctrl-C reaches the supervisor only, which stops the nodes
     // one signal at a time (each drains).
-    const child = spawn(process.execPath, args, { stdio: 'inherit', detached: true });
+    const child = spawn(process.execPath, args, { stdio: 'inherit', detached: true, env });
     const startedAt = Date.now();
     children.set(i, child);
     child.on('exit', (code, signal) => {

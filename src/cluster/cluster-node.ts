@@ -17,6 +17,7 @@
  * - A node expelled (frozen past its lease) ends its sessions (their clients reconnect)
  *   and joins again; after Redis lost its data every node writes its sessions again.
  */
+import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Redis } from 'ioredis';
 import { parseElement } from '../xml/parse.js';
@@ -28,9 +29,10 @@ import type { RemoteSessions } from '../core/registry.js';
 import type { LocalSession, StanzaKind } from '../core/session.js';
 import { RedisMembership } from './membership.js';
 import { DirectoryLostError, RedisSessionDirectory, type SessionState } from './session-directory.js';
-import { Links, type LinkFrame } from './links.js';
+import { Links, type LinkFrame, type NodeRecord } from './links.js';
 import { clusterRedisOptions } from './redis-options.js';
 import { RedisReplayGuard } from './redis-replay-guard.js';
+import { checkClusterSecret } from './secret.js';
 import { RemoteSession, ROSTER_REQUESTED, type Forwarder } from './remote-session.js';
 import { serialize } from '../xml/serializer.js';
 
@@ -39,11 +41,24 @@ export interface ClusterSettings {
   prefix: string;
   nodeId?: string;
   listen: { host: string; port: number };
+  /** The host, or host:port, other nodes reach this one at. */
   advertise?: string;
+  /** Keys every link (required, see checkClusterSecret). */
   secret?: string;
   heartbeatMs: number;
   leaseMs: number;
   queueLimit: number;
+}
+
+/** A member record as published in `<prefix>:nodes` (JSON: link address and boot id), or null. */
+export function parseNodeRecord(raw: string | null | undefined): NodeRecord | null {
+  if (!raw) return null;
+  try {
+    const r = JSON.parse(raw) as { a?: unknown; b?: unknown };
+    return typeof r.a === 'string' && typeof r.b === 'string' ? { addr: r.a, boot: r.b } : null;
+  } catch {
+    return null;
+  }
 }
 
 export class ClusterNode implements RemoteSessions, Forwarder {
@@ -74,8 +89,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   /** A resync started by a refused write, while it runs. */
   #resyncing: Promise<void> | null = null;
   #repair: NodeJS.Timeout | null = null;
-  /** Other nodes' link addresses, as last read (links reopen without Redis). */
-  readonly #addresses = new Map<string, string>();
+  /** Other nodes' member records (link address, boot id), as last read (links reopen without Redis). */
+  readonly #addresses = new Map<string, NodeRecord>();
   /** Nodes whose departure was handled (once: by onDead on the node that declared it, else by the view change). */
   readonly #handled = new Set<string>();
   /** Frames handed back by a dead node's link, re-routed: a count for tests and metrics. */
@@ -86,6 +101,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   overflowed = 0;
 
   constructor(core: ServerCore, settings: ClusterSettings) {
+    const secret = checkClusterSecret(settings.secret);
     this.#core = core;
     this.#s = settings;
     this.#log = core.logs.for('cluster');
@@ -102,10 +118,11 @@ export class ClusterNode implements RemoteSessions, Forwarder {
       nodeId: this.nodeId,
       host: settings.listen.host,
       port: settings.listen.port,
-      secret: settings.secret,
+      secret,
       queueLimit: settings.queueLimit,
       log: this.#log,
-      addressOf: (node) => this.#addressOf(node),
+      addressOf: (node, fresh) => this.#addressOf(node, fresh),
+      verifyPeer: (node, boot) => this.#verifyPeer(node, boot),
       onFrame: (from, f) => this.#onFrame(from, f),
       mayApply: () => this.#mayApply(),
     });
@@ -142,20 +159,48 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     return m;
   }
 
-  async #addressOf(node: string): Promise<string | null> {
+  async #addressOf(node: string, fresh: boolean): Promise<NodeRecord | null> {
     const known = this.#addresses.get(node);
-    if (known) return known;
-    const addr = await this.#redis.hget(`${this.#s.prefix}:nodes`, node);
-    if (addr) this.#addresses.set(node, addr);
-    return addr;
+    if (known && !fresh) return known;
+    const rec = parseNodeRecord(await this.#redis.hget(`${this.#s.prefix}:nodes`, node));
+    if (rec) this.#addresses.set(node, rec);
+    return rec ?? known ?? null;
   }
 
   async #readAddresses(): Promise<void> {
     try {
-      for (const [node, addr] of Object.entries(await this.#redis.hgetall(`${this.#s.prefix}:nodes`))) this.#addresses.set(node, addr);
+      for (const [node, raw] of Object.entries(await this.#redis.hgetall(`${this.#s.prefix}:nodes`))) {
+        const rec = parseNodeRecord(raw);
+        if (rec) this.#addresses.set(node, rec);
+      }
     } catch {
       // read again at the next join, or on demand
     }
+  }
+
+  /**
+   * SECURITY: whether a node that opens a link is a current member in the incarnation it
+   * says. Membership: this node's view, or Redis when the view does not have it yet (it
+   * just joined); the boot id: its member record (cached; read again on a mismatch, as a
+   * node that restarted publishes a new one). While Redis is down the view and the cache
+   * answer, so links reopen.
+   */
+  async #verifyPeer(node: string, boot: string): Promise<boolean> {
+    if (node === this.nodeId) return false;
+    let member = this.#membership.has(node) && !this.#handled.has(node);
+    if (!member) {
+      // As in the membership's own view, an entry still in the set counts (only the reaper removes one).
+      member = (await this.#redis.zscore(`${this.#s.prefix}:members`, node).catch(() => null)) !== null;
+    }
+    if (!member) return false;
+    if (this.#addresses.get(node)?.boot === boot) return true;
+    const rec = await this.#addressOf(node, true).catch(() => null);
+    return rec?.boot === boot;
+  }
+
+  /** This node's member record: where its links are taken, and its incarnation. */
+  get #record(): string {
+    return JSON.stringify({ a: this.#address, b: this.#links.boot });
   }
 
   /** The live nodes as this node sees them. */
@@ -191,9 +236,8 @@ export class ClusterNode implements RemoteSessions, Forwarder {
         .catch(() => undefined);
     });
     const addr = await this.#links.listen();
-    const host = this.#s.advertise ?? (addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address);
-    this.#address = `${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
-    await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#address);
+    this.#address = advertisedAddress(this.#s.advertise, addr);
+    await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#record);
     const leftover = await this.#directory.start();
     await this.#membership.join();
     // The directory loaded before the membership view existed (and kept nothing): again.
@@ -481,7 +525,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     this.#membership = this.#newMembership(this.nodeId);
     for (let attempt = 0; !this.#stopped; attempt++) {
       try {
-        await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#address);
+        await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#record);
         await this.#membership.join();
         this.#log.info({ node: this.nodeId }, 'joined the cluster again');
         await this.#resync();
@@ -499,7 +543,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     if (this.#stopped) return;
     this.#log.warn('cluster: writing this node\'s sessions to Redis again');
     try {
-      await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#address);
+      await this.#redis.hset(`${this.#s.prefix}:nodes`, this.nodeId, this.#record);
       const mine = [...this.#core.sessions.all()].map((s) => ({ jid: s.jid.full, ...this.#stateOf(s) }));
       await this.#directory.republish(mine);
       await this.#directory.reloadAll();
@@ -514,12 +558,22 @@ export class ClusterNode implements RemoteSessions, Forwarder {
   }
 
   /** For status and tests. */
-  stats(): { node: string; members: string[]; remoteSessions: number; forwarded: number; received: number; rerouted: number; overflowed: number; queued: number } {
+  stats(): { node: string; members: string[]; remoteSessions: number; forwarded: number; received: number; rerouted: number; overflowed: number; queued: number; linksRefused: number } {
     const members = this.members();
     let queued = 0;
     for (const n of members) if (n !== this.nodeId) queued += this.#links.pending(n);
-    return { node: this.nodeId, members, remoteSessions: this.#directory.size, forwarded: this.forwarded, received: this.received, rerouted: this.rerouted, overflowed: this.overflowed, queued };
+    return { node: this.nodeId, members, remoteSessions: this.#directory.size, forwarded: this.forwarded, received: this.received, rerouted: this.rerouted, overflowed: this.overflowed, queued, linksRefused: this.#links.refused };
   }
+}
+
+/**
+ * Where other nodes reach this one: `advertise` as host:port, or its host with the port
+ * listened on, or the listening address (loopback for a wildcard).
+ */
+export function advertisedAddress(advertise: string | undefined, listening: AddressInfo): string {
+  if (advertise !== undefined && /^(\[[^\]]+\]|[^:]+):\d{1,5}$/.test(advertise)) return advertise;
+  const host = advertise ?? (listening.address === '0.0.0.0' || listening.address === '::' ? '127.0.0.1' : listening.address);
+  return `${host.includes(':') ? `[${host}]` : host}:${listening.port}`;
 }
 
 function safeParse(xml: string): XmlElement | null {

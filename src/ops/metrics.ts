@@ -193,6 +193,7 @@ export function createMetrics(src: MetricsSources): MetricsExporter {
   add('parley_cluster_rerouted_total', 'Stanzas routed again after their node died.', 'counter', () => one(cluster?.rerouted ?? 0));
   add('parley_cluster_overflowed_total', 'Stanzas refused because a link queue to another node was full.', 'counter', () => one(cluster?.overflowed ?? 0));
   add('parley_cluster_queued', 'Frames queued to other nodes and not yet acknowledged.', 'gauge', () => one(cluster ? cluster.stats().queued : 0));
+  add('parley_cluster_links_refused_total', 'Incoming cluster links refused or ended by a failed check (bad hello, not a member, wrong secret, a forged or altered record).', 'counter', () => one(cluster ? cluster.stats().linksRefused : 0));
 
   // ---------------------------------------------------------------- process
   add('parley_uptime_seconds', 'Seconds since this server started.', 'gauge', () => one((Date.now() - core.startedAt.getTime()) / 1000));

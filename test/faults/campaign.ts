@@ -40,7 +40,7 @@ import { openStorage } from '../../src/storage/open.js';
 import { SqlUserStore } from '../../src/auth/user-store-sql.js';
 import { SqlRosterStore } from '../../src/modules/roster/store-sql.js';
 import { makeCredentials } from '../../src/auth/credentials.js';
-import { DOMAIN } from '../helpers/server.js';
+import { CLUSTER_SECRET, DOMAIN } from '../helpers/server.js';
 import { makeClient, xml, type Element } from '../helpers/client.js';
 import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
 import { startPrivateMariadb, type PrivateMariadb } from '../helpers/mariadb-server.js';
@@ -231,6 +231,7 @@ async function startNode(spec: NodeSpec, cleanup: Cleanup): Promise<Node> {
         url: spec.redisUrl,
         prefix: 'faults',
         nodeId: spec.name,
+        secret: CLUSTER_SECRET,
         heartbeat: '200ms',
         lease: '1s',
         drainTimeout: '300ms',

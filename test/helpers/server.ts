@@ -14,6 +14,8 @@ import { makeCredentials } from '../../src/auth/credentials.js';
 import { makeSelfSignedCertificate } from '../../src/core/x509.js';
 
 export const DOMAIN = 'example.test';
+/** cluster.secret of the test clusters (required with cluster.driver redis). */
+export const CLUSTER_SECRET = 'test-cluster-secret-0123456789abcdef';
 
 export interface TestServer {
   server: RunningServer;
