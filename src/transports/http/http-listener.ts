@@ -17,6 +17,8 @@ import { C2sSession } from '../../c2s/session.js';
 import type { BoshManager } from '../bosh/bosh-manager.js';
 import { WsTransport } from '../websocket/ws-transport.js';
 import { Http1Connection, type HttpExchange, type Http1Routes } from './http1.js';
+import { clientAddress, connectionAddress, forwardedClientAddress, rememberClientAddress, trustedProxiesOf } from '../../core/client-address.js';
+import { acceptConnection } from '../proxy-protocol.js';
 
 export interface HttpListener {
   readonly name: string;
@@ -39,6 +41,12 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
   const limits = core.config.limits;
   const cors = corsPolicy(cfg.corsOrigins);
   const routes = opts.routes ?? [];
+  const trusted = trustedProxiesOf(cfg.trustedProxies, 'listen.http.trustedProxies');
+  /** The client of one request: the connection's address, or X-Forwarded-For when that is a trusted proxy. */
+  const requestAddress = (connection: string, headers: Record<string, string | string[] | undefined>): string => {
+    const xff = headers['x-forwarded-for'];
+    return forwardedClientAddress(connection, Array.isArray(xff) ? xff.join(', ') : xff, trusted);
+  };
 
   // ------------------------------------------------------------------ BOSH (both paths)
 
@@ -113,10 +121,12 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
     });
   });
   node.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    upgrade({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers as Record<string, string> }, socket, head, req.socket.remoteAddress ?? '');
+    upgrade({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers as Record<string, string> }, socket, head, requestAddress(connectionAddress(req.socket), req.headers));
   });
 
   async function handleNode(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Routes (API, metrics, admin) and BOSH read the client's address with clientAddress(req).
+    rememberClientAddress(req, requestAddress(connectionAddress(req.socket), req.headers));
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (BOSH_PATHS.has(url.pathname)) {
       const body = req.method === 'POST' ? await readBody(req, cfg.maxBodySize) : Buffer.alloc(0);
@@ -143,8 +153,11 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
 
   const fast: Http1Routes = {
     claims: (method, path, headers) => BOSH_PATHS.has(path) || (WS_PATHS.has(path) && method === 'GET' && headers.upgrade !== undefined),
-    request: (req, ex) => bosh(req.method, req.headers, req.body, ex),
-    upgrade: (req, socket, head) => upgrade({ method: req.method, url: req.target, headers: req.headers }, socket, head, req.remoteAddress),
+    request: (req, ex) => {
+      const address = requestAddress(req.remoteAddress, req.headers);
+      bosh(req.method, req.headers, req.body, address === ex.remoteAddress ? ex : withRemoteAddress(ex, address));
+    },
+    upgrade: (req, socket, head) => upgrade({ method: req.method, url: req.target, headers: req.headers }, socket, head, requestAddress(req.remoteAddress, req.headers)),
     handOff(socket: Socket, unread: Buffer) {
       // node:http would read straight from the socket's handle; make it read the stream,
       // so the bytes already read (put back below) come first.
@@ -165,7 +178,20 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
   const server = createNetServer({ noDelay: true }, (socket) => {
     conns.add(socket);
     socket.once('close', () => conns.delete(socket));
-    new Http1Connection(socket, fast, http1Limits);
+    acceptConnection(
+      socket,
+      trusted,
+      (address, proxied) => {
+        if (!proxied) {
+          new Http1Connection(socket, fast, http1Limits);
+          return;
+        }
+        rememberClientAddress(socket, address); // for node:http, should the connection move there
+        new Http1Connection(socket, fast, http1Limits, address);
+        socket.resume(); // paused after the header, with the bytes after it put back
+      },
+      (proxy, reason) => core.logs.for('http').warn({ proxy, reason }, 'connection from a trusted proxy without a valid PROXY v2 header closed'),
+    );
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -204,7 +230,7 @@ const PREFLIGHT = {
 function nodeExchange(req: IncomingMessage, res: ServerResponse): HttpExchange {
   let done = false;
   const ex: HttpExchange = {
-    remoteAddress: req.socket.remoteAddress ?? '',
+    remoteAddress: clientAddress(req),
     onAbort: null,
     respond(status, headers, body) {
       if (done) return;
@@ -226,6 +252,22 @@ function nodeExchange(req: IncomingMessage, res: ServerResponse): HttpExchange {
     }
   });
   return ex;
+}
+
+/** `ex` answering for another client address (X-Forwarded-For from a trusted proxy). */
+function withRemoteAddress(ex: HttpExchange, remoteAddress: string): HttpExchange {
+  return {
+    remoteAddress,
+    get onAbort() {
+      return ex.onAbort;
+    },
+    set onAbort(f) {
+      ex.onAbort = f;
+    },
+    respond: (status, headers, body) => ex.respond(status, headers, body),
+    destroy: () => ex.destroy(),
+    isOpen: () => ex.isOpen(),
+  };
 }
 
 /** Reads a request body up to `max` bytes; null beyond that. */

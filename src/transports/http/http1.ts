@@ -128,12 +128,14 @@ export class Http1Connection {
   #closeAfter = false;
   #gone = false;
 
+  /** `remoteAddress`: the client's, when a trusted proxy told it (PROXY v2); else the socket's. */
   constructor(
     readonly socket: Socket,
     readonly routes: Http1Routes,
     readonly limits: Http1Limits,
+    remoteAddress: string = socket.remoteAddress ?? '',
   ) {
-    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remoteAddress = remoteAddress;
     socket.setNoDelay(true);
     socket.on('data', this.#onData);
     socket.on('error', () => undefined);
