@@ -85,6 +85,8 @@ export function startC2sTlsListener(core: ServerCore): Promise<TcpListener> {
   const cfg = core.config.listen.c2sTls;
   const trusted = trustedProxiesOf(cfg.trustedProxies, 'listen.c2sTls.trustedProxies');
   const tlsOptions = { cert: core.tls.cert, key: core.tls.key, minVersion: 'TLSv1.2', ALPNProtocols: ['xmpp-client'] } as const;
+  /** Client addresses of the TLS sockets made below, after a PROXY header. */
+  const remoteAddresses = new WeakMap<TLSSocket, string>();
   const server = createTlsServer(tlsOptions, (socket: TLSSocket) => accept(core, socket, transportOptions(core, true), remoteAddresses.get(socket)));
   server.on('tlsClientError', () => {
     // A failed handshake is the client's problem; the socket is already destroyed.
@@ -92,7 +94,6 @@ export function startC2sTlsListener(core: ServerCore): Promise<TcpListener> {
   if (trusted === null) return listen(server, cfg.host, cfg.port, 'c2sTls');
   // With trusted proxies the PROXY header comes before the ClientHello: a plain TCP
   // server reads it, then TLS starts on the rest of the bytes.
-  const remoteAddresses = new WeakMap<TLSSocket, string>();
   const front = createNetServer({ noDelay: true }, (raw) =>
     viaProxy(core, 'c2sTls', raw, trusted, (s, address, proxied) => {
       if (!proxied) {
