@@ -243,6 +243,8 @@ export function acceptConnection(
   refused: (proxy: string, reason: string) => void,
 ): void {
   const peer = socket.remoteAddress ?? '';
+  // SECURITY: only a trusted proxy's bytes are read as PROXY; anyone else's go to the
+  // protocol untouched (where a forged header is just bad XML or a bad request line).
   if (!isTrustedProxy(trusted, peer)) return next(peer, false);
   readProxyHeader(socket, { timeoutMs: PROXY_HEADER_TIMEOUT_MS }, (r) => {
     if (!r.ok) return refused(peer, r.reason);

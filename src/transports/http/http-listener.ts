@@ -126,7 +126,7 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
 
   async function handleNode(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Routes (API, metrics, admin) and BOSH read the client's address with clientAddress(req).
-    rememberClientAddress(req, requestAddress(connectionAddress(req.socket), req.headers));
+    if (trusted !== null) rememberClientAddress(req, requestAddress(connectionAddress(req.socket), req.headers));
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (BOSH_PATHS.has(url.pathname)) {
       const body = req.method === 'POST' ? await readBody(req, cfg.maxBodySize) : Buffer.alloc(0);
