@@ -163,6 +163,18 @@ describe('haproxy in front of a node that trusts it', { skip: !haveHaproxy() && 
     await waitUntil(() => text.includes("id='b2'"), 10_000, () => text);
     assert.deepEqual((await sessionsOf('carol')).map((s) => s.remoteAddress), ['192.0.2.33']);
     tls.destroy();
+
+    // Another address on the same listener: plain direct TLS, no PROXY read.
+    const direct = tlsConnect({ socket: await rawSocket(ts.tlsPort, '127.0.0.2'), servername: DOMAIN, ALPNProtocols: ['xmpp-client'] });
+    let got = '';
+    direct.setEncoding('utf8');
+    direct.on('data', (d: string) => (got += d));
+    direct.on('error', () => undefined);
+    await new Promise((r) => direct.once('secureConnect', r));
+    assert.equal(direct.alpnProtocol, 'xmpp-client');
+    direct.write(STREAM_HEADER);
+    await waitUntil(() => got.includes('</stream:features>'), 10_000, () => got);
+    direct.destroy();
   });
 
   test('a connection from the trusted proxy without a PROXY header is closed unanswered, on c2s and HTTP', async () => {
