@@ -290,7 +290,8 @@ describe('failover behind haproxy', { skip: !haveHaproxy() && 'haproxy is not in
     front.c2s = await freePort();
     front.http = await freePort();
     for (const n of ['f1', 'f2', 'f3']) nodes.push(await startNode(n));
-    hp = await startHaproxy({ bind: '127.0.0.1', c2sPort: front.c2s, httpPort: front.http, nodes: nodes.map((n) => ({ name: n.name, host: '127.0.0.1', c2sPort: n.c2sPort, httpPort: n.httpPort })), checkInterval: 200, fall: 2, rise: 2 });
+    // These nodes do not list haproxy in trustedProxies (client addresses: test/proxy-addresses.test.ts).
+    hp = await startHaproxy({ proxyProtocol: false, bind: '127.0.0.1', c2sPort: front.c2s, httpPort: front.http, nodes: nodes.map((n) => ({ name: n.name, host: '127.0.0.1', c2sPort: n.c2sPort, httpPort: n.httpPort })), checkInterval: 200, fall: 2, rise: 2 });
     for (const n of nodes) {
       await hp.waitFor(`bosh/${n.name}`, 'UP', 10_000);
       await hp.waitFor(`c2s/${n.name}`, 'UP', 10_000);

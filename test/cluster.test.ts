@@ -26,7 +26,7 @@ const R = 'jabber:iq:roster';
 const jid = (u: string) => `${u}@${DOMAIN}`;
 
 const PAIRS = 10;
-const PORTAL_SECRET = 'cluster-portal-secret-0123';
+const PORTAL_SECRET = 'cluster-portal-secret-0123456789ab';
 
 /** A portal event sent to one node's API. */
 async function portalEvent(node: TestServer, event: Record<string, unknown>): Promise<Record<string, unknown>> {

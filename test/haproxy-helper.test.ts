@@ -100,7 +100,9 @@ describe('haproxy in front of two nodes', { skip: !haveHaproxy() && 'haproxy is 
 
   before(async () => {
     [a, b] = await Promise.all([fakeNode('a'), fakeNode('b')]);
+    // The fake nodes do not read PROXY headers (client addresses: test/proxy-addresses.test.ts).
     hp = await startHaproxy({
+      proxyProtocol: false,
       nodes: [a, b].map((n) => ({ name: n.name, host: '127.0.0.1', c2sPort: n.c2sPort, httpPort: n.httpPort })),
       checkInterval: 200,
       fall: 2,

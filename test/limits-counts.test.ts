@@ -125,7 +125,7 @@ test('messages to an offline user past offline.maxPerUser bounce with resource-c
 });
 
 test("a portal friend list longer than maxRosterSize is cut to the limit (warning, counted); shorter lists are whole", async () => {
-  const SECRET = 'a portal secret of some length';
+  const SECRET = 'a portal secret of some length, 32+ characters';
   const lists: Record<string, Array<{ user: string }>> = {
     kate: [{ user: 'f1' }, { user: 'f2' }, { user: 'f3' }, { user: 'f4' }],
     liam: [{ user: 'f1' }],

@@ -187,7 +187,7 @@ const PASSWORD = 'Pa55-w0rd-never-logged';
 const BODY = 'body-text-that-must-stay-private-1234';
 
 async function sensitiveRun(sensitive: boolean): Promise<{ text: string; token: string }> {
-  const secret = 'portal-secret-0123456789abcdef';
+  const secret = 'portal-secret-0123456789abcdef-0123';
   const s = await startLogServer(`log: { level: debug, sensitive: ${sensitive} }`, `portal: { secret: ${secret} }`);
   const token = signLoginToken(secret, DOMAIN, 'bob', Math.floor(Date.now() / 1000) + 600);
   try {

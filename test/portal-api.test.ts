@@ -11,7 +11,7 @@ import { connectClient, xml, type Element, type TestClient } from './helpers/cli
 import { RawBosh } from './helpers/bosh.js';
 import { signRequest } from '../src/portal/tokens.js';
 
-const SECRET = 'portal-test-secret-0123456789';
+const SECRET = 'portal-test-secret-0123456789abcdef';
 const R = 'jabber:iq:roster';
 let ts: TestServer;
 const open: TestClient[] = [];

@@ -19,7 +19,7 @@ import { signLoginToken } from '../src/portal/tokens.js';
 import { TEST_MYSQL } from '../src/storage/mysql-testing.js';
 import { Jid } from '../src/xmpp/jid.js';
 
-const SECRET = 'a portal secret of some length';
+const SECRET = 'a portal secret of some length, 32+ characters';
 const now = () => Math.floor(Date.now() / 1000);
 const token = (user: string, ttl = 300, secret = SECRET) => signLoginToken(secret, DOMAIN, user, now() + ttl);
 

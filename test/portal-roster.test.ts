@@ -16,7 +16,7 @@ import { json, startFakePortal, type FakePortal } from './helpers/portal.js';
 import { signLoginToken } from '../src/portal/tokens.js';
 import { Jid } from '../src/xmpp/jid.js';
 
-const SECRET = 'a portal secret of some length';
+const SECRET = 'a portal secret of some length, 32+ characters';
 const R = 'jabber:iq:roster';
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
 const TTL_MS = 1000;

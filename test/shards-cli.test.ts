@@ -70,7 +70,7 @@ before(async () => {
       'dataDir: ./data',
       `listen: { c2s: { port: 0 }, c2sTls: { port: 0 }, http: { port: ${http} } }`,
       cert && key ? `tls: { cert: ${cert}, key: ${key} }` : '',
-      'admin: { token: cli-secret }',
+      'admin: { token: cli-secret-0123456789abcdef0123456789 }',
       'storage: { driver: mysql, mysql: { shardMap: shards.yaml, healthInterval: 200ms } }',
       '',
     ].join('\n'),

@@ -26,7 +26,7 @@ import { countUserRows } from '../src/storage/mover.js';
 import type { ShardMap } from '../src/storage/shard-map.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TOKEN = 'shard-test-token';
+const TOKEN = 'shard-test-token-0123456789abcdef';
 const skip = privateMariadbAvailable() ? false : 'mariadbd is not installed (scripts/ensure-test-deps.sh installs it)';
 
 let ts: TestServer;

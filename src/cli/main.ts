@@ -93,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
         // No config file: the embedded main job, with the demo portal at http://localhost:5280/.
         if (values.config === undefined && values['node-index'] === undefined && values.nodes === undefined) config.demo.enabled = true;
         if (values.nodes !== undefined) return await startNodes(config, Number(values.nodes), values.config, values.haproxy === true);
-        return await start(values['node-index'] !== undefined ? nodeConfig(config, Number(values['node-index'])) : config, file);
+        return await start(values['node-index'] !== undefined ? nodeConfig(config, Number(values['node-index']), values.haproxy === true) : config, file);
       }
       case 'user':
         return await userCommand(loadConfig(values.config).config, rest, values);

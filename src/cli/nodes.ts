@@ -7,7 +7,10 @@
  *   listener moved up by 100 + i - 1 (c2s 5222 → 5322, 5323, …; HTTP 5280 → 5380, …),
  *   the ports deploy/haproxy.cfg sends to; direct TLS moves by 200 + i - 1 (5223 → 5423, …).
  * - `--haproxy` also runs haproxy on the configured ports (5222, 5280) in front of the
- *   nodes, with the config haproxyConfig() makes (haproxy must be installed).
+ *   nodes, with the config haproxyConfig() makes (haproxy must be installed), and its
+ *   internal frontend (portal API, admin API, metrics) on the HTTP port + 1. haproxy
+ *   sends PROXY v2 headers, so each node (started with `--haproxy` too) trusts the
+ *   address haproxy reaches it from, its own listen host, for c2s and HTTP.
  * - A node that exits unexpectedly is started again (backoff up to 10 s); SIGTERM and
  *   SIGINT stop every node (each drains), SIGHUP is passed on.
  * - The nodes' links need `cluster.secret`: without one in the config, the supervisor
@@ -31,12 +34,23 @@ export const NODES_SECRET_ENV = 'PARLEY_CLUSTER_SECRET';
 
 const BIN = fileURLToPath(new URL('../../../bin/parley.js', import.meta.url));
 
+/** The address haproxy reaches a node's listener at: the node's own host (loopback for a wildcard). */
+function haproxyFacing(host: string): string {
+  return host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+}
+
 /**
- * The config of node `index` (1-based) among N started by `--nodes`; `secret` is the
- * cluster secret the supervisor made when the config has none.
+ * The config of node `index` (1-based) among N started by `--nodes`; `behindHaproxy`:
+ * trusts haproxy's PROXY headers; `secret` is the cluster secret the supervisor made when
+ * the config has none.
  */
-export function nodeConfig(base: Config, index: number, secret: string | undefined = process.env[NODES_SECRET_ENV]): Config {
+export function nodeConfig(base: Config, index: number, behindHaproxy = false, secret: string | undefined = process.env[NODES_SECRET_ENV]): Config {
   const c = structuredClone(base);
+  if (behindHaproxy) {
+    // haproxy connects from the address it connects to (same machine).
+    c.listen.c2s.trustedProxies = [...new Set([...c.listen.c2s.trustedProxies, haproxyFacing(c.listen.c2s.host)])];
+    c.listen.http.trustedProxies = [...new Set([...c.listen.http.trustedProxies, haproxyFacing(c.listen.http.host)])];
+  }
   c.cluster.driver = 'redis';
   if (c.cluster.secret === undefined && secret) c.cluster.secret = secret;
   c.cluster.nodeId = `${base.cluster.nodeId ?? 'node'}-${index}`;
@@ -62,6 +76,7 @@ export async function startNodes(base: Config, count: number, configFile: string
 
   const run = (i: number, backoff: number) => {
     const args = [BIN, 'start', '--node-index', String(i)];
+    if (withHaproxy) args.push('--haproxy');
     if (configFile) args.push('--config', configFile);
     // Its own process group: a Ctrl-C reaches the supervisor only, which stops the nodes
     // one signal at a time (each drains).
@@ -83,14 +98,17 @@ export async function startNodes(base: Config, count: number, configFile: string
   if (withHaproxy) {
     const nodes = Array.from({ length: count }, (_, k) => {
       const c = nodeConfig(base, k + 1);
-      return { name: c.cluster.nodeId!, host: c.listen.http.host === '0.0.0.0' ? '127.0.0.1' : c.listen.http.host, c2sPort: c.listen.c2s.port, httpPort: c.listen.http.port };
+      return { name: c.cluster.nodeId!, host: haproxyFacing(c.listen.http.host), c2sPort: c.listen.c2s.port, httpPort: c.listen.http.port };
     });
     haproxyDir = mkdtempSync(join(tmpdir(), 'parley-haproxy-'));
     const cfg = join(haproxyDir, 'haproxy.cfg');
-    writeFileSync(cfg, haproxyConfig({ bind: base.listen.c2s.host, c2sPort: base.listen.c2s.port, httpPort: base.listen.http.port, nodes, adminSocket: null, user: null }));
+    writeFileSync(
+      cfg,
+      haproxyConfig({ bind: base.listen.c2s.host, c2sPort: base.listen.c2s.port, httpPort: base.listen.http.port, internalBind: '127.0.0.1', internalPort: base.listen.http.port + 1, nodes, adminSocket: null, user: null }),
+    );
     haproxy = spawn('haproxy', ['-f', cfg, '-db'], { stdio: 'inherit', detached: true });
     haproxy.on('error', (err) => console.error(`parley: haproxy did not start (${err.message}); install it with apt-get install haproxy`));
-    console.error(`parley: haproxy in front on ${base.listen.c2s.host}:${base.listen.c2s.port} (XMPP) and :${base.listen.http.port} (BOSH, WebSocket); config ${cfg}`);
+    console.error(`parley: haproxy in front on ${base.listen.c2s.host}:${base.listen.c2s.port} (XMPP) and :${base.listen.http.port} (BOSH, WebSocket), internal 127.0.0.1:${base.listen.http.port + 1} (API, admin, metrics); config ${cfg}`);
   }
 
   return new Promise<number>((resolve) => {

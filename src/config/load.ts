@@ -21,6 +21,20 @@ export function parseConfig(input: unknown): Config {
   return config;
 }
 
+/** The placeholder of deploy/parley.example.yaml: a copied example must not run with it. */
+export const EXAMPLE_SECRET = 'replace-me-with-32-or-more-random-characters';
+/** Shortest admin.token and portal.secret: 32 characters (e.g. `openssl rand -base64 24`). */
+export const MIN_SECRET_LENGTH = 32;
+
+/** A bearer token or HMAC key anyone on the network may try to guess. */
+function checkSecret(key: string, value: string | undefined): void {
+  if (value === undefined) return;
+  // SECURITY: a short or published secret opens the admin API or lets anyone sign portal
+  // events and login tokens; startup stops instead.
+  if (value === EXAMPLE_SECRET) throw new ConfigError(key, 'is the placeholder of the example configuration; set a random secret (openssl rand -base64 32)');
+  if (value.length < MIN_SECRET_LENGTH) throw new ConfigError(key, `must be at least ${MIN_SECRET_LENGTH} characters (it has ${value.length}); e.g. openssl rand -base64 32`);
+}
+
 /** Rules that tie several keys together. */
 function checkAcrossKeys(c: Config): void {
   if (c.cluster.lease < 2 * c.cluster.heartbeat) throw new ConfigError('cluster.lease', `must last at least two heartbeats (cluster.heartbeat is ${c.cluster.heartbeat} ms, the lease ${c.cluster.lease} ms)`);
@@ -36,7 +50,8 @@ function checkAcrossKeys(c: Config): void {
   for (const u of [['portal.auth.url', p.auth.url], ['portal.auth.existsUrl', p.auth.existsUrl], ['portal.roster.url', p.roster.url]] as const) {
     if (u[1] !== undefined && !/^https?:\/\//.test(u[1])) throw new ConfigError(u[0], 'must be an http:// or https:// URL');
   }
-  if (p.secret !== undefined && p.secret.length < 16) throw new ConfigError('portal.secret', 'must be at least 16 characters');
+  checkSecret('portal.secret', p.secret);
+  checkSecret('admin.token', c.admin.token);
   if (c.log.destination !== 'stdout' && c.log.syslog.transport === 'unix' && !isAbsolute(c.log.syslog.path)) throw new ConfigError('log.syslog.path', 'must be an absolute path (the local syslog socket, e.g. /dev/log)');
   c.externalServices.forEach((s, i) => {
     if (s.host === '') throw new ConfigError(`externalServices[${i}].host`, 'is required');

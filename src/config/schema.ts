@@ -9,6 +9,11 @@ const SYSLOG_FACILITIES = ['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', '
 
 const host = (def: string) => str({ doc: 'address to listen on', default: def, minLength: 1 });
 const port = (def: number) => int({ doc: 'port (0 picks a free one)', default: def, min: 0, max: 65535 });
+const trustedProxies = (what: string) =>
+  list(str({ doc: 'an address or CIDR block such as 10.0.0.5 or 10.0.0.0/24', default: '127.0.0.1' }), {
+    doc: `proxies (haproxy) in front of this listener: a connection from one of them must start with a PROXY protocol v2 header (haproxy \`send-proxy-v2\`) or it is closed, and the client's address is taken from it${what}; other connections are never read as PROXY. Empty: every address is the socket's`,
+    default: [],
+  });
 
 /** A list of contact URIs (XEP-0157): mailto:, xmpp:, https:, tel: … */
 const contactList = (what: string) =>
@@ -63,6 +68,7 @@ export const configSchema = obj({
             doc: 'require STARTTLS before authentication; false allows plaintext streams and PLAIN without TLS (loopback benchmarks)',
             default: true,
           }),
+          trustedProxies: trustedProxies(''),
         },
         'client-to-server listener (RFC 6120, STARTTLS)',
       ),
@@ -71,6 +77,7 @@ export const configSchema = obj({
           enabled: bool({ doc: 'accept client connections with direct TLS', default: true }),
           host: host('127.0.0.1'),
           port: port(5223),
+          trustedProxies: trustedProxies(' (the header comes before the TLS handshake)'),
         },
         'client-to-server listener with direct TLS (XEP-0368)',
       ),
@@ -95,6 +102,7 @@ export const configSchema = obj({
           maxBodySize: size({ doc: 'largest HTTP request body accepted (BOSH)', default: '1MiB', min: 4096 }),
           keepAliveTimeout: duration({ doc: 'how long an idle HTTP keep-alive connection stays open', default: '75s' }),
           requestTimeout: duration({ doc: 'time a client has to send a whole request (slow clients are cut)', default: '30s', min: '1s' }),
+          trustedProxies: trustedProxies('; where that address is itself a trusted proxy (a LOCAL header, or proxies in a chain), the right-most X-Forwarded-For address that is not a trusted proxy'),
         },
         'HTTP listener',
       ),
@@ -172,7 +180,7 @@ export const configSchema = obj({
       directedPresences: int({ doc: 'distinct JIDs one session may have sent directed available presence to; beyond it a presence error resource-constraint (wait)', default: 1000, min: 1 }),
       maxRosterSize: int({ doc: 'most items (contacts and pending requests) in one roster; beyond it not-allowed (roster set, subscriptions), and portal friend lists are cut with a warning', default: 2000, min: 1 }),
       exemptAddresses: list(str({ doc: 'an IP address', default: '127.0.0.1' }), {
-        doc: 'addresses the per-IP limits (unauthenticated connections, login failures, BOSH sessions) do not apply to: loopback by default, for load tests and benchmarks; behind a proxy that hides client addresses, list the proxy (per-IP limits cannot tell its clients apart)',
+        doc: 'client addresses the per-IP limits (unauthenticated connections, login failures, BOSH sessions) do not apply to: loopback by default, for load tests and benchmarks. Behind a proxy, list the proxy in listen.*.trustedProxies, not here: the limits then see each client\'s own address (from PROXY v2), and listing the proxy here would exempt nothing but its own health checks',
         default: ['127.0.0.1', '::1'],
       }),
       unauthenticatedPerIp: int({ doc: 'connections (TCP, WebSocket, BOSH sessions) from one IP address not yet authenticated; one more is refused at once with policy-violation; 0 turns it off', default: 50, min: 0 }),

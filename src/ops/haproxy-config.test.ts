@@ -24,11 +24,37 @@ test('every node appears in each backend, the BOSH one with its cookie and the c
   });
   for (const name of ['a', 'b']) {
     const host = name === 'a' ? '10.0.0.1' : '10.0.0.2';
-    assert.match(cfg, new RegExp(`backend c2s\\n[^]*server ${name} ${host}:5222 check port 5280\\n[^]*\\nbackend bosh`));
-    assert.match(cfg, new RegExp(`backend bosh\\n[^]*server ${name} ${host}:5280 cookie ${name} check\\n[^]*\\nbackend websocket`));
-    assert.match(cfg, new RegExp(`backend websocket\\n[^]*server ${name} ${host}:5280 check\\n`));
+    assert.match(cfg, new RegExp(`backend c2s\\n[^]*server ${name} ${host}:5222 check port 5280 check-send-proxy send-proxy-v2\\n[^]*\\nbackend bosh`));
+    assert.match(cfg, new RegExp(`backend bosh\\n[^]*server ${name} ${host}:5280 cookie ${name} check send-proxy-v2\\n[^]*\\nbackend websocket`));
+    assert.match(cfg, new RegExp(`backend websocket\\n[^]*server ${name} ${host}:5280 check send-proxy-v2\\n`));
+    assert.match(cfg, new RegExp(`backend internal\\n[^]*server ${name} ${host}:5280 check send-proxy-v2\\n`));
   }
   assert.match(cfg, /default-server inter 200ms fall 3 rise 2\n/);
+});
+
+test('the public HTTP frontend passes only the public paths; the API, admin, metrics and health are on the internal one', () => {
+  const cfg = haproxyConfig();
+  // The frontend's directives, comments left out.
+  const frontend = (name: string): string =>
+    (new RegExp(`\\nfrontend ${name}\\n((?:    .*\\n)+)`).exec(cfg)?.[1] ?? '')
+      .split('\n')
+      .filter((l) => !l.trim().startsWith('#'))
+      .join('\n');
+  const pub = frontend('http');
+  assert.match(pub, /http-request deny deny_status 404 unless public\n/);
+  assert.match(pub, /acl public path \/http-bind \/http-bind\/ \/bosh \/bosh\/ \/xmpp-websocket /);
+  assert.match(pub, /acl public path_beg \/widget\/ \/demo\/ \/\.well-known\/host-meta\n/);
+  for (const inside of ['/api', '/admin', '/metrics', '/health']) assert.ok(!pub.includes(inside), `${inside} on the public frontend`);
+  const internal = frontend('internal');
+  assert.match(internal, /bind 127\.0\.0\.1:5281\n/);
+  assert.match(internal, /acl inside path \/metrics\n/);
+  assert.match(internal, /acl inside path_beg \/api\/ \/admin\/ \/health\/\n/);
+  assert.match(internal, /http-request deny deny_status 404 unless inside\n/);
+  assert.doesNotMatch(haproxyConfig({ internalPort: 0 }), /frontend internal/);
+});
+
+test('without proxyProtocol no server line sends PROXY', () => {
+  assert.doesNotMatch(haproxyConfig({ proxyProtocol: false }), /send-proxy/);
 });
 
 test('the BOSH server timeout exceeds the hold time', () => {

@@ -6,9 +6,16 @@
  * What it does, per listener:
  * - c2s (TCP): `balance leastconn`, each server checked through its node's HTTP
  *   `GET /health/ready` (200 = takes new sessions, 503 = draining or not ready).
- * - HTTP: two backends chosen by path. WebSocket (`/xmpp-websocket`): leastconn, and a
- *   1 h tunnel timeout once upgraded. BOSH (every other path): sticky by an inserted
+ * - HTTP (public): only the public paths reach the nodes (BOSH, WebSocket, the widget,
+ *   host-meta, the demo pages); every other path (the portal API, the admin API,
+ *   /metrics, /health) is refused here with 404. WebSocket (`/xmpp-websocket`): leastconn,
+ *   and a 1 h tunnel timeout once upgraded. BOSH and the pages: sticky by an inserted
  *   cookie, since a BOSH session lives on the node that created it.
+ * - internal (HTTP, 127.0.0.1:5281 by default): the portal API (`/api/`), the admin API
+ *   (`/admin/`), `/metrics` and `/health/`, for the portal and operators; nothing else.
+ * - Every connection to a node starts with a PROXY v2 header (`send-proxy-v2`, health
+ *   checks included), so a node whose `listen.*.trustedProxies` lists haproxy sees each
+ *   client's own address: per-address limits, allow-lists and logs work through it.
  * - stats on 127.0.0.1 (`/;csv` for scripts).
  *
  * Draining: a node answering 503 goes DOWN after `fall` checks and gets no new
@@ -55,6 +62,14 @@ export interface HaproxyConfigOptions {
   adminSocket: string | null;
   /** User and group haproxy drops to after binding; null keeps the one it runs as. */
   user: string | null;
+  /** Address of the internal frontend (portal API, admin API, metrics): an address only the portal and operators reach. */
+  internalBind: string;
+  /** Port of the internal frontend; 0 leaves it out. */
+  internalPort: number;
+  /** Send a PROXY v2 header on every connection to a node (the nodes must list haproxy in listen.*.trustedProxies). */
+  proxyProtocol: boolean;
+  /** The address haproxy connects to the nodes from (`source`); null lets the system choose. */
+  source: string | null;
 }
 
 /** Three nodes on this machine: c2s on 5322+i, HTTP on 5380+i. */
@@ -77,7 +92,21 @@ export const HAPROXY_DEFAULTS: Readonly<HaproxyConfigOptions> = {
   boshHoldSeconds: 60,
   adminSocket: '/run/haproxy/admin.sock',
   user: 'haproxy',
+  internalBind: '127.0.0.1',
+  internalPort: 5281,
+  proxyProtocol: true,
+  source: null,
 };
+
+/**
+ * Paths the public frontend passes to the nodes; every other one is refused. Exact
+ * paths, then prefixes. Keep in step with the HTTP routes that are meant for browsers.
+ */
+export const PUBLIC_PATHS: readonly string[] = ['/http-bind', '/http-bind/', '/bosh', '/bosh/', '/xmpp-websocket', '/xmpp-websocket/', '/', '/people', '/login', '/logout'];
+export const PUBLIC_PREFIXES: readonly string[] = ['/widget/', '/demo/', '/.well-known/host-meta'];
+/** Paths of the internal frontend: the portal API, the admin API, metrics, health. */
+export const INTERNAL_PATHS: readonly string[] = ['/metrics'];
+export const INTERNAL_PREFIXES: readonly string[] = ['/api/', '/admin/', '/health/'];
 
 /** The BOSH cookie haproxy inserts; its value is the node's name. */
 export const BOSH_COOKIE = 'PARLEY_NODE';
@@ -104,6 +133,9 @@ export function haproxyConfig(options: Partial<HaproxyConfigOptions> = {}): stri
   if (new Set(o.nodes.map((n) => n.name)).size !== o.nodes.length) throw new Error('haproxyConfig: node names must differ');
   const boshTimeout = time((o.boshHoldSeconds + 15) * 1000);
   const servers = (line: (n: HaproxyNode) => string): string[] => o.nodes.map((n) => `    ${line(n)}`);
+  // With a check port of its own (c2s), a check sends PROXY only when told to.
+  const proxy = o.proxyProtocol ? ' send-proxy-v2' : '';
+  const checkProxy = o.proxyProtocol ? ' check-send-proxy' : '';
 
   const global = ['global', '    log stderr format short local0 info'];
   if (o.user !== null) global.push(`    user ${o.user}`, `    group ${o.user}`);
@@ -119,7 +151,11 @@ export function haproxyConfig(options: Partial<HaproxyConfigOptions> = {}): stri
     '# HTTP port. /health/ready answers 200 while the node takes new sessions and 503',
     '# when it drains or is not ready: the server then goes DOWN here and gets nothing',
     '# new, while its open connections and (through the BOSH cookie) BOSH sessions stay.',
-    '# To add a node, add one `server` line to each of the three backends, with a new',
+    '# Public frontends: c2s (5222) and http (5280, the public paths only). The portal API,',
+    '# admin API and metrics are on the internal frontend (127.0.0.1:5281), never public.',
+    '# Every connection to a node carries a PROXY v2 header: list haproxy\'s address in each',
+    '# node\'s listen.c2s.trustedProxies and listen.http.trustedProxies.',
+    '# To add a node, add one `server` line to each of the four backends, with a new',
     '# name (also the BOSH cookie value) and that node\'s ports.',
     '',
     ...global,
@@ -136,8 +172,11 @@ export function haproxyConfig(options: Partial<HaproxyConfigOptions> = {}): stri
     '    option redispatch',
     '    # Health checks: DOWN after `fall` failed ones, UP again after `rise` passed ones.',
     `    default-server inter ${time(o.checkInterval)} fall ${o.fall} rise ${o.rise}`,
+    ...(o.source === null ? [] : ['    # The address the nodes see haproxy at (their trustedProxies).', `    source ${o.source}`]),
     '',
-    '# XMPP over TCP (STARTTLS passes through). The nodes see haproxy\'s address.',
+    o.proxyProtocol
+      ? '# XMPP over TCP (STARTTLS passes through). A PROXY v2 header tells the node the client\'s address.'
+      : '# XMPP over TCP (STARTTLS passes through). The nodes see haproxy\'s address.',
     'frontend c2s',
     '    mode tcp',
     `    bind ${addr(o.bind, o.c2sPort)}`,
@@ -153,7 +192,7 @@ export function haproxyConfig(options: Partial<HaproxyConfigOptions> = {}): stri
     '    # Checked through the node\'s HTTP port.',
     '    option httpchk GET /health/ready',
     '    http-check expect status 200',
-    ...servers((n) => `server ${n.name} ${addr(n.host, n.c2sPort)} check port ${n.httpPort}`),
+    ...servers((n) => `server ${n.name} ${addr(n.host, n.c2sPort)} check port ${n.httpPort}${checkProxy}${proxy}`),
     '',
     'frontend http',
     '    mode http',
@@ -163,10 +202,14 @@ export function haproxyConfig(options: Partial<HaproxyConfigOptions> = {}): stri
     '    timeout http-request 10s',
     '    # As long as the BOSH server timeout: a held request is idle on both sides.',
     `    timeout client ${boshTimeout}`,
-    '    use_backend websocket if { path /xmpp-websocket }',
+    '    # Only the public paths; the portal API, admin API, /metrics and /health are inside.',
+    `    acl public path ${PUBLIC_PATHS.join(' ')}`,
+    `    acl public path_beg ${PUBLIC_PREFIXES.join(' ')}`,
+    '    http-request deny deny_status 404 unless public',
+    '    use_backend websocket if { path /xmpp-websocket /xmpp-websocket/ }',
     '    default_backend bosh',
     '',
-    '# BOSH (/http-bind, /bosh) and every other path. A BOSH session lives on one node,',
+    '# BOSH (/http-bind, /bosh) and the pages. A BOSH session lives on one node,',
     '# so its requests stick to it by cookie. persist: the cookie still reaches a DOWN',
     '# (draining) server; redispatch (defaults): a dead one\'s clients go elsewhere once',
     '# connecting has failed.',
@@ -179,7 +222,7 @@ export function haproxyConfig(options: Partial<HaproxyConfigOptions> = {}): stri
     `    timeout server ${boshTimeout}`,
     '    option httpchk GET /health/ready',
     '    http-check expect status 200',
-    ...servers((n) => `server ${n.name} ${addr(n.host, n.httpPort)} cookie ${n.name} check`),
+    ...servers((n) => `server ${n.name} ${addr(n.host, n.httpPort)} cookie ${n.name} check${proxy}`),
     '',
     '# WebSocket: one long connection per session, so no cookie.',
     'backend websocket',
@@ -188,8 +231,34 @@ export function haproxyConfig(options: Partial<HaproxyConfigOptions> = {}): stri
     '    timeout tunnel 1h',
     '    option httpchk GET /health/ready',
     '    http-check expect status 200',
-    ...servers((n) => `server ${n.name} ${addr(n.host, n.httpPort)} check`),
+    ...servers((n) => `server ${n.name} ${addr(n.host, n.httpPort)} check${proxy}`),
   ];
+  if (o.internalPort !== 0) {
+    lines.push(
+      '',
+      '# The inside paths, for the portal (events API) and operators (admin API, metrics):',
+      '# bind it to an address only they reach. The nodes still check portal.api.allowFrom,',
+      '# metrics.allowFrom and the tokens, against the caller\'s own address. /metrics here',
+      '# is one node\'s; Prometheus scrapes each node at its own HTTP port.',
+      'frontend internal',
+      '    mode http',
+      `    bind ${addr(o.internalBind, o.internalPort)}`,
+      '    option httplog',
+      '    timeout http-request 10s',
+      '    timeout client 30s',
+      `    acl inside path ${INTERNAL_PATHS.join(' ')}`,
+      `    acl inside path_beg ${INTERNAL_PREFIXES.join(' ')}`,
+      '    http-request deny deny_status 404 unless inside',
+      '    default_backend internal',
+      '',
+      'backend internal',
+      '    mode http',
+      '    balance leastconn',
+      '    option httpchk GET /health/ready',
+      '    http-check expect status 200',
+      ...servers((n) => `server ${n.name} ${addr(n.host, n.httpPort)} check${proxy}`),
+    );
+  }
   if (o.statsPort !== 0) {
     lines.push(
       '',

@@ -23,6 +23,7 @@ import type { ShardedStorage } from '../storage/sharded.js';
 import type { BoshManager } from '../transports/bosh/bosh-manager.js';
 import type { HttpRoute } from '../transports/http/http-listener.js';
 import { addressAllowed, blockListOf } from '../core/address-list.js';
+import { clientAddress } from '../core/client-address.js';
 
 /** What the exporters read besides the core. */
 export interface MetricsSources {
@@ -235,7 +236,7 @@ export function metricsRoute(exporter: MetricsExporter, cfg: { allowFrom: string
   const tokenHash = cfg.token === undefined ? null : createHash('sha256').update(cfg.token).digest();
   return async (req, res, url) => {
     if (url.pathname !== '/metrics') return false;
-    const remote = (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+    const remote = clientAddress(req).replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
     if (!addressAllowed(allowed, remote)) {
       res.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`metrics are not served to ${remote} (metrics.allowFrom)\n`);
       return true;

@@ -27,6 +27,7 @@ import { EventError, PortalEvents } from './events.js';
 import { checkPortalUser, prebind } from './prebind.js';
 import { BOSH_COOKIE } from '../ops/haproxy-config.js';
 import { addressAllowed, blockListOf } from '../core/address-list.js';
+import { clientAddress } from '../core/client-address.js';
 
 const JSON_TYPE = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' };
 /** Large enough for a profile event with an avatar (vcard.maxSize is 64 KiB by default). */
@@ -51,7 +52,7 @@ export function portalApi(core: ServerCore, bosh: BoshManager | null): PortalApi
 
   const route: HttpRoute = async (req, res, url) => {
     if (!url.pathname.startsWith('/api/')) return false;
-    const remote = req.socket.remoteAddress ?? '';
+    const remote = clientAddress(req);
     if (!addressAllowed(allowed, remote)) {
       send(res, 403, { error: 'forbidden', problem: `the API does not answer ${remote} (portal.api.allowFrom)` });
       return true;

@@ -550,7 +550,8 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
         ),
       );
     }
-    env.hp = await startHaproxy({ bind: '127.0.0.1', c2sPort: front.c2s, httpPort: front.http, nodes: env.nodes.map((n) => ({ name: n.name, host: n.host, c2sPort: n.c2sPort, httpPort: n.httpPort })), checkInterval: 200, fall: 2, rise: 2 });
+    // The nodes do not list haproxy in trustedProxies (client addresses: test/proxy-addresses.test.ts).
+    env.hp = await startHaproxy({ proxyProtocol: false, bind: '127.0.0.1', c2sPort: front.c2s, httpPort: front.http, nodes: env.nodes.map((n) => ({ name: n.name, host: n.host, c2sPort: n.c2sPort, httpPort: n.httpPort })), checkInterval: 200, fall: 2, rise: 2 });
     cleanup.add('haproxy', () => env.hp.stop());
     for (const n of env.nodes) await env.hp.waitFor(`c2s/${n.name}`, 'UP', 15_000);
     await plan.setup?.(env);

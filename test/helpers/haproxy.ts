@@ -32,6 +32,8 @@ export interface RunningHaproxy {
   c2sPort: number;
   httpPort: number;
   statsPort: number;
+  /** The internal frontend (portal API, admin API, metrics); 0 when left out. */
+  internalPort: number;
   /** The configuration it runs. */
   config: string;
   /** The tail of haproxy's output (its log: connections, server state changes, errors). */
@@ -162,7 +164,9 @@ export async function startHaproxy(opts: HaproxyOptions): Promise<RunningHaproxy
   const c2sPort = opts.c2sPort || (await freePort());
   const httpPort = opts.httpPort || (await freePort());
   const statsPort = opts.statsPort || (await freePort());
-  const config = haproxyConfig({ bind: '127.0.0.1', ...opts, c2sPort, httpPort, statsPort, user: null, adminSocket: null });
+  // Never the default 5281: tests run side by side.
+  const internalPort = opts.internalPort === 0 ? 0 : opts.internalPort || (await freePort());
+  const config = haproxyConfig({ bind: '127.0.0.1', internalBind: '127.0.0.1', ...opts, c2sPort, httpPort, statsPort, internalPort, user: null, adminSocket: null });
 
   const dir = mkdtempSync(join(tmpdir(), 'parley-haproxy-'));
   liveDirs.add(dir);
@@ -228,6 +232,7 @@ export async function startHaproxy(opts: HaproxyOptions): Promise<RunningHaproxy
     c2sPort,
     httpPort,
     statsPort,
+    internalPort,
     config,
     log: () => output,
     serverStates,

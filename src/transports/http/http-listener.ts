@@ -24,6 +24,8 @@ import { C2sSession } from '../../c2s/session.js';
 import type { BoshManager } from '../bosh/bosh-manager.js';
 import { WsTransport } from '../websocket/ws-transport.js';
 import { Http1Connection, type HttpExchange, type Http1Routes } from './http1.js';
+import { clientAddress, connectionAddress, forwardedClientAddress, rememberClientAddress, trustedProxiesOf } from '../../core/client-address.js';
+import { acceptConnection } from '../proxy-protocol.js';
 
 export interface HttpListener {
   readonly name: string;
@@ -46,6 +48,12 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
   const limits = core.config.limits;
   const cors = corsPolicy(cfg.corsOrigins, cfg.secure);
   const routes = opts.routes ?? [];
+  const trusted = trustedProxiesOf(cfg.trustedProxies, 'listen.http.trustedProxies');
+  /** The client of one request: the connection's address, or X-Forwarded-For when that is a trusted proxy. */
+  const requestAddress = (connection: string, headers: Record<string, string | string[] | undefined>): string => {
+    const xff = headers['x-forwarded-for'];
+    return forwardedClientAddress(connection, Array.isArray(xff) ? xff.join(', ') : xff, trusted);
+  };
 
   // ------------------------------------------------------------------ BOSH (both paths)
 
@@ -123,7 +131,7 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
     });
   });
   node.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    upgrade({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers as Record<string, string> }, socket, head, req.socket.remoteAddress ?? '');
+    upgrade({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers as Record<string, string> }, socket, head, requestAddress(connectionAddress(req.socket), req.headers));
   });
 
   async function handleNode(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -131,6 +139,8 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
     // (its own Content-Type; a page's own CSP).
     res.setHeader('Content-Type', TEXT['Content-Type']);
     for (const k in SAFE_HEADERS) res.setHeader(k, SAFE_HEADERS[k as keyof typeof SAFE_HEADERS]);
+    // Routes (API, metrics, admin) and BOSH read the client's address with clientAddress(req).
+    if (trusted !== null) rememberClientAddress(req, requestAddress(connectionAddress(req.socket), req.headers));
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (BOSH_PATHS.has(url.pathname)) {
       const body = req.method === 'POST' ? await readBody(req, cfg.maxBodySize) : Buffer.alloc(0);
@@ -157,8 +167,11 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
 
   const fast: Http1Routes = {
     claims: (method, path, headers) => BOSH_PATHS.has(path) || (WS_PATHS.has(path) && method === 'GET' && headers.upgrade !== undefined),
-    request: (req, ex) => bosh(req.method, req.headers, req.body, ex),
-    upgrade: (req, socket, head) => upgrade({ method: req.method, url: req.target, headers: req.headers }, socket, head, req.remoteAddress),
+    request: (req, ex) => {
+      const address = requestAddress(req.remoteAddress, req.headers);
+      bosh(req.method, req.headers, req.body, address === ex.remoteAddress ? ex : withRemoteAddress(ex, address));
+    },
+    upgrade: (req, socket, head) => upgrade({ method: req.method, url: req.target, headers: req.headers }, socket, head, requestAddress(req.remoteAddress, req.headers)),
     handOff(socket: Socket, unread: Buffer) {
       // node:http would read straight from the socket's handle; make it read the stream,
       // so the bytes already read (put back below) come first.
@@ -179,7 +192,20 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
   const server = createNetServer({ noDelay: true }, (socket) => {
     conns.add(socket);
     socket.once('close', () => conns.delete(socket));
-    new Http1Connection(socket, fast, http1Limits, SAFE_HEADER_LINES);
+    acceptConnection(
+      socket,
+      trusted,
+      (address, proxied) => {
+        if (!proxied) {
+          new Http1Connection(socket, fast, http1Limits, SAFE_HEADER_LINES);
+          return;
+        }
+        rememberClientAddress(socket, address); // for node:http, should the connection move there
+        new Http1Connection(socket, fast, http1Limits, SAFE_HEADER_LINES, address);
+        socket.resume(); // paused after the header, with the bytes after it put back
+      },
+      (proxy, reason) => core.logs.for('http').warn({ proxy, reason }, 'connection from a trusted proxy without a valid PROXY v2 header closed'),
+    );
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -229,7 +255,7 @@ const PREFLIGHT = {
 function nodeExchange(req: IncomingMessage, res: ServerResponse): HttpExchange {
   let done = false;
   const ex: HttpExchange = {
-    remoteAddress: req.socket.remoteAddress ?? '',
+    remoteAddress: clientAddress(req),
     onAbort: null,
     respond(status, headers, body) {
       if (done) return;
@@ -251,6 +277,22 @@ function nodeExchange(req: IncomingMessage, res: ServerResponse): HttpExchange {
     }
   });
   return ex;
+}
+
+/** `ex` answering for another client address (X-Forwarded-For from a trusted proxy). */
+function withRemoteAddress(ex: HttpExchange, remoteAddress: string): HttpExchange {
+  return {
+    remoteAddress,
+    get onAbort() {
+      return ex.onAbort;
+    },
+    set onAbort(f) {
+      ex.onAbort = f;
+    },
+    respond: (status, headers, body) => ex.respond(status, headers, body),
+    destroy: () => ex.destroy(),
+    isOpen: () => ex.isOpen(),
+  };
 }
 
 /** Reads a request body up to `max` bytes; null beyond that. */

@@ -131,14 +131,16 @@ export class Http1Connection {
   /** A request not for the fast path waits behind earlier ones: hand off when they are answered. */
   #handOffWaiting = false;
 
+  /** `remoteAddress`: the client's, when a trusted proxy told it (PROXY v2); else the socket's. */
   constructor(
     readonly socket: Socket,
     readonly routes: Http1Routes,
     readonly limits: Http1Limits,
     /** Header lines ("Name: value\r\n") sent on every response (the listener's safe defaults). */
     readonly baseHeaders = '',
+    remoteAddress: string = socket.remoteAddress ?? '',
   ) {
-    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remoteAddress = remoteAddress;
     socket.setNoDelay(true);
     socket.on('data', this.#onData);
     socket.on('error', () => undefined);

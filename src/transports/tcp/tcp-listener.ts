@@ -1,11 +1,13 @@
 /**
  * The TCP listeners: c2s with STARTTLS and c2s with direct TLS (XEP-0368).
  */
-import { createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createNetServer, type BlockList, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import type { ServerCore } from '../../core/server.js';
 import { C2sSession } from '../../c2s/session.js';
 import { StreamError } from '../../xmpp/errors.js';
+import { trustedProxiesOf } from '../../core/client-address.js';
+import { acceptConnection } from '../proxy-protocol.js';
 import { TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
 
 export interface TcpListener {
@@ -14,6 +16,8 @@ export interface TcpListener {
   /** Stops accepting connections at once; resolves when the existing ones are gone too. */
   close(): Promise<void>;
 }
+
+const TLS_HANDSHAKE_TIMEOUT_MS = 120_000;
 
 function transportOptions(core: ServerCore, directTls: boolean): TcpTransportOptions {
   const l = core.config.limits;
@@ -27,8 +31,8 @@ function transportOptions(core: ServerCore, directTls: boolean): TcpTransportOpt
   };
 }
 
-function accept(core: ServerCore, socket: Socket, opts: TcpTransportOptions): void {
-  const transport = new TcpTransport(socket, opts);
+function accept(core: ServerCore, socket: Socket, opts: TcpTransportOptions, remoteAddress?: string): void {
+  const transport = new TcpTransport(socket, opts, remoteAddress);
   // SECURITY: limits.unauthenticatedPerIp: refused at once, with a stream error.
   if (!core.limits.canConnect(transport.remoteAddress)) {
     transport.close(new StreamError('policy-violation', 'too many unauthenticated connections from your address'));
@@ -52,22 +56,68 @@ async function listen(server: NetServer, host: string, port: number, name: strin
   };
 }
 
+/** PROXY v2 from trusted proxies (listen.*.trustedProxies), then `next` with the client's address. */
+function viaProxy(core: ServerCore, listener: string, socket: Socket, trusted: BlockList | null, next: (socket: Socket, remoteAddress: string, proxied: boolean) => void): void {
+  acceptConnection(
+    socket,
+    trusted,
+    (address, proxied) => next(socket, address, proxied),
+    (proxy, reason) => core.logs.for('tcp').warn({ listener, proxy, reason }, 'connection from a trusted proxy without a valid PROXY v2 header closed'),
+  );
+}
+
 /** c2s with STARTTLS (RFC 6120 §5). */
 export function startC2sListener(core: ServerCore): Promise<TcpListener> {
   const cfg = core.config.listen.c2s;
+  const trusted = trustedProxiesOf(cfg.trustedProxies, 'listen.c2s.trustedProxies');
   // Options are read per connection: a live reload of `limits` applies to new connections.
-  const server = createNetServer({ noDelay: true }, (socket) => accept(core, socket, transportOptions(core, false)));
+  const server = createNetServer({ noDelay: true }, (socket) =>
+    viaProxy(core, 'c2s', socket, trusted, (s, address, proxied) => {
+      accept(core, s, transportOptions(core, false), address);
+      if (proxied) s.resume(); // paused after the header, with the bytes after it put back
+    }),
+  );
   return listen(server, cfg.host, cfg.port, 'c2s');
 }
 
 /** c2s with direct TLS (XEP-0368). */
 export function startC2sTlsListener(core: ServerCore): Promise<TcpListener> {
   const cfg = core.config.listen.c2sTls;
-  const server = createTlsServer({ cert: core.tls.cert, key: core.tls.key, minVersion: 'TLSv1.2', ALPNProtocols: ['xmpp-client'] }, (socket: TLSSocket) =>
-    accept(core, socket, transportOptions(core, true)),
-  );
+  const trusted = trustedProxiesOf(cfg.trustedProxies, 'listen.c2sTls.trustedProxies');
+  const tlsOptions = { cert: core.tls.cert, key: core.tls.key, minVersion: 'TLSv1.2', ALPNProtocols: ['xmpp-client'] } as const;
+  /** Client addresses of the TLS sockets made below, after a PROXY header. */
+  const remoteAddresses = new WeakMap<TLSSocket, string>();
+  const server = createTlsServer(tlsOptions, (socket: TLSSocket) => accept(core, socket, transportOptions(core, true), remoteAddresses.get(socket)));
   server.on('tlsClientError', () => {
     // A failed handshake is the client's problem; the socket is already destroyed.
   });
-  return listen(server, cfg.host, cfg.port, 'c2sTls');
+  if (trusted === null) return listen(server, cfg.host, cfg.port, 'c2sTls');
+  // With trusted proxies the PROXY header comes before the ClientHello: a plain TCP
+  // server reads it, then TLS starts on the rest of the bytes.
+  const front = createNetServer({ noDelay: true }, (raw) =>
+    viaProxy(core, 'c2sTls', raw, trusted, (s, address, proxied) => {
+      if (!proxied) {
+        server.emit('connection', s);
+        return;
+      }
+      // The bytes after the header (the start of the ClientHello, often in the same read)
+      // were put back on the socket, where TLS, reading from the handle, would not see
+      // them: take them off and hand them to the TLS layer first.
+      const head: Buffer[] = [];
+      for (let b: Buffer | null; (b = s.read() as Buffer | null) !== null; ) head.push(b);
+      const tls = new TLSSocket(s, { isServer: true, server, secureContext: core.tls.context, ALPNProtocols: [...tlsOptions.ALPNProtocols] });
+      remoteAddresses.set(tls, address);
+      // SECURITY: the handshake is bounded as on tls.Server (its handshakeTimeout default).
+      tls.setTimeout(TLS_HANDSHAKE_TIMEOUT_MS, () => tls.destroy());
+      tls.once('secure', () => {
+        tls.setTimeout(0);
+        server.emit('secureConnection', tls);
+      });
+      tls.on('error', () => tls.destroy());
+      const ssl = (tls as unknown as { _handle: { receive(b: Buffer): void } | null })._handle;
+      for (const b of head) ssl?.receive(b);
+      s.resume();
+    }),
+  );
+  return listen(front, cfg.host, cfg.port, 'c2sTls');
 }

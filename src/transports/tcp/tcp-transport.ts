@@ -52,11 +52,12 @@ export class TcpTransport implements C2sTransport {
   #flushScheduled = false;
   #inFlight: InFlight[] | null = null;
 
-  constructor(socket: Socket, opts: TcpTransportOptions) {
+  /** `remoteAddress`: the client's, when a trusted proxy told it (PROXY v2); else the socket's. */
+  constructor(socket: Socket, opts: TcpTransportOptions, remoteAddress: string = socket.remoteAddress ?? '') {
     this.#socket = socket;
     this.#opts = opts;
     this.#secure = opts.directTls;
-    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remoteAddress = remoteAddress;
     this.#parser = new XmlStreamParser(new ParserEvents(this), { limits: opts.limits });
     this.#attach(socket);
   }

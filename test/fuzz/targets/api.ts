@@ -12,7 +12,7 @@ import { signRequest } from '../../../src/portal/tokens.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
 import { bytes, type FuzzTarget } from '../harness.js';
 
-const SECRET = 'portal-fuzz-secret-0123456789';
+const SECRET = 'portal-fuzz-secret-0123456789abcdef';
 const USERS = ['ann', 'ben', 'cid'];
 let server: TestServer | null = null;
 let seq = 0;
