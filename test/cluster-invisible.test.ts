@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
+import { startTestServer, DOMAIN, CLUSTER_SECRET, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type Element, type TestClient } from './helpers/client.js';
 import { SqlRosterStore } from '../src/modules/roster/store-sql.js';
 
@@ -30,7 +30,7 @@ const children: ChildProcess[] = [];
 const BIN = fileURLToPath(new URL('../../bin/parley.js', import.meta.url));
 const jid = (u: string) => `${u}@${DOMAIN}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const PORTAL_SECRET = 'cluster-portal-secret-0123';
+const PORTAL_SECRET = 'cluster-portal-secret-0123456789abcdef';
 const PRIVACY = 'jabber:iq:privacy';
 const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000a49444154789c6300010000050001', 'hex').toString('base64');
 
@@ -78,7 +78,7 @@ before(async () => {
     nodes.push(
       await startTestServer({
         dataDir,
-        cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' },
+        cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, secret: CLUSTER_SECRET, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' },
         portal: { secret: PORTAL_SECRET },
       }),
     );
@@ -188,7 +188,7 @@ async function startChildNode(id: string): Promise<{ port: number; proc: ChildPr
       dataDir,
       listen: { c2s: { port }, c2sTls: { enabled: false }, http: { port: httpPort } },
       tls: { cert: nodes[0]!.config.tls.cert, key: nodes[0]!.config.tls.key },
-      cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' },
+      cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, secret: CLUSTER_SECRET, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' },
       log: { level: 'silent' },
     }),
   );

@@ -131,11 +131,12 @@ export function size(opts: Common<string | number> & { min?: number; max?: numbe
   };
 }
 
-export function list<T>(item: Field<T>, opts: Common<T[]>): Field<T[]> {
-  return field(`list of ${item.typeName}`, opts, (v, path) => {
+export function list<T>(item: Field<T>, opts: Common<T[]>): Field<T[]> & { readonly item: Field<T> } {
+  const f = field(`list of ${item.typeName}`, opts, (v, path) => {
     if (!Array.isArray(v)) throw new ConfigError(path, `must be a list, got ${describe(v)}`);
     return v.map((e, i) => item.parse(e, `${path}[${i}]`));
   });
+  return { ...f, item };
 }
 
 /** A mapping of names (matching `keyPattern`) to values of one kind, e.g. a level per module. */
@@ -235,5 +236,9 @@ export function describeSchema(f: Field<unknown>, path = ''): string[] {
     return lines;
   }
   const def = f.defaultText !== undefined ? JSON.stringify(f.defaultText) : f.default === undefined ? 'unset' : JSON.stringify(f.default);
-  return [`- \`${path}\` (${f.typeName}, default ${def}): ${f.doc}`];
+  const line = `- \`${path}\` (${f.typeName}, default ${def}): ${f.doc}`;
+  // A list of objects: each entry's keys, as `path[].key`.
+  const item = (f as { item?: Field<unknown> }).item;
+  if (item?.kind === 'object') return [line, ...describeSchema(item, `${path}[]`).filter((l) => !l.startsWith(`- \`${path}[]\`:`))];
+  return [line];
 }

@@ -318,7 +318,7 @@ export const configSchema = obj({
     obj(
       {
         type: oneOf(['stun', 'stuns', 'turn', 'turns'] as const, { doc: 'kind of service', default: 'stun' }),
-        host: str({ doc: 'host name or address of the service', default: '', minLength: 1 }),
+        host: str({ doc: 'host name or address of the service (required)', default: '', minLength: 1 }),
         port: int({ doc: 'port of the service', default: 3478, min: 1, max: 65535 }),
         transport: oneOf(['udp', 'tcp'] as const, { doc: 'transport', default: 'udp' }),
         name: optionalStr({ doc: 'a name to show' }),

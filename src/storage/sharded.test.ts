@@ -4,6 +4,7 @@
  * held during a move, reloads that add, drain and remove shards, the migration lock,
  * and a shard that dies and comes back behind a TCP proxy.
  */
+import { SqlLastActivityStore } from '../modules/last/store-sql.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -122,6 +123,7 @@ async function populate(storage: ShardedStorage, u: string): Promise<void> {
   // A republished id becomes the newest: the order is b, c, a (kept by a move only if ids are inserted in order).
   await pep.publish(HOST, u, PEP_NODE, { id: 'a', payload: "<x xmlns='urn:test' n='a2'/>" }, 10);
   await new SqlUserStore(storage).setFlag(HOST, u, { state: 'banned', reason: 'moved while banned' });
+  await new SqlLastActivityStore(storage).set(HOST, u, { at: 1_800_000_000_000, status: 'Moving house' });
 }
 
 /** Everything of a user as the stores read it (offline ids are renumbered by a move; their order is not). */
@@ -142,6 +144,7 @@ async function snapshot(storage: ShardedStorage, u: string) {
     pepNodes: await pep.listNodes(HOST, u),
     pepItems: (await pep.items(HOST, u, PEP_NODE)).map((i) => [i.id, i.payload, i.createdAt]),
     flag: await new SqlUserStore(storage).getFlag(HOST, u),
+    last: await new SqlLastActivityStore(storage).get(HOST, u),
   };
 }
 
