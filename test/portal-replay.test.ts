@@ -12,11 +12,11 @@ import { Redis } from 'ioredis';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestServer, CLUSTER_SECRET, type TestServer } from './helpers/server.js';
 import { rawSocket, sleep } from './helpers/attacks.js';
 import { signRequest } from '../src/portal/tokens.js';
 
-const SECRET = 'portal-replay-secret-0123456789';
+const SECRET = 'portal-replay-secret-0123456789abcdef';
 const REDIS = process.env.PARLEY_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 
 interface Signed {
@@ -113,7 +113,7 @@ describe('a cluster of two nodes sharing Redis', () => {
   const nodes: TestServer[] = [];
   before(async () => {
     for (const id of ['rp1', 'rp2']) {
-      nodes.push(await startTestServer({ dataDir, portal: { secret: SECRET }, cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' } }));
+      nodes.push(await startTestServer({ dataDir, portal: { secret: SECRET }, cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, secret: CLUSTER_SECRET, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' } }));
     }
     await nodes[0]!.addUser('cat');
   });
