@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
-import { connectClient, xml, type Element, type TestClient } from './helpers/client.js';
+import { befriend, connectClient, xml, type Element, type TestClient } from './helpers/client.js';
 import { RawBosh } from './helpers/bosh.js';
 
 const LAST = 'jabber:iq:last';
@@ -31,17 +31,6 @@ async function online(username: string, resource = 'r'): Promise<TestClient> {
   return c;
 }
 
-async function befriend(a: TestClient, au: string, b: TestClient, bu: string): Promise<void> {
-  for (const [x1, u1, x2, u2] of [
-    [a, au, b, bu],
-    [b, bu, a, au],
-  ] as const) {
-    await x1.send(xml('presence', { to: jid(u2), type: 'subscribe' }));
-    await x2.presence((p) => p.attrs.type === 'subscribe' && p.attrs.from === jid(u1), `subscribe from ${u1}`);
-    await x2.send(xml('presence', { to: jid(u1), type: 'subscribed' }));
-    await x1.presence((p) => p.attrs.type === 'subscribed' && p.attrs.from === jid(u2), `subscribed from ${u2}`);
-  }
-}
 
 const lastOf = (c: TestClient, to: string) => c.iq(xml('iq', { type: 'get', to }, xml('query', { xmlns: LAST })));
 const condition = (iq: Element) => iq.getChild('error')?.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === STANZAS && c.name !== 'text')?.name;

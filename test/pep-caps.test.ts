@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
-import { connectClient, xml, type Element, type TestClient } from './helpers/client.js';
+import { befriend, connectClient, xml, type Element, type TestClient } from './helpers/client.js';
 
 const PUBSUB = 'http://jabber.org/protocol/pubsub';
 const EVENT = 'http://jabber.org/protocol/pubsub#event';
@@ -37,17 +37,6 @@ async function online(username: string): Promise<TestClient> {
   return c;
 }
 
-async function befriend(a: TestClient, au: string, b: TestClient, bu: string): Promise<void> {
-  for (const [x1, u1, x2, u2] of [
-    [a, au, b, bu],
-    [b, bu, a, au],
-  ] as const) {
-    await x1.send(xml('presence', { to: jid(u2), type: 'subscribe' }));
-    await x2.presence((p) => p.attrs.type === 'subscribe' && p.attrs.from === jid(u1), `subscribe from ${u1}`);
-    await x2.send(xml('presence', { to: jid(u1), type: 'subscribed' }));
-    await x1.presence((p) => p.attrs.type === 'subscribed' && p.attrs.from === jid(u2), `subscribed from ${u2}`);
-  }
-}
 
 interface Caps {
   ver: string;

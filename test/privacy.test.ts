@@ -241,6 +241,8 @@ test('block, blocklist, pushes to the resources that asked, errors both ways, un
   assert.equal(err.attrs.type, 'error');
   assert.equal(errorOf(err), 'not-acceptable');
   assert.ok(err.getChild('error')!.getChild('blocked', 'urn:xmpp:blocking:errors'));
+  // …and a text the client can show (as Prosody sends), issue 23.
+  assert.equal(err.getChild('error')!.getChildText('text', 'urn:ietf:params:xml:ns:xmpp-stanzas'), 'You have blocked this contact');
   const iqErr = await a1.iq(xml('iq', { type: 'get', to: `${jid('kate')}/phone` }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
   assert.equal(errorOf(iqErr), 'not-acceptable');
   await kate.expectNone((el) => el.name !== 'presence' && fromUser('jack')(el), 200, 'stanza from the blocker');

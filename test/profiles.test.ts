@@ -11,7 +11,7 @@ import { WebSocket } from 'ws';
 // @ts-expect-error @xmpp/client ships no type declarations
 import { client as xmppClient } from '@xmpp/client';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
-import { connectClient, TestClient, xml, type Element } from './helpers/client.js';
+import { befriend, connectClient, TestClient, xml, type Element } from './helpers/client.js';
 
 // @xmpp/websocket uses the global WebSocket, which Node 20 does not have yet.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
@@ -85,18 +85,6 @@ async function withCaps(c: TestClient, notify: string[], node = 'https://parley.
   await c.send(xml('presence', null, xml('c', { xmlns: CAPS, hash: 'sha-1', node, ver })));
 }
 
-/** Mutual presence subscription between two online clients (RFC 6121 §3). */
-async function befriend(a: TestClient, au: string, b: TestClient, bu: string): Promise<void> {
-  for (const [x1, u1, x2, u2] of [
-    [a, au, b, bu],
-    [b, bu, a, au],
-  ] as const) {
-    await x1.send(xml('presence', { to: jid(u2), type: 'subscribe' }));
-    await x2.presence((p) => p.attrs.type === 'subscribe' && p.attrs.from === jid(u1), `subscribe from ${u1}`);
-    await x2.send(xml('presence', { to: jid(u1), type: 'subscribed' }));
-    await x1.presence((p) => p.attrs.type === 'subscribed' && p.attrs.from === jid(u2), `subscribed from ${u2}`);
-  }
-}
 
 const vcardGet = (c: TestClient, to?: string) => c.iq(xml('iq', { type: 'get', to }, xml('vCard', { xmlns: VCARD })));
 const vcardSet = (c: TestClient, children: unknown[], to?: string) => c.iq(xml('iq', { type: 'set', to }, xml('vCard', { xmlns: VCARD }, ...children)));

@@ -202,6 +202,23 @@ export class RawClient {
   }
 }
 
+/**
+ * Mutual presence subscription between two online clients, through the protocol
+ * (RFC 6121 §3): each asks, the other approves.
+ */
+export async function befriend(a: TestClient, au: string, b: TestClient, bu: string): Promise<void> {
+  const jid = (u: string) => `${u}@${DOMAIN}`;
+  for (const [x1, u1, x2, u2] of [
+    [a, au, b, bu],
+    [b, bu, a, au],
+  ] as const) {
+    await x1.send(xml('presence', { to: jid(u2), type: 'subscribe' }));
+    await x2.presence((p) => p.attrs.type === 'subscribe' && p.attrs.from === jid(u1), `subscribe from ${u1}`);
+    await x2.send(xml('presence', { to: jid(u1), type: 'subscribed' }));
+    await x1.presence((p) => p.attrs.type === 'subscribed' && p.attrs.from === jid(u2), `subscribed from ${u2}`);
+  }
+}
+
 export const STREAM_HEADER = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${DOMAIN}' version='1.0'>`;
 
 /** Plain-text PLAIN login on a raw socket (for servers with requireTls: false). */

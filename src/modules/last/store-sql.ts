@@ -1,5 +1,5 @@
 /** LastActivityStore on the SQL query layer (SQLite and MySQL alike). */
-import type { Storage } from '../../storage/storage.js';
+import { insertedUnlessDuplicate, type Storage } from '../../storage/storage.js';
 import type { LastActivityStore, LastSeen } from './store.js';
 
 export class SqlLastActivityStore implements LastActivityStore {
@@ -13,20 +13,22 @@ export class SqlLastActivityStore implements LastActivityStore {
   }
 
   set(host: string, username: string, seen: LastSeen): Promise<void> {
-    return this.storage.forUser(host, username, 'store last activity', (db) =>
-      db.transaction().execute(async (tx) => {
-        // Read first: MySQL counts an update that changes nothing as no row.
-        const found = await tx.selectFrom('last_activity').select(['seen_at', 'status']).where('host', '=', host).where('username', '=', username).executeTakeFirst();
-        if (found && isNewer(found, seen)) return;
-        if (found) await tx.updateTable('last_activity').set({ seen_at: seen.at, status: seen.status }).where('host', '=', host).where('username', '=', username).execute();
-        else await tx.insertInto('last_activity').values({ host, username, seen_at: seen.at, status: seen.status }).execute();
-      }),
-    );
+    // Single statements, no read-then-write transaction: many sessions ending at once on
+    // several nodes (one SQLite file, WAL) would otherwise fail with SQLITE_BUSY_SNAPSHOT.
+    return this.storage.forUser(host, username, 'store last activity', async (db) => {
+      const update = () =>
+        db
+          .updateTable('last_activity')
+          .set({ seen_at: seen.at, status: seen.status })
+          .where('host', '=', host)
+          .where('username', '=', username)
+          // Only over an older row, or one as old without a status: writes may finish out of order.
+          .where((eb) => eb.or([eb('seen_at', '<', seen.at), eb.and([eb('seen_at', '=', seen.at), seen.status === '' ? eb('status', '=', '') : eb.lit(true)])]))
+          .executeTakeFirst();
+      if (Number((await update()).numUpdatedRows) > 0) return;
+      if (await insertedUnlessDuplicate(db.insertInto('last_activity').values({ host, username, seen_at: seen.at, status: seen.status }).executeTakeFirst())) return;
+      await update(); // a row came meanwhile (or was already as new): take its place if it is older
+    });
   }
 }
 
-/** The stored row is later than `seen` (or as late, with a status where `seen` has none): keep it. */
-function isNewer(row: { seen_at: number; status: string }, seen: LastSeen): boolean {
-  const at = Number(row.seen_at);
-  return at > seen.at || (at === seen.at && row.status !== '' && seen.status === '');
-}

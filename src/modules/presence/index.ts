@@ -193,7 +193,10 @@ export default defineModule({
       const targets = directed.get(session);
       directed.delete(session);
       const items = wasAvailable ? await roster().getItems(user) : [];
-      fanOut(server, el, session, subscribers(items), targets, visibleTo);
+      // RFC 6121 §4.5.2: the client's own unavailable presence goes back to it too (not the
+      // one the server makes for a session that is gone).
+      const echo = stanza !== null && wasAvailable && !session.isClosed;
+      fanOut(server, el, session, subscribers(items), targets, visibleTo, echo);
     }
 
     /**
@@ -617,6 +620,8 @@ function fanOut(
   subscriberJids: string[],
   directedTo: Set<string> | undefined,
   visibleTo: (s: LocalSession, r: LocalSession, el: XmlElement) => boolean,
+  /** Send it to `session` even though it is no longer available (its own unavailable presence). */
+  echo = false,
 ): void {
   const split = new SplitStanza(presence, 'to');
   const sent = new Set<string>();
@@ -633,7 +638,7 @@ function fanOut(
     }
   }
   for (const s of server.sessions.available(session.jid.bare)) sendTo(s);
-  if (session.isAvailable) sendTo(session);
+  if (session.isAvailable || echo) sendTo(session);
   if (directedTo) {
     for (const full of directedTo) {
       if (sent.has(full)) continue;

@@ -280,7 +280,11 @@ export default defineModule({
       if (st.lists.size === 0) return null;
       const d = judge(st, activeOf(s), to, classifyOut(stanza.name, type));
       if (d.action === 'allow') return null;
-      return new StanzaError('not-acceptable', undefined, 'cancel', d.blocked ? x('blocked', { xmlns: NS.BLOCKING_ERRORS }) : undefined);
+      // XEP-0191 §3.3.3 (as Prosody does): a text the sender's client can show; the blocked
+      // contact learns nothing of this (what it sends gets service-unavailable).
+      return d.blocked
+        ? new StanzaError('not-acceptable', 'You have blocked this contact', 'cancel', x('blocked', { xmlns: NS.BLOCKING_ERRORS }))
+        : new StanzaError('not-acceptable', 'Your privacy list does not allow this', 'cancel');
     };
 
     ctx.addFilter('in', inFilter, prepare);
