@@ -286,3 +286,22 @@ test('health: ready while a member; a node that leaves takes its users\' presenc
   await until('n3 left every view', () => nodes.every((n) => !n.server.cluster!.members().includes('n3')));
   assert.equal(nodes[0]!.server.core.sessions.resources(jid('bob')).some((s) => s.jid.resource === 'onthree'), false);
 });
+
+test('last activity across nodes (XEP-0012): 0 while the contact is online on another node, then its logout there with the status', async () => {
+  await nodes[0]!.addUser('lara');
+  await nodes[0]!.addUser('mo');
+  await befriendInStore('lara', 'mo');
+  const mo = await login(nodes[1]!, 'mo', 'n2');
+  const lara = await login(nodes[0]!, 'lara', 'n1');
+  await until("mo is online in n1's view", () => nodes[0]!.server.core.sessions.available(jid('mo')).length === 1);
+  const last = () => lara.iq(xml('iq', { type: 'get', to: jid('mo') }, xml('query', { xmlns: 'jabber:iq:last' })));
+  assert.equal((await last()).getChild('query', 'jabber:iq:last')?.attrs.seconds, '0');
+  await mo.send(xml('presence', { type: 'unavailable' }, xml('status', null, 'Bye from n2')));
+  await lara.presence((p) => p.attrs.type === 'unavailable' && p.attrs.from === `${jid('mo')}/n2`, 'mo unavailable');
+  await mo.stop();
+  await until("mo is gone from n1's view", () => nodes[0]!.server.core.sessions.resources(jid('mo')).length === 0);
+  await nodes[1]!.server.core.settle(2000);
+  const r = await last();
+  assert.equal(r.attrs.type, 'result', r.toString());
+  assert.equal(r.getChild('query', 'jabber:iq:last')?.text(), 'Bye from n2');
+});

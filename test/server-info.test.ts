@@ -8,6 +8,8 @@ import { createHmac } from 'node:crypto';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type Element, type TestClient } from './helpers/client.js';
 import { parseConfig } from '../src/config/load.js';
+import { parseElement } from '../src/xml/parse.js';
+import { Jid } from '../src/xmpp/jid.js';
 
 const EXT = 'urn:xmpp:extdisco:2';
 const TURN_SECRET = 'coturn-static-auth-secret-for-tests';
@@ -114,5 +116,17 @@ describe('external services (XEP-0215)', () => {
     } finally {
       await bare.stop();
     }
+  });
+});
+
+describe('external services for strangers', () => {
+  test('a JID of another domain (a component or a remote server, once they exist) gets forbidden', async () => {
+    // No stranger can reach the server through the protocol yet (no s2s, no components):
+    // the request is handed to the server's IQ dispatch as the router would.
+    const iq = parseElement(`<iq xmlns='jabber:client' type='get' id='x1' to='${DOMAIN}'><services xmlns='${EXT}'/></iq>`);
+    const reply = await ts.server.core.iq.dispatch(iq, Jid.parse('mallory@elsewhere.example/x'), Jid.parse(DOMAIN), 'host', null);
+    assert.equal(reply.attrs.type, 'error');
+    assert.ok(reply.getChild('error')?.getChild('forbidden'));
+    assert.ok(!reply.toString().includes('password'), 'no credentials in the refusal');
   });
 });
