@@ -118,6 +118,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function online(u: string): Promise<TestClient> {
   const c = await connectClient({ port: ts.port, username: u, resource: 'r' });
   clients.push(c);
+  // The client is online once the server has taken its initial presence (which reads the
+  // user's shard): a shard frozen before that would leave the user unavailable, and
+  // messages to it stored offline instead of delivered (found as "held for ever").
+  const deadline = Date.now() + 10_000;
+  while (!ts.server.core.sessions.available(jid(u)).some((s) => s.jid.resource === 'r')) {
+    if (Date.now() > deadline) throw new Error(`${u} did not become available`);
+    await sleep(10);
+  }
   return c;
 }
 
