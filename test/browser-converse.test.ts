@@ -16,8 +16,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, type TestClient } from './helpers/client.js';
 import { prebind } from '../src/portal/prebind.js';
+import { CHROMIUM, haveChromium } from './helpers/tools.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CONVERSE_DIST = fileURLToPath(new URL('../../node_modules/converse.js/dist/', import.meta.url));
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm', '.svg': 'image/svg+xml', '.png': 'image/png' };
 const DAVE = `dave@${DOMAIN}`;
@@ -53,7 +53,7 @@ function page(boshUrl: string): string {
 }
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}: run "apt-get install chromium"`);
+  if (!haveChromium()) throw new Error(`Chromium is not installed at ${CHROMIUM}: run "apt-get install chromium"`);
   if (!existsSync(join(CONVERSE_DIST, 'converse.min.js'))) throw new Error('converse.js is not installed (npm install)');
   // The page is on another origin than Parley (a portal's own web server): it is listed
   // in listen.http.corsOrigins, as docs/portal.md says. The demo seeds dave with his

@@ -8,14 +8,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
+import { CHROMIUM, haveChromium } from './helpers/tools.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/browser-demo/', import.meta.url));
 const WAIT = { timeout: 20_000 };
 const ALICE = `alice@${DOMAIN}`;
@@ -60,7 +60,7 @@ async function waitForMessage(page: Page, peer: string, text: string): Promise<n
 }
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
+  if (!haveChromium()) {
     throw new Error(`Chromium is not installed at ${CHROMIUM}: run "apt-get install chromium" (npm test does it when run as root)`);
   }
   mkdirSync(ARTIFACTS, { recursive: true });

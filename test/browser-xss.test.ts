@@ -11,15 +11,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
 import { RawBosh, HTTPBIND } from './helpers/bosh.js';
+import { CHROMIUM, haveChromium } from './helpers/tools.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const XHTML = 'http://www.w3.org/1999/xhtml';
 
 /** Parley as shipped (default corsOrigins), with the demo portal on its origin. */
@@ -52,7 +51,7 @@ function attackerServer(): Server {
 const origin = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}: run "apt-get install chromium"`);
+  if (!haveChromium()) throw new Error(`Chromium is not installed at ${CHROMIUM}: run "apt-get install chromium"`);
   foreign = attackerServer();
   listed = attackerServer();
   await new Promise<void>((r) => foreign.listen(0, '127.0.0.1', () => r()));

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { readFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -15,8 +15,8 @@ import type { AddressInfo } from 'node:net';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
+import { CHROMIUM, haveChromium } from './helpers/tools.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const require = createRequire(import.meta.url);
 const STROPHE = readFileSync(join(require.resolve('strophe.js').replace(/strophe\.cjs$/, ''), 'strophe.umd.min.js'), 'utf8');
 
@@ -52,7 +52,7 @@ let profile: string;
 const clients: TestClient[] = [];
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
+  if (!haveChromium()) {
     throw new Error(`Chromium is not installed at ${CHROMIUM}: run "apt-get install chromium" (npm test does it when run as root)`);
   }
   // The page comes from another origin than the XMPP service, as on a portal, which is

@@ -33,7 +33,8 @@ import { makeCredentials } from '../src/auth/credentials.js';
 import { CLUSTER_SECRET, DOMAIN } from './helpers/server.js';
 import { xml, type Element } from './helpers/client.js';
 import { installXhr, clearCookies } from './helpers/xhr.js';
-import { haveHaproxy, startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
+import { startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
+import { needHaproxy } from './helpers/tools.js';
 
 const { Strophe, $msg, $pres, $iq } = await import('strophe.js');
 Strophe.setLogLevel(Strophe.LogLevel.FATAL);
@@ -266,7 +267,7 @@ class Chatter {
 
 // ------------------------------------------------------------------ the test
 
-describe('failover behind haproxy', { skip: !haveHaproxy() && 'haproxy is not installed' }, () => {
+describe('failover behind haproxy', { skip: needHaproxy() }, () => {
   const nodes: Node[] = [];
   let hp: RunningHaproxy;
   const users = ['ua', 'ub', 'uc', 'ud', 'ue', 'uf', 'ug', 'uh', 'ui'];

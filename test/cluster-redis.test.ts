@@ -8,7 +8,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startTestServer, CLUSTER_SECRET, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
+import { needRedisServer } from './helpers/tools.js';
 
-const haveRedisServer = spawnSync('sh', ['-c', 'command -v redis-server || ls /usr/bin/redis-server'], { stdio: 'ignore' }).status === 0;
 const jid = (u: string) => `${u}@${DOMAIN}`;
 
 async function freePort(): Promise<number> {
@@ -36,7 +36,7 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
   }
 }
 
-describe('Redis restarted empty under a running cluster', { skip: !haveRedisServer && 'redis-server is not installed' }, () => {
+describe('Redis restarted empty under a running cluster', { skip: needRedisServer() }, () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'parley-redis-restart-'));
   let port = 0;
   let redis: ChildProcess | null = null;

@@ -11,12 +11,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { runCampaign, type FaultName, type FaultResult } from './faults/campaign.js';
-import { haveHaproxy } from './helpers/haproxy.js';
+import { needHaproxy, needRedisServer } from './helpers/tools.js';
 
-const haveRedis = spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0;
-const skip = !haveHaproxy() ? 'haproxy is not installed' : !haveRedis ? 'redis-server is not installed' : false;
+const skip = needHaproxy() || needRedisServer();
 const isRoot = process.getuid?.() === 0;
 
 async function one(fault: FaultName, t: { diagnostic(s: string): void }): Promise<FaultResult> {

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { BOSH_COOKIE } from '../src/ops/haproxy-config.js';
-import { haveHaproxy, startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
+import { startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
+import { needHaproxy } from './helpers/tools.js';
 
 /** A node as haproxy sees it: /health/ready, /http-bind answering its name, a c2s port greeting with its name. */
 interface FakeNode {
@@ -93,7 +94,7 @@ function c2sGreeting(hp: RunningHaproxy, open: Socket[]): Promise<string> {
   });
 }
 
-describe('haproxy in front of two nodes', { skip: !haveHaproxy() && 'haproxy is not installed' }, () => {
+describe('haproxy in front of two nodes', { skip: needHaproxy() }, () => {
   let a: FakeNode;
   let b: FakeNode;
   let hp: RunningHaproxy;

@@ -17,7 +17,8 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect as tlsConnect } from 'node:tls';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
-import { haveHaproxy, startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
+import { startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
+import { needHaproxy } from './helpers/tools.js';
 import { boshCreate, Conn, plainAttempt, postFrom, waitUntil } from './helpers/limits.js';
 import { rawSocket, wsStream } from './helpers/attacks.js';
 import { STREAM_HEADER } from './helpers/client.js';
@@ -53,7 +54,7 @@ async function attempt(port: number, user: string, password: string, from: strin
   return /<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><([a-z-]+)\/>/.exec(answer)?.[1] ?? answer;
 }
 
-describe('haproxy in front of a node that trusts it', { skip: !haveHaproxy() && 'haproxy is not installed' }, () => {
+describe('haproxy in front of a node that trusts it', { skip: needHaproxy() }, () => {
   let ts: TestServer;
   let hp: RunningHaproxy;
   const conns: Conn[] = [];

@@ -19,7 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { authFailure, connectClient, xml, type Element, type TestClient } from './helpers/client.js';
 import { mamQuery } from './helpers/mam.js';
-import { privateMariadbAvailable, startPrivateMariadb, type PrivateMariadb } from './helpers/mariadb-server.js';
+import { startPrivateMariadb, type PrivateMariadb } from './helpers/mariadb-server.js';
+import { needMariadbd } from './helpers/tools.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 import { createTestShards, type TestShards } from '../src/storage/mysql-testing.js';
 import { countUserRows } from '../src/storage/mover.js';
@@ -27,7 +28,7 @@ import type { ShardMap } from '../src/storage/shard-map.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TOKEN = 'shard-test-token-0123456789abcdef';
-const skip = privateMariadbAvailable() ? false : 'mariadbd is not installed (scripts/ensure-test-deps.sh installs it)';
+const skip = needMariadbd();
 
 let ts: TestServer;
 let m2: PrivateMariadb; // s2's primary

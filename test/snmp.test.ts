@@ -9,28 +9,21 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
 import { parseProm, sampleSum, sampleValue } from './helpers/prom.js';
+import { needSnmpTools } from './helpers/tools.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MIBDIRS = `+${join(ROOT, 'deploy')}:${join(ROOT, 'node_modules/net-snmp/lib/mibs')}`;
 const COMMUNITY = 'parley-test';
 const V3 = { user: 'ops', authKey: 'auth-pass-123', privKey: 'priv-pass-456' };
 
-function hasSnmpTools(): boolean {
-  try {
-    execFileSync('snmpget', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const skip = hasSnmpTools() ? false : 'snmpget/snmpwalk not installed (Debian package `snmp`; scripts/ensure-test-deps.sh installs it as root)';
+const skip = needSnmpTools();
 
 /** A UDP port nobody uses right now (never 161/1161). */
 async function freeUdpPort(): Promise<number> {

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HAPROXY_DEFAULTS, haproxyConfig } from './haproxy-config.js';
-import { haveHaproxy } from '../../test/helpers/haproxy.js';
+import { needHaproxy } from '../../test/helpers/tools.js';
 
 // Compiled to dist/src/ops/: the repository root is three levels up.
 const DEPLOY = new URL('../../../deploy/haproxy.cfg', import.meta.url);
@@ -68,7 +68,7 @@ test('bad or repeated node names are refused', () => {
   assert.throws(() => haproxyConfig({ nodes: [{ ...node, name: 'a' }, { ...node, name: 'a' }] }), /must differ/);
 });
 
-test('haproxy accepts the configuration', { skip: !haveHaproxy() && 'haproxy is not installed' }, () => {
+test('haproxy accepts the configuration', { skip: needHaproxy() }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'parley-haproxy-check-'));
   try {
     const file = join(dir, 'haproxy.cfg');

@@ -6,13 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import mysql from 'mysql2/promise';
-import { startPrivateMariadb, privateMariadbAvailable } from './mariadb-server.js';
+import { startPrivateMariadb } from './mariadb-server.js';
+import { needMariadbd } from './tools.js';
 
-test('a private MariaDB can be killed, restarted with its data, frozen and thawed', async (t) => {
-  if (!privateMariadbAvailable()) {
-    t.skip('mariadbd / mariadb-install-db are not installed (scripts/ensure-test-deps.sh installs them as root)');
-    return;
-  }
+test('a private MariaDB can be killed, restarted with its data, frozen and thawed', { skip: needMariadbd() }, async (t) => {
   const t0 = Date.now();
   const db = await startPrivateMariadb();
   t.diagnostic(`started in ${Date.now() - t0} ms on port ${db.port}`);
