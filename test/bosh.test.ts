@@ -406,7 +406,7 @@ describe('grouped presence, adaptive wait, statistics', () => {
   });
 
   test('the statistics count sessions, requests and terminations', async () => {
-    await new Promise((res) => setTimeout(res, 1500)); // long enough for idle sessions to hibernate
+    await until('an idle session hibernated', () => ts.server.bosh!.snapshot().hibernations >= 1);
     const s = ts.server.bosh!.snapshot();
     assert.ok(s.sessionsCreated > 5);
     assert.ok(s.requests > s.sessionsCreated);

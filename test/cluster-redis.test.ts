@@ -17,6 +17,7 @@ import { Redis } from 'ioredis';
 import { startTestServer, CLUSTER_SECRET, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
 import { needRedisServer } from './helpers/tools.js';
+import { until } from './helpers/until.js';
 
 const jid = (u: string) => `${u}@${DOMAIN}`;
 
@@ -26,14 +27,6 @@ async function freePort(): Promise<number> {
   const p = (s.address() as { port: number }).port;
   await new Promise((r) => s.close(r));
   return p;
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('Redis restarted empty under a running cluster', { skip: needRedisServer() }, () => {
@@ -82,8 +75,9 @@ describe('Redis restarted empty under a running cluster', { skip: needRedisServe
     open.push(ann, ben);
     await until('ben known on r1', () => nodes[0]!.server.core.sessions.resources(jid('ben')).length === 1);
 
+    const gone = new Promise((r) => redis!.once('exit', r));
     redis!.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 300));
+    await gone;
     // Redis is gone: ann still reaches ben on the other node.
     const m1 = ben.message(jid('ann'));
     await ann.send(xml('message', { to: `${jid('ben')}/b`, type: 'chat' }, xml('body', null, 'while redis is down')));
