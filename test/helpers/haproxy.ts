@@ -17,12 +17,13 @@
  * });
  * ```
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { haproxyConfig, type HaproxyConfigOptions } from '../../src/ops/haproxy-config.js';
+import { killQuietly, spawnWatchdog, trackChild, trackDir, untrackChild, untrackDir } from './reaper.js';
 
 export interface HaproxyOptions extends Partial<Omit<HaproxyConfigOptions, 'nodes' | 'user' | 'adminSocket'>> {
   nodes: HaproxyConfigOptions['nodes'];
@@ -66,48 +67,6 @@ function findHaproxy(): string | undefined {
 /** true when the haproxy binary exists on this machine (tests skip otherwise). */
 export function haveHaproxy(): boolean {
   return findHaproxy() !== undefined;
-}
-
-const liveChildren = new Set<ChildProcess>();
-const liveWatchdogs = new Set<ChildProcess>();
-const liveDirs = new Set<string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    // Watchdogs first, so none of them kills a pid after the kernel has reused it.
-    for (const w of liveWatchdogs) killQuietly(w, 'SIGKILL');
-    for (const c of liveChildren) killQuietly(c, 'SIGKILL');
-    for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
-  });
-}
-
-function killQuietly(child: ChildProcess, signal: NodeJS.Signals): void {
-  try {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-  } catch {
-    // already gone
-  }
-}
-
-/**
- * When our end of its stdin closes (this process died, even by SIGKILL), it kills the pid
- * in `pidFile` (removed by us when haproxy exits) and removes `dir`.
- */
-function spawnWatchdog(dir: string, pidFile: string): ChildProcess {
-  const watchdog = spawn(
-    '/bin/sh',
-    ['-c', 'read _ ; p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] && kill -9 "$p" ; sleep 0.2 ; rm -rf "$2"', 'sh', pidFile, dir],
-    { stdio: ['pipe', 'ignore', 'ignore'] },
-  );
-  liveWatchdogs.add(watchdog);
-  watchdog.once('exit', () => liveWatchdogs.delete(watchdog));
-  watchdog.unref();
-  watchdog.stdin?.on('error', () => {}); // it may be killed before us; we never write anyway
-  (watchdog.stdin as unknown as Socket | null)?.unref();
-  return watchdog;
 }
 
 /** A port that was free a moment ago on 127.0.0.1. */
@@ -159,7 +118,6 @@ export function parseStatsCsv(csv: string): Record<string, string> {
 export async function startHaproxy(opts: HaproxyOptions): Promise<RunningHaproxy> {
   const bin = findHaproxy();
   if (!bin) throw new Error('haproxy not found (apt-get install haproxy)');
-  installExitHook();
 
   const c2sPort = opts.c2sPort || (await freePort());
   const httpPort = opts.httpPort || (await freePort());
@@ -169,7 +127,7 @@ export async function startHaproxy(opts: HaproxyOptions): Promise<RunningHaproxy
   const config = haproxyConfig({ bind: '127.0.0.1', internalBind: '127.0.0.1', ...opts, c2sPort, httpPort, statsPort, internalPort, user: null, adminSocket: null });
 
   const dir = mkdtempSync(join(tmpdir(), 'parley-haproxy-'));
-  liveDirs.add(dir);
+  trackDir(dir);
   const cfgFile = join(dir, 'haproxy.cfg');
   const childPidFile = join(dir, 'child.pid');
   writeFileSync(cfgFile, config);
@@ -179,7 +137,7 @@ export async function startHaproxy(opts: HaproxyOptions): Promise<RunningHaproxy
   let output = '';
   // haproxy writes no pid file in the foreground (-p is for daemon and master-worker modes): child.pid is ours.
   const child = spawn(bin, ['-f', cfgFile, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  liveChildren.add(child);
+  trackChild(child);
   if (child.pid !== undefined) writeFileSync(childPidFile, String(child.pid));
   const keep = (d: Buffer): void => {
     output = (output + d.toString('utf8')).slice(-20_000);
@@ -190,7 +148,7 @@ export async function startHaproxy(opts: HaproxyOptions): Promise<RunningHaproxy
   child.once('error', (err) => (spawnError = err));
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => {
-      liveChildren.delete(child);
+      untrackChild(child);
       rmSync(childPidFile, { force: true });
       resolve();
     });
@@ -209,7 +167,7 @@ export async function startHaproxy(opts: HaproxyOptions): Promise<RunningHaproxy
       clearTimeout(timer);
       killQuietly(watchdog, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
-      liveDirs.delete(dir);
+      untrackDir(dir);
     })());
 
   const deadline = Date.now() + START_TIMEOUT_MS;

@@ -27,6 +27,7 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import mysql from 'mysql2/promise';
+import { killQuietly, spawnWatchdog, trackChild, trackDir, untrackChild, untrackDir } from './reaper.js';
 
 export interface PrivateMariadb {
   /** Always '127.0.0.1'. */
@@ -75,37 +76,6 @@ function binaries(): { mariadbd: string; installDb: string } | undefined {
 /** true when mariadbd and mariadb-install-db exist on this machine. */
 export function privateMariadbAvailable(): boolean {
   return binaries() !== undefined;
-}
-
-// Everything alive that the process must clean up on exit.
-const liveChildren = new Set<ChildProcess>();
-const liveWatchdogs = new Set<ChildProcess>();
-const liveDirs = new Set<string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    // Watchdogs first, so none of them kills a pid after the kernel has reused it.
-    for (const w of liveWatchdogs) killQuietly(w, 'SIGKILL');
-    for (const c of liveChildren) killQuietly(c, 'SIGKILL');
-    for (const d of liveDirs) {
-      try {
-        rmSync(d, { recursive: true, force: true });
-      } catch {
-        // best effort
-      }
-    }
-  });
-}
-
-function killQuietly(child: ChildProcess, signal: NodeJS.Signals): void {
-  try {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-  } catch {
-    // already gone
-  }
 }
 
 const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -161,25 +131,6 @@ const userArgs = asRoot ? ['--user=root'] : [];
 // Small InnoDB files and buffers: the data directory is ~34 MB and initialises in under a second.
 const sizing = ['--innodb-buffer-pool-size=32M', '--innodb-log-file-size=16M', '--skip-log-bin'];
 
-/**
- * A watchdog shell: when our end of its stdin closes (this process died, even by
- * SIGKILL), it kills the server whose pid is in `pidFile` (written by us on each start,
- * removed when the server exits) and removes `dir`. Kill it before cleaning up ourselves.
- */
-function spawnWatchdog(dir: string, pidFile: string): ChildProcess {
-  const watchdog = spawn(
-    '/bin/sh',
-    ['-c', 'read _ ; p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] && kill -9 "$p" ; sleep 0.2 ; rm -rf "$2"', 'sh', pidFile, dir],
-    { stdio: ['pipe', 'ignore', 'ignore'] },
-  );
-  liveWatchdogs.add(watchdog);
-  watchdog.once('exit', () => liveWatchdogs.delete(watchdog));
-  watchdog.unref();
-  watchdog.stdin?.on('error', () => {}); // it may be killed before us; we never write anyway
-  (watchdog.stdin as unknown as Socket | null)?.unref();
-  return watchdog;
-}
-
 let template: Promise<string> | undefined;
 
 /**
@@ -188,9 +139,8 @@ let template: Promise<string> | undefined;
  */
 function initialisedTemplate(installDb: string): Promise<string> {
   template ??= (async () => {
-    installExitHook();
     const dir = mkdtempSync(join(tmpdir(), 'parley-mariadb-template-'));
-    liveDirs.add(dir);
+    trackDir(dir);
     const watchdog = spawnWatchdog(dir, join(dir, 'child.pid'));
     try {
       await run(installDb, [
@@ -206,7 +156,7 @@ function initialisedTemplate(installDb: string): Promise<string> {
     } catch (err) {
       killQuietly(watchdog, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
-      liveDirs.delete(dir);
+      untrackDir(dir);
       throw err;
     }
   })().catch((err: unknown) => {
@@ -226,10 +176,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function startPrivateMariadb(opts: { port?: number; extraArgs?: string[] } = {}): Promise<PrivateMariadb> {
   const bins = binaries();
   if (!bins) throw new Error('mariadbd / mariadb-install-db not found (apt-get install mariadb-server)');
-  installExitHook();
 
   const dataDir = mkdtempSync(join(tmpdir(), 'parley-mariadb-'));
-  liveDirs.add(dataDir);
+  trackDir(dataDir);
   const socketPath = join(dataDir, 'mysqld.sock');
   const logFile = join(dataDir, 'server.log');
   const childPidFile = join(dataDir, 'child.pid');
@@ -244,7 +193,7 @@ export async function startPrivateMariadb(opts: { port?: number; extraArgs?: str
   const cleanupDir = (): void => {
     killQuietly(watchdog, 'SIGKILL');
     rmSync(dataDir, { recursive: true, force: true });
-    liveDirs.delete(dataDir);
+    untrackDir(dataDir);
   };
 
   try {
@@ -280,10 +229,10 @@ export async function startPrivateMariadb(opts: { port?: number; extraArgs?: str
     } finally {
       closeSync(fd);
     }
-    liveChildren.add(c);
+    trackChild(c);
     if (c.pid !== undefined) writeFileSync(childPidFile, String(c.pid));
     c.once('exit', () => {
-      liveChildren.delete(c);
+      untrackChild(c);
       try {
         if (readFileSync(childPidFile, 'utf8') === String(c.pid)) rmSync(childPidFile, { force: true });
       } catch {
@@ -292,7 +241,7 @@ export async function startPrivateMariadb(opts: { port?: number; extraArgs?: str
     });
     c.once('error', (err) => {
       spawnError = err;
-      liveChildren.delete(c);
+      untrackChild(c);
     });
     c.unref(); // a test that forgets destroy() must not hang; the exit hook kills it
     return c;
