@@ -146,17 +146,32 @@ export async function connectClient(opts: ClientOptions): Promise<TestClient> {
   return c;
 }
 
-/** A raw TCP connection: bytes in, text out. */
+/**
+ * A raw TCP connection: bytes in, text out (for XMPP streams written by hand and raw
+ * HTTP/1.1). Waits are woken by the socket's events; their timeouts are only bounds.
+ */
 export class RawClient {
   #buf = '';
   #closed = false;
+  readonly #checks = new Set<() => void>();
+  /** Settles when the connection is closed (by either side). */
+  readonly whenClosed: Promise<void>;
   readonly socket: Socket;
 
   private constructor(socket: Socket) {
     this.socket = socket;
     socket.setEncoding('utf8');
-    socket.on('data', (d: string) => (this.#buf += d));
-    socket.on('close', () => (this.#closed = true));
+    socket.on('data', (d: string) => {
+      this.#buf += d;
+      this.#wake();
+    });
+    this.whenClosed = new Promise((resolve) =>
+      socket.on('close', () => {
+        this.#closed = true;
+        resolve();
+        this.#wake();
+      }),
+    );
     socket.on('error', () => undefined);
   }
 
@@ -179,22 +194,42 @@ export class RawClient {
     this.socket.write(data);
   }
 
-  /** Waits until the received text matches. */
+  #wake(): void {
+    for (const check of [...this.#checks]) check();
+  }
+
+  #wait(ready: () => boolean, timeoutMs: number, failure: () => string): Promise<void> {
+    if (ready()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!ready()) return;
+        this.#checks.delete(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#checks.delete(check);
+        reject(new Error(failure()));
+      }, timeoutMs);
+      this.#checks.add(check);
+    });
+  }
+
+  /** Waits until the received text matches; returns all of it. */
   async until(re: RegExp, timeoutMs = 3000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (!re.test(this.#buf)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; got: ${this.#buf}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await this.#wait(() => re.test(this.#buf), timeoutMs, () => `timed out waiting for ${re}; got: ${this.#buf}`);
     return this.#buf;
   }
 
+  /** Waits until the received text matches; returns it and starts the text afresh. */
+  async take(re: RegExp, timeoutMs = 3000): Promise<string> {
+    const out = await this.until(re, timeoutMs);
+    this.#buf = '';
+    return out;
+  }
+
   async untilClosed(timeoutMs = 3000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.#closed) {
-      if (Date.now() > deadline) throw new Error('connection did not close');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await this.#wait(() => this.#closed, timeoutMs, () => 'connection did not close');
   }
 
   close(): void {
