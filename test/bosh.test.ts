@@ -1,19 +1,16 @@
 /**
  * BOSH (XEP-0124, XEP-0206) over real HTTP: every rule of the connection manager,
- * written request by request, and Strophe.js as a real client.
+ * written request by request (Strophe.js as a real client: strophe.test.ts, over every
+ * transport).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
 import { RawBosh, post, HTTPBIND } from './helpers/bosh.js';
-import { installXhr } from './helpers/xhr.js';
 import { until } from './helpers/until.js';
 import { ScramClient } from '../src/xmpp/sasl/client.js';
 
-installXhr();
-const { Strophe, $msg, $pres } = await import('strophe.js');
-Strophe.setLogLevel(Strophe.LogLevel.FATAL);
 
 let ts: TestServer;
 let url: string;
@@ -456,35 +453,5 @@ describe('HTTP', () => {
     const get = await fetch(url);
     assert.equal(get.status, 200);
     assert.match(await get.text(), /BOSH/);
-  });
-});
-
-describe('Strophe.js over BOSH', () => {
-  test('Strophe logs in over BOSH and chats with a TCP user', async () => {
-    const tc = await tcp('ray');
-    const conn = new Strophe.Connection(url);
-    await new Promise<void>((resolve, reject) => {
-      conn.connect(`quin@${DOMAIN}/strophe`, 'secret', (status: number) => {
-        if (status === Strophe.Status.CONNECTED) resolve();
-        else if (status === Strophe.Status.AUTHFAIL || status === Strophe.Status.CONNFAIL) reject(new Error(`status ${status}`));
-      });
-    });
-    const got = new Promise<string>((resolve) =>
-      conn.addHandler(
-        (m: any) => {
-          resolve(m.getElementsByTagName('body')[0]?.textContent ?? '');
-          return true;
-        },
-        null,
-        'message',
-      ),
-    );
-    conn.send($pres());
-    conn.send($msg({ to: `ray@${DOMAIN}`, type: 'chat', id: 's1' }).c('body').t('hi from Strophe'));
-    const m = await tc.waitFor((el) => el.attrs.id === 's1');
-    assert.equal(m.getChildText('body'), 'hi from Strophe');
-    await tc.send(xml('message', { to: `quin@${DOMAIN}/strophe`, type: 'chat' }, xml('body', null, 'hi Strophe')));
-    assert.equal(await got, 'hi Strophe');
-    conn.disconnect();
   });
 });

@@ -1,21 +1,19 @@
 /**
- * XMPP over WebSocket (RFC 7395): Strophe.js as a real client, and raw frames for what
- * clients should not send.
+ * XMPP over WebSocket (RFC 7395): raw frames for what clients should not send (Strophe.js
+ * as a real client: strophe.test.ts, over every transport).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
-import { connectClient, xml, type TestClient } from './helpers/client.js';
 import { StreamError } from '../src/xmpp/errors.js';
 import { ScramClient } from '../src/xmpp/sasl/client.js';
 
-const { Strophe, $msg, $pres } = await import('strophe.js');
-Strophe.setLogLevel(Strophe.LogLevel.FATAL);
+import { stropheLogin } from './helpers/strophe.js';
+import { until } from './helpers/until.js';
 
 let ts: TestServer;
 let wsUrl: string;
-const clients: TestClient[] = [];
 const FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing';
 
 before(async () => {
@@ -25,7 +23,6 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of clients) await c.stop();
   await ts.stop();
 });
 
@@ -61,35 +58,6 @@ async function raw(protocols: string[] = ['xmpp'], opts: { autoPong?: boolean } 
     },
   };
 }
-
-test('Strophe logs in over WebSocket and chats with a TCP user', async () => {
-  const tc = await connectClient({ port: ts.port, username: 'xavier' });
-  clients.push(tc);
-  const conn = new Strophe.Connection(wsUrl);
-  await new Promise<void>((resolve, reject) => {
-    conn.connect(`wendy@${DOMAIN}/ws`, 'secret', (status: number) => {
-      if (status === Strophe.Status.CONNECTED) resolve();
-      else if (status === Strophe.Status.AUTHFAIL || status === Strophe.Status.CONNFAIL) reject(new Error(`status ${status}`));
-    });
-  });
-  const got = new Promise<string>((resolve) =>
-    conn.addHandler(
-      (m: any) => {
-        resolve(m.getElementsByTagName('body')[0]?.textContent ?? '');
-        return true;
-      },
-      null,
-      'message',
-    ),
-  );
-  conn.send($pres());
-  conn.send($msg({ to: `xavier@${DOMAIN}`, type: 'chat', id: 'w1' }).c('body').t('over WebSocket'));
-  const m = await tc.waitFor((el) => el.attrs.id === 'w1');
-  assert.equal(m.getChildText('body'), 'over WebSocket');
-  await tc.send(xml('message', { to: `wendy@${DOMAIN}/ws`, type: 'chat' }, xml('body', null, 'back to WebSocket')));
-  assert.equal(await got, 'back to WebSocket');
-  conn.disconnect();
-});
 
 test('the framing: <open/> is answered with <open/> and features that declare their prefix', async () => {
   const c = await raw();
@@ -152,19 +120,12 @@ test('a client that does not answer pings is disconnected', async () => {
 });
 
 test('see-other-host is sent as <close see-other-uri/>', async () => {
-  const conn = new Strophe.Connection(wsUrl);
-  await new Promise<void>((resolve, reject) => {
-    conn.connect(`yara@${DOMAIN}/ws`, 'secret', (status: number) => {
-      if (status === Strophe.Status.CONNECTED) resolve();
-      else if (status === Strophe.Status.AUTHFAIL || status === Strophe.Status.CONNFAIL) reject(new Error(`status ${status}`));
-    });
-  });
+  const conn = await stropheLogin(wsUrl, 'yara', 'ws');
   const raws: string[] = [];
   conn.rawInput = (d: string) => raws.push(d);
   const session = [...ts.server.core.sessions.resources(`yara@${DOMAIN}`)][0]!;
   session.close(new StreamError('see-other-host', 'draining', 'ws://127.0.0.1:1/xmpp-websocket'));
-  const deadline = Date.now() + 3000;
-  while (!raws.some((r) => r.includes('see-other-uri')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await until('the <close see-other-uri/>', () => raws.some((r) => r.includes('see-other-uri')), 3000).catch(() => undefined);
   assert.ok(raws.some((r) => r.includes(`see-other-uri='ws://127.0.0.1:1/xmpp-websocket'`) || r.includes('see-other-uri="ws://127.0.0.1:1/xmpp-websocket"')), raws.join('\n'));
   conn.reset();
 });
