@@ -9,7 +9,7 @@
  *
  * @example
  * ```ts
- * test('...', { skip: !haveHaproxy() && 'haproxy is not installed' }, async () => {
+ * test('...', { skip: needHaproxy() }, async () => {  // needHaproxy: ./tools.ts
  *   const hp = await startHaproxy({ nodes: [{ name: 'a', host: '127.0.0.1', c2sPort, httpPort }], checkInterval: 200 });
  *   await hp.waitFor('bosh/a', 'UP');
  *   await fetch(`http://127.0.0.1:${hp.httpPort}/http-bind`);
@@ -64,7 +64,7 @@ function findHaproxy(): string | undefined {
   return undefined;
 }
 
-/** true when the haproxy binary exists on this machine (tests skip otherwise). */
+/** true when the haproxy binary exists on this machine (tests decide through needHaproxy() in tools.ts). */
 export function haveHaproxy(): boolean {
   return findHaproxy() !== undefined;
 }
