@@ -25,7 +25,7 @@ export interface RouterDeps {
   /** Does this local account exist? */
   userExists(username: string): Promise<boolean>;
   /** Registers async work so shutdown can wait for it. */
-  track<T>(p: Promise<T>): Promise<T>;
+  track: <T>(p: Promise<T>) => Promise<T>;
   /** The counters the metrics read (bounces, offline refusals, routing time). */
   stats: ServerStats;
 }
