@@ -56,9 +56,7 @@ export type FilterVerdict = StanzaError | 'drop' | null;
  *   the stanza is the client's own (the router's check of what a client sends), not one
  *   the server makes for the resource (presence fan-out, probe answers).
  */
-export interface StanzaFilter {
-  (args: { stanza: XmlElement; from: Jid; to: Jid; session: LocalSession | null; fromClient?: boolean }): FilterVerdict;
-}
+export type StanzaFilter = (args: { stanza: XmlElement; from: Jid; to: Jid; session: LocalSession | null; fromClient?: boolean }) => FilterVerdict;
 
 /**
  * Makes what a filter needs about a local user (their lists) available in memory before
