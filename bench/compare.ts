@@ -135,7 +135,7 @@ interface ScenarioRun {
 const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
 const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 const phaseAvg = (r: LoadResult, phase: string, key: 'serverCpuPercent' | 'generatorCpuPercent') =>
-  avg(r.timeline.filter((s) => s.phase === phase && s[key] !== null).map((s) => s[key] as number));
+  avg(r.timeline.filter((s) => s.phase === phase && s[key] !== null).map((s) => s[key]!));
 
 /** Server RSS growth per online session at the end of the idle period (after the generator's own figure, taken right after login). */
 function bytesPerSessionAtEnd(r: LoadResult): number | null {

@@ -203,6 +203,7 @@ export async function tcpPairs(
       while (offlineStored < offlineSent && Date.now() < until && pollError === undefined) await new Promise((r) => setTimeout(r, 20));
       pollDone = true;
       await polling;
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- whatever the poll loop caught, rethrown as it was
       if (pollError !== undefined) throw pollError;
       const stored = (await server.countRows(['offline'])).offline.total;
       offline = { sent: offlineSent, stored, lost: Math.max(0, offlineSent - stored), catchUpSeconds: (performance.now() - windowEnd) / 1000, window: offlineWindow };

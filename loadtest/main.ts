@@ -17,7 +17,7 @@ const USAGE = `parley loadtest [run|register|rosters] [--scenario FILE] [--KEY V
 
 Keys (flags or YAML), with defaults:
 ${Object.entries(DEFAULTS)
-  .map(([k, v]) => `  --${k} ${Array.isArray(v) ? v.join(',') || '(none)' : typeof v === 'object' ? Object.entries(v).map(([a, b]) => `${a}:${b}`).join(',') : String(v)}`)
+  .map(([k, v]) => `  --${k} ${Array.isArray(v) ? v.join(',') || '(none)' : typeof v === 'object' ? Object.entries(v as Record<string, unknown>).map(([a, b]) => `${a}:${String(b)}`).join(',') : String(v)}`)
   .join('\n')}
 
 Durations: 30s, 500ms, 2m. --transports tcp:1,bosh:1,websocket:1. --serverPids 1234[,5678].

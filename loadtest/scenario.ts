@@ -186,7 +186,7 @@ export function loadScenarioFile(file: string): Record<string, unknown> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ScenarioError('scenario', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    throw new ScenarioError('scenario', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   const data: unknown = parseYaml(text);
   if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new ScenarioError('scenario', `${file} must be a mapping of keys`);

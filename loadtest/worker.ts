@@ -220,7 +220,7 @@ let body = '';
 function sendMessage(from: User, to: number): void {
   const c = from.client;
   if (!c?.isOnline) return;
-  const seqs = (from.seq ??= new Map());
+  const seqs = (from.seq ??= new Map<number, number>());
   const seq = seqs.get(to) ?? 0;
   seqs.set(to, seq + 1);
   count(flowsOut, `${from.index}>${to}`);

@@ -99,7 +99,7 @@ export async function startBenchServer(opts: {
       shards = await createTestShards(opts.storage.shards);
       // The shard map file the configuration points at, as an operator would write it.
       const file = join(dataDir, 'shards.yaml');
-      const entries = shards.specs.map((s) => [s.name, { host: s.host, port: s.port, user: s.user, password: s.password, database: s.database }]);
+      const entries = shards.specs.map((s): [string, object] => [s.name, { host: s.host, port: s.port, user: s.user, password: s.password, database: s.database }]);
       writeFileSync(file, stringify({ directory: shards.map.directory, shards: Object.fromEntries(entries) }));
       storageRaw = { driver: 'mysql', mysql: { shardMap: file } };
       label = `mysql, ${shards.specs.length} shard${shards.specs.length === 1 ? '' : 's'}`;

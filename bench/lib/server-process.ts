@@ -14,7 +14,8 @@ const config = parseConfig(JSON.parse(process.argv[2]!));
 const server = await startServer(config, { log: pino({ level: 'warn' }) });
 process.send!({ ready: true, port: server.port('c2s'), httpPort: server.listeners.http ? server.port('http') : undefined });
 
-process.on('message', async (msg: { cmd: string }) => {
+// A rejection stays unhandled (it ends the process), as it was with an async listener.
+process.on('message', (msg: { cmd: string }) => void (async () => {
   if (msg.cmd === 'mem') {
     const gc = (globalThis as { gc?: () => void }).gc;
     for (let i = 0; i < 3; i++) {
@@ -31,4 +32,4 @@ process.on('message', async (msg: { cmd: string }) => {
     process.send!({ stopped: true });
     process.exit(0);
   }
-});
+})());

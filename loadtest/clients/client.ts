@@ -23,7 +23,10 @@ export interface ClientOptions {
 
 const SM = 'urn:xmpp:sm:3';
 
-export type ClientFailure = { condition: string; text?: string };
+export interface ClientFailure {
+  condition: string;
+  text?: string;
+}
 
 export abstract class LoadClient {
   /** Received stanzas once logged in. */

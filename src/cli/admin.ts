@@ -63,7 +63,7 @@ export async function sessionsCommand(config: Config, args: string[], opts: { us
     if (opts.user) q.set('user', opts.user.includes('@') ? opts.user : `${opts.user}@${config.domain}`);
     q.set('limit', opts.limit ?? '100');
     if (opts.offset) q.set('offset', opts.offset);
-    const r = (await admin(config, 'GET', `/admin/v1/sessions?${q}`)) as { total: number; offset: number; sessions: SessionRow[] };
+    const r = (await admin(config, 'GET', `/admin/v1/sessions?${q.toString()}`)) as { total: number; offset: number; sessions: SessionRow[] };
     if (opts.json) {
       console.log(JSON.stringify(r, null, 2));
       return 0;

@@ -39,7 +39,10 @@ export interface MembershipOptions {
   reapMs?: number;
 }
 
-export type MemberEvent = { type: 'join' | 'leave' | 'dead'; node: string };
+export interface MemberEvent {
+  type: 'join' | 'leave' | 'dead';
+  node: string;
+}
 
 /**
  * Renews the lease only if the entry is still there (1). When it is not: if the cluster's

@@ -223,6 +223,7 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return `"${v.length > 40 ? v.slice(0, 40) + '…' : v}"`;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- objects and lists are described above; what is left is a primitive
   return `${typeof v} ${String(v)}`;
 }
 

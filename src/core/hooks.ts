@@ -61,6 +61,7 @@ export interface HandlerHooks {
   'message-offline': (msg: MessageToOffline) => boolean | Promise<boolean>;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any[]: every hook signature must be assignable to it (unknown[] is not, by parameter contravariance)
 type AnyFn = (...args: any[]) => unknown;
 
 interface Entry {

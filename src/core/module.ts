@@ -135,6 +135,7 @@ export class ModuleHost {
         const scopes: IqScope[] = scope === 'both' ? ['host', 'account'] : [scope];
         for (const s of scopes) loaded.undo.push(core.iq.register(type, s, ns, name, handler, def.name));
       },
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the untyped implementation behind the typed `hook` overloads
       hook(name: string, fn: (...args: any[]) => any, priority?: number) {
         loaded.undo.push(core.hooks.on(name as keyof NotifyHooks, fn, { priority: priority ?? 0, owner: def.name }));
       },

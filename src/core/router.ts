@@ -25,7 +25,7 @@ export interface RouterDeps {
   /** Does this local account exist? */
   userExists(username: string): Promise<boolean>;
   /** Registers async work so shutdown can wait for it. */
-  track<T>(p: Promise<T>): Promise<T>;
+  track: <T>(p: Promise<T>) => Promise<T>;
   /** The counters the metrics read (bounces, offline refusals, routing time). */
   stats: ServerStats;
 }
@@ -56,9 +56,7 @@ export type FilterVerdict = StanzaError | 'drop' | null;
  *   the stanza is the client's own (the router's check of what a client sends), not one
  *   the server makes for the resource (presence fan-out, probe answers).
  */
-export interface StanzaFilter {
-  (args: { stanza: XmlElement; from: Jid; to: Jid; session: LocalSession | null; fromClient?: boolean }): FilterVerdict;
-}
+export type StanzaFilter = (args: { stanza: XmlElement; from: Jid; to: Jid; session: LocalSession | null; fromClient?: boolean }) => FilterVerdict;
 
 /**
  * Makes what a filter needs about a local user (their lists) available in memory before

@@ -3,6 +3,7 @@
  * them in `kysely_migration`, under a lock so two nodes starting together do not race),
  * and each is safe to run again (`ifNotExists`), so a half-applied run can be repeated.
  */
+/* eslint-disable @typescript-eslint/no-explicit-any -- Kysely<any>: a migration runs against the schema as it was then, not today's Database type (the Kysely docs' own pattern) */
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { StorageError } from '../xmpp/errors.js';
 
@@ -229,6 +230,7 @@ export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promis
   const provider: MigrationProvider = { getMigrations: async () => all };
   const migrator = new Migrator({ db, provider });
   const { error, results } = await migrator.migrateToLatest();
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- Kysely types the failure as unknown; a non-Error is shown as String() shows it
   if (error) throw new StorageError(`migration failed: ${error instanceof Error ? error.message : String(error)}`, false, { cause: error });
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

@@ -86,6 +86,7 @@ function timedPool(pool: Pool, t: MysqlTuning, onEnd: () => void): MysqlPool {
           cb(err, undefined as never);
           return;
         }
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-argument -- wrapConnection implements only the callback overload of Kysely's MysqlPoolConnection.query, so it is typed loosely
         cb(null, wrapConnection(conn, t.queryTimeoutMs));
       });
     },

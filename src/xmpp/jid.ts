@@ -40,6 +40,7 @@ const CACHE_LIMIT = 10_000;
 /** RFC 7622 §3.3.1: code points a localpart must not contain, besides what PRECIS rejects. */
 const RE_LOCAL_FORBIDDEN = /["&'/:<>@]/;
 const RE_ASCII_LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+// eslint-disable-next-line no-control-regex -- \x00 is the bottom of the ASCII range, not a control character looked for
 const RE_NON_ASCII = /[^\x00-\x7f]/;
 
 const cache = new Map<string, Jid>();

@@ -67,7 +67,7 @@ function toProperty(p: FuzzProperty): fc.IRawProperty<[unknown]> {
         await p.check(input);
       }) as unknown as fc.IRawProperty<[unknown]>)
     : (fc.property(p.arbitrary, (input) => {
-        p.check(input);
+        void p.check(input);
       }) as unknown as fc.IRawProperty<[unknown]>);
 }
 

@@ -55,7 +55,11 @@ export interface ClientEvents {
 
 type Conn = InstanceType<typeof Strophe.Connection>;
 /** Where an archived message came from: its MAM result id and time; history (an opened chat) or a catch-up. */
-type Archived = { id: string; stamp: string | null; isHistory: boolean };
+interface Archived {
+  id: string;
+  stamp: string | null;
+  isHistory: boolean;
+}
 type Status = number;
 
 const HISTORY_PAGE = 30;

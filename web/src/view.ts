@@ -197,7 +197,10 @@ export class WidgetView {
     else if (e.key === 'ArrowUp') next = Math.max(0, i - 1);
     else if (e.key === 'Home') next = 0;
     else if (e.key === 'End') next = buttons.length - 1;
-    else if (e.key === 'Escape') this.togglePanel(false), this.#launcher.focus();
+    else if (e.key === 'Escape') {
+      this.togglePanel(false);
+      this.#launcher.focus();
+    }
     if (next >= 0 && buttons[next]) {
       e.preventDefault();
       buttons[next]!.focus();

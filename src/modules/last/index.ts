@@ -67,7 +67,7 @@ export default defineModule({
       // An invisible resource was never online for the others: it leaves no trace here.
       if (isInvisible(session) || session.jid.local === '') return;
       const task = store.set(host, session.jid.local, { at: Date.now(), status: status.slice(0, MAX_STATUS) }).catch((err: unknown) => ctx.log.warn({ err, jid: session.jid.bare }, 'last activity not stored'));
-      server.track(task);
+      void server.track(task);
     };
 
     ctx.hook(

@@ -42,7 +42,7 @@ export class SqlArchiveStore implements ArchiveStore {
     const byHost = new Map<string, Map<string, ArchiveTable[]>>();
     for (const { host, username, entry: e } of rows) {
       let users = byHost.get(host);
-      if (!users) byHost.set(host, (users = new Map()));
+      if (!users) byHost.set(host, (users = new Map<string, ArchiveTable[]>()));
       let list = users.get(username);
       if (!list) users.set(username, (list = []));
       list.push({ host, username, id: e.id, with_jid: e.with, with_resource: e.withResource, direction: e.direction, stanza: e.stanza, created_at: e.createdAt });

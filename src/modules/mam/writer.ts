@@ -17,7 +17,7 @@ interface Pending {
   username: string;
   entry: ArchiveEntry;
   resolve(): void;
-  reject(err: unknown): void;
+  reject: (err: unknown) => void;
 }
 
 export class ArchiveWriter {

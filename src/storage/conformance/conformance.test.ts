@@ -17,7 +17,7 @@ import { SUITES } from './index.js';
 
 interface Backend {
   name: string;
-  open(): Promise<{ storage: Storage; dispose(): Promise<void> }>;
+  open(): Promise<{ storage: Storage; dispose: () => Promise<void> }>;
 }
 
 const BACKENDS: Backend[] = [

@@ -95,6 +95,7 @@ export class BoshManager {
       waitSum += s.effectiveWaitMs;
     }
     return {
+      // eslint-disable-next-line @typescript-eslint/no-misused-spread -- a plain snapshot of the counters (own fields) is wanted
       ...this.stats,
       terminations: { ...this.stats.terminations },
       sessions: this.#sessions.size,

@@ -233,7 +233,7 @@ export class BoshSession implements C2sTransport {
     if (rid > this.#nextRid) {
       // Early: wait for the requests before it.
       this.#s.stats.outOfOrder++;
-      const early = (this.#early ??= new Map());
+      const early = (this.#early ??= new Map<number, BoshRequest>());
       const before = early.get(rid);
       if (before) {
         this.#s.stats.retransmissions++;

@@ -51,17 +51,16 @@ export class WsTransport implements C2sTransport {
     this.#opts = opts;
     this.remoteAddress = remoteAddress;
     this.isSecure = opts.isSecure;
-    const self = this;
     this.#parser = new XmlStreamParser(
       {
         onStreamStart() {},
-        onElement(el) {
-          self.#elementsInMessage++;
-          self.#element(el);
+        onElement: (el) => {
+          this.#elementsInMessage++;
+          this.#element(el);
         },
         onStreamEnd() {},
-        onError(condition, text) {
-          self.#events?.onStreamError(new StreamError(condition, text));
+        onError: (condition, text) => {
+          this.#events?.onStreamError(new StreamError(condition, text));
         },
       },
       { framed: true, limits: opts.limits },

@@ -107,7 +107,8 @@ function normalize(el: XmlElement): unknown {
   for (const c of el.children) {
     if (typeof c === 'string') {
       if (c === '') continue;
-      if (typeof children[children.length - 1] === 'string') children[children.length - 1] += c;
+      const last = children[children.length - 1];
+      if (typeof last === 'string') children[children.length - 1] = last + c;
       else children.push(c);
     } else children.push(normalize(c));
   }
