@@ -31,7 +31,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const { makeSelfSignedCertificate } = await import(join(dist, 'src/core/x509.js'));
+const { makeSelfSignedCertificate } = await import(join(dist, 'src/support/x509.js'));
 const dir = mkdtempSync(join(tmpdir(), 'parley-test-tls-'));
 const { cert, key } = makeSelfSignedCertificate(['example.test', 'localhost']);
 writeFileSync(join(dir, 'cert.pem'), cert);

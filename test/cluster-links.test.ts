@@ -24,7 +24,7 @@ import { connectClient, xml, type TestClient } from './helpers/client.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 import { Links } from '../src/cluster/links.js';
 import { parseNodeRecord } from '../src/cluster/cluster-node.js';
-import { ConfigError } from '../src/xmpp/errors.js';
+import { ConfigError } from '../src/support/errors.js';
 
 const REDIS = process.env.PARLEY_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const prefix = `parley-test-links-${randomBytes(4).toString('hex')}`;

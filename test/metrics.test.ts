@@ -9,7 +9,7 @@ import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { authFailure, connectClient, xml, type TestClient } from './helpers/client.js';
 import { RawBosh } from './helpers/bosh.js';
 import { parseProm, sampleSum, sampleValue, type PromFamily } from './helpers/prom.js';
-import { LIMIT_NAMES } from '../src/core/stats.js';
+import { LIMIT_NAMES } from '../src/support/stats.js';
 
 async function scrape(ts: TestServer, headers: Record<string, string> = {}): Promise<{ status: number; type: string | null; text: string }> {
   const res = await fetch(`${ts.httpUrl}/metrics`, { headers });

@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { loadConfigFile } from '../src/config/load.js';
 import { startServer, type RunningServer } from '../src/main.js';
 import { makeCredentials } from '../src/auth/credentials.js';
-import { makeSelfSignedCertificate } from '../src/core/x509.js';
+import { makeSelfSignedCertificate } from '../src/support/x509.js';
 import { connectClient, type TestClient } from './helpers/client.js';
 import { DOMAIN } from './helpers/server.js';
 

@@ -16,7 +16,7 @@ import { startServer, type RunningServer } from '../src/main.js';
 import { openLogs } from '../src/ops/logs.js';
 import { SyslogDestination, FACILITIES } from '../src/ops/syslog.js';
 import { makeCredentials } from '../src/auth/credentials.js';
-import { makeSelfSignedCertificate } from '../src/core/x509.js';
+import { makeSelfSignedCertificate } from '../src/support/x509.js';
 import { signLoginToken } from '../src/portal/tokens.js';
 import { connectClient, xml } from './helpers/client.js';
 import { DOMAIN } from './helpers/server.js';

@@ -21,11 +21,12 @@ import { XmlElement, x } from '../xml/element.js';
 import { serialize } from '../xml/serializer.js';
 import { NS } from '../xmpp/ns.js';
 import { Jid, JidError } from '../xmpp/jid.js';
-import { SaslFailure, StanzaError, StorageError, StreamError } from '../xmpp/errors.js';
+import { SaslFailure, StanzaError, StreamError } from '../xmpp/errors.js';
+import { StorageError } from '../support/errors.js';
 import { createServerMechanism, serverMechanismNames, supportedChannelBindingTypes, channelBindingFeature, type SaslServerMechanism, type SaslStep } from '../xmpp/sasl/server.js';
 import { normalizeUsername } from '../auth/authenticator.js';
 import type { ServerCore } from '../core/server.js';
-import type { Logger } from '../core/logger.js';
+import type { Logger } from '../support/logger.js';
 import type { LocalSession, StanzaKind, TransportKind } from '../core/session.js';
 import type { CloseReason } from '../core/hooks.js';
 import { iqError, iqResult } from '../core/iq.js';
@@ -33,7 +34,7 @@ import type { C2sStreamEvents, C2sTransport, OutboundKind } from './transport.js
 import { parseElement } from '../xml/parse.js';
 import { PresenceBuffer } from './presence-buffer.js';
 import { isStanzaSizeError } from '../xml/parser.js';
-import type { LimitName } from '../core/stats.js';
+import type { LimitName } from '../support/stats.js';
 import { R_XML, SmState, ackXml, failed, grantedResumeMs, handledCountTooHigh, parseH, smRegistryOf, type SmRegistry } from './stream-management.js';
 
 const enum State {

@@ -3,7 +3,7 @@
  * its admin API (admin.token, listen.http of the same config file).
  */
 import type { Config } from '../config/schema.js';
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from '../support/errors.js';
 import { admin } from './shards.js';
 import type { ConfigReloadResult } from '../ops/reload.js';
 

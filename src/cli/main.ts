@@ -11,8 +11,9 @@ import { loadConfig } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
 import { describeSchema } from '../config/schema-dsl.js';
 import type { Config } from '../config/schema.js';
-import { ConfigError, ParleyError } from '../xmpp/errors.js';
-import { PARLEY_VERSION } from '../core/version.js';
+import { ConfigError, ParleyError } from '../support/errors.js';
+import { XmppError } from '../xmpp/errors.js';
+import { PARLEY_VERSION } from '../support/version.js';
 import { startServer } from '../main.js';
 import { userCommand } from './user.js';
 import { shardsCommand } from './shards.js';
@@ -112,7 +113,7 @@ export async function main(argv: string[]): Promise<number> {
         return 1;
     }
   } catch (e) {
-    if (e instanceof ParleyError) {
+    if (e instanceof ParleyError || e instanceof XmppError) {
       console.error(`parley: ${e.message}`);
       return 1;
     }

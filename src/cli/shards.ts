@@ -12,7 +12,7 @@
  * and is only for a stopped server. status falls back to probing the shards itself.
  */
 import type { Config } from '../config/schema.js';
-import { ConfigError, ParleyError } from '../xmpp/errors.js';
+import { ConfigError, ParleyError } from '../support/errors.js';
 import { loadShardMap, shardAddress, type ShardSpec } from '../storage/shard-map.js';
 import { createDatabase, openMysqlBackend } from '../storage/mysql.js';
 import { mysqlSettings, openMysqlShard, openStorage } from '../storage/open.js';

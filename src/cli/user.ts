@@ -1,6 +1,6 @@
 /** `parley user ...`: account administration straight on the store. */
 import type { Config } from '../config/schema.js';
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from '../support/errors.js';
 import { Jid, JidError } from '../xmpp/jid.js';
 import { openStorage } from '../storage/open.js';
 import { SqlUserStore } from '../auth/user-store-sql.js';

@@ -5,7 +5,7 @@
  * by itself (nothing to clean up).
  */
 import type { Redis } from 'ioredis';
-import type { ReplayGuard } from '../core/replay-guard.js';
+import type { ReplayGuard } from '../support/replay-guard.js';
 
 export class RedisReplayGuard implements ReplayGuard {
   readonly #redis: Redis;

@@ -3,7 +3,7 @@
  * as the cluster is on, checked when the configuration is read and again when a node
  * starts (a `--nodes` child turns the cluster on after reading the file).
  */
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from '../support/errors.js';
 
 /** The shortest cluster.secret accepted (as for the other secrets of the configuration). */
 export const MIN_CLUSTER_SECRET = 32;

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, loadConfigFile, parseConfig } from './load.js';
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from '../support/errors.js';
 import { describeSchema } from './schema-dsl.js';
 import { configSchema } from './schema.js';
 

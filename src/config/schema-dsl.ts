@@ -6,7 +6,7 @@
  * const server = obj({ port: int({ min: 0, max: 65535, default: 5222, doc: 'TCP port' }) });
  * const value = server.parse({ port: 5223 }, 'listen.c2s'); // { port: 5223 }
  */
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from '../support/errors.js';
 
 export interface Field<T> {
   readonly kind: 'field' | 'object';

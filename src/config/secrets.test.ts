@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile, parseConfig } from './load.js';
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from '../support/errors.js';
 
 // Compiled to dist/src/config/: the repository root is three levels up.
 const EXAMPLE = fileURLToPath(new URL('../../../deploy/parley.example.yaml', import.meta.url));

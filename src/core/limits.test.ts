@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeyedTokenBuckets, Limits, SlidingWindowCounter, addressBucket } from './limits.js';
-import { ServerStats } from './stats.js';
+import { ServerStats } from '../support/stats.js';
 import { parseConfig } from '../config/load.js';
 
 test('a token bucket allows its burst, then its rate, per key', () => {

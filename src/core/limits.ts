@@ -17,7 +17,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Config } from '../config/schema.js';
-import type { LimitName, ServerStats } from './stats.js';
+import type { LimitName, ServerStats } from '../support/stats.js';
 
 /** Most keys one map of buckets or windows remembers (LRU beyond). */
 export const MAX_TRACKED_KEYS = 200_000;

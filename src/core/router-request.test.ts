@@ -9,7 +9,7 @@ import { HookBus } from './hooks.js';
 import { IqDispatcher } from './iq.js';
 import { SessionRegistry } from './registry.js';
 import { Router } from './router.js';
-import { ServerStats } from './stats.js';
+import { ServerStats } from '../support/stats.js';
 import type { LocalSession } from './session.js';
 
 function setup() {

@@ -7,13 +7,14 @@
  */
 import type { Logger } from 'pino';
 import { XmlElement } from '../xml/element.js';
-import { StanzaError, StorageError } from '../xmpp/errors.js';
+import { StanzaError } from '../xmpp/errors.js';
+import { StorageError } from '../support/errors.js';
 import { Jid } from '../xmpp/jid.js';
 import type { HookBus } from './hooks.js';
 import { MessageStages, type StagedMessage } from './message-stages.js';
 import { iqError, type IqDispatcher } from './iq.js';
 import type { SessionRegistry } from './registry.js';
-import type { ServerStats } from './stats.js';
+import type { ServerStats } from '../support/stats.js';
 import { deliveredTogether, type LocalSession } from './session.js';
 
 export interface RouterDeps {

@@ -4,7 +4,7 @@
  * (`src/main.ts`), since they depend on the core and not the other way round.
  */
 import type { Logger } from 'pino';
-import { Logs } from './logger.js';
+import { Logs } from '../support/logger.js';
 import type { UserStore } from '../auth/user-store.js';
 import type { Config } from '../config/schema.js';
 import type { StreamError } from '../xmpp/errors.js';
@@ -16,12 +16,12 @@ import { ModuleHost, type ModuleDefinition, type StreamFeatureProvider } from '.
 import { SessionRegistry } from './registry.js';
 import { Router } from './router.js';
 import type { Services } from './services.js';
-import type { TlsIdentity } from './tls.js';
+import type { TlsIdentity } from '../support/tls.js';
 import { VerifiedPasswordCache } from '../auth/plain-cache.js';
-import { ServerStats } from './stats.js';
+import { ServerStats } from '../support/stats.js';
 import { Limits } from './limits.js';
 import { Authenticator } from '../auth/authenticator.js';
-import type { ReplayGuard } from './replay-guard.js';
+import type { ReplayGuard } from '../support/replay-guard.js';
 import type { FriendSource } from './services.js';
 
 /** What the core and the operations side see of this node's cluster membership. */

@@ -4,7 +4,7 @@
  */
 import { pino, type DestinationStream } from 'pino';
 import type { Config } from '../config/schema.js';
-import { createLogs, type Logs } from '../core/logger.js';
+import { createLogs, type Logs } from '../support/logger.js';
 import { SyslogDestination } from './syslog.js';
 
 export interface OpenLogsOptions {

@@ -18,12 +18,12 @@ import { Registry, type Metric } from 'prom-client';
 import type { ClusterNode } from '../cluster/cluster-node.js';
 import type { ServerCore } from '../core/server.js';
 import type { TransportKind } from '../core/session.js';
-import { LIMIT_NAMES, type Histogram } from '../core/stats.js';
+import { LIMIT_NAMES, type Histogram } from '../support/stats.js';
 import type { ShardedStorage } from '../storage/sharded.js';
 import type { BoshManager } from '../transports/bosh/bosh-manager.js';
 import type { HttpRoute } from '../transports/http/http-listener.js';
-import { addressAllowed, blockListOf } from '../core/address-list.js';
-import { clientAddress } from '../core/client-address.js';
+import { addressAllowed, blockListOf } from '../support/address-list.js';
+import { clientAddress } from '../support/client-address.js';
 
 /** What the exporters read besides the core. */
 export interface MetricsSources {

@@ -17,7 +17,8 @@ import type { Config } from '../config/schema.js';
 import { configSchema } from '../config/schema.js';
 import { loadConfigFile } from '../config/load.js';
 import { join, type Field, type ObjectField, type Shape } from '../config/schema-dsl.js';
-import { ConfigError, ParleyError } from '../xmpp/errors.js';
+import { ConfigError, ParleyError } from '../support/errors.js';
+import { XmppError } from '../xmpp/errors.js';
 import { loadShardMap } from '../storage/shard-map.js';
 import type { ReloadResult as ShardReloadResult, ShardedStorage } from '../storage/sharded.js';
 
@@ -110,7 +111,7 @@ async function reloadOnce(core: ServerCore, storage: ShardedStorage, file: strin
     try {
       shards = await storage.reload(loadShardMap(live.storage.mysql.shardMap));
     } catch (e) {
-      if (e instanceof ParleyError) return { ok: false, file, error: `shard map reload failed (${live.storage.mysql.shardMap}); the map in force is kept: ${e.message}`, key: e instanceof ConfigError ? e.path || undefined : undefined, applied: [], restartNeeded: [] };
+      if (e instanceof ParleyError || e instanceof XmppError) return { ok: false, file, error: `shard map reload failed (${live.storage.mysql.shardMap}); the map in force is kept: ${e.message}`, key: e instanceof ConfigError ? e.path || undefined : undefined, applied: [], restartNeeded: [] };
       throw e;
     }
   }

@@ -4,8 +4,8 @@
  * they behave alike.
  */
 import type { Config } from '../config/schema.js';
-import type { Logger } from '../core/logger.js';
-import { ConfigError } from '../xmpp/errors.js';
+import type { Logger } from '../support/logger.js';
+import { ConfigError } from '../support/errors.js';
 import { loadShardMap } from '../storage/shard-map.js';
 import type { MoveResult, ReloadResult, ShardedStorage } from '../storage/sharded.js';
 

@@ -16,9 +16,9 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import snmp from 'net-snmp';
 import type { Agent, Mib, Provider } from 'net-snmp';
-import { LIMIT_NAMES } from '../core/stats.js';
+import { LIMIT_NAMES } from '../support/stats.js';
 import type { Config } from '../config/schema.js';
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from '../support/errors.js';
 import { sessionCounts, type MetricsSources } from './metrics.js';
 
 /** 1.3.6.1.4.1.32473 (RFC 5612 documentation PEN) . 1 (parley) . 1 (parleyObjects). */

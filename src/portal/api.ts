@@ -20,14 +20,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerCore } from '../core/server.js';
 import type { HttpRoute } from '../transports/http/http-listener.js';
 import type { BoshManager } from '../transports/bosh/bosh-manager.js';
-import { StorageError, StanzaError, ConfigError } from '../xmpp/errors.js';
+import { StanzaError } from '../xmpp/errors.js';
+import { StorageError, ConfigError } from '../support/errors.js';
 import { bearerMatches, signLoginToken, verifyRequestSignature } from './tokens.js';
-import { MemoryReplayGuard } from '../core/replay-guard.js';
+import { MemoryReplayGuard } from '../support/replay-guard.js';
 import { EventError, PortalEvents } from './events.js';
 import { checkPortalUser, prebind } from './prebind.js';
 import { BOSH_COOKIE } from '../ops/haproxy-config.js';
-import { addressAllowed, blockListOf } from '../core/address-list.js';
-import { clientAddress } from '../core/client-address.js';
+import { addressAllowed, blockListOf } from '../support/address-list.js';
+import { clientAddress } from '../support/client-address.js';
 
 const JSON_TYPE = { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' };
 /** Large enough for a profile event with an avatar (vcard.maxSize is 64 KiB by default). */

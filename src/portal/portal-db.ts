@@ -11,7 +11,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import mysql from 'mysql2';
 import type { Pool } from 'mysql2';
-import { ParleyError } from '../xmpp/errors.js';
+import { ParleyError } from '../support/errors.js';
 
 /** The portal's database did not answer (connection, timeout, SQL error). */
 export class PortalUnavailable extends ParleyError {

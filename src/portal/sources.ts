@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from '../support/errors.js';
 import type { FriendSource } from '../core/services.js';
 import { HttpPasswordSource, SqlPasswordSource, type PasswordSource } from './auth-sources.js';
 import { HttpFriendSource, SqlFriendSource } from './friend-sources.js';

@@ -5,7 +5,7 @@
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- Kysely<any>: a migration runs against the schema as it was then, not today's Database type (the Kysely docs' own pattern) */
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import { StorageError } from '../xmpp/errors.js';
+import { StorageError } from '../support/errors.js';
 
 export type Dialect = 'sqlite' | 'mysql';
 

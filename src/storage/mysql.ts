@@ -7,7 +7,7 @@
 import mysql from 'mysql2';
 import type { Pool, PoolConnection, PoolOptions } from 'mysql2';
 import { Kysely, MysqlDialect, sql, type MysqlPool } from 'kysely';
-import { StorageError } from '../xmpp/errors.js';
+import { StorageError } from '../support/errors.js';
 import type { Database } from './schema.js';
 import { shardAddress, type ShardSpec } from './shard-map.js';
 

@@ -1,8 +1,8 @@
 /** Opens the storage backend the configuration names. */
 import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
-import type { Logger } from '../core/logger.js';
-import { StorageError } from '../xmpp/errors.js';
+import type { Logger } from '../support/logger.js';
+import { StorageError } from '../support/errors.js';
 import { migrateToLatest } from './migrations.js';
 import { openMysqlBackend, type Backend, type MysqlTuning } from './mysql.js';
 import { loadShardMap, shardAddress, type ShardMap, type ShardSpec } from './shard-map.js';

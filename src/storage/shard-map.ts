@@ -13,7 +13,7 @@
  *   s2: { database: parley_s2, host: 10.0.0.12 }
  *   s3: { database: parley_s3, draining: true }   # takes no new users
  */
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from '../support/errors.js';
 import { bool, int, obj, str } from '../config/schema-dsl.js';
 import { readYamlFile } from '../config/load.js';
 

@@ -23,7 +23,7 @@ import { SqlPrivacyStore } from '../modules/privacy/store-sql.js';
 import { SqlRosterStore } from '../modules/roster/store-sql.js';
 import { SqlVcardStore } from '../modules/vcard/store-sql.js';
 import { drainShard } from '../ops/shards.js';
-import { ConfigError, StorageError } from '../xmpp/errors.js';
+import { ConfigError, StorageError } from '../support/errors.js';
 import { countUserRows, USER_TABLES } from './mover.js';
 import { createTestShards, TEST_MYSQL, TEST_TUNING, type TestShards } from './mysql-testing.js';
 import { openMysqlStorage, type MysqlSettings } from './open.js';

@@ -16,10 +16,10 @@
  *   whose ring placement would change are first pinned where their data is.
  */
 import type { Kysely } from 'kysely';
-import type { Logger } from '../core/logger.js';
+import type { Logger } from '../support/logger.js';
 import { performance } from 'node:perf_hooks';
-import { Histogram, LATENCY_BUCKETS } from '../core/stats.js';
-import { ConfigError, StorageError } from '../xmpp/errors.js';
+import { Histogram, LATENCY_BUCKETS } from '../support/stats.js';
+import { ConfigError, StorageError } from '../support/errors.js';
 import { CircuitBreaker } from './breaker.js';
 import type { Dialect } from './migrations.js';
 import { copyArchive, copyUser, dropMovedUser, SMALL_TABLES, syncArchive } from './mover.js';

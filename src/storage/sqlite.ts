@@ -8,8 +8,8 @@ import { ensurePrivateDir, ensurePrivateFile } from '../support/private-files.js
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
-import type { Logger } from '../core/logger.js';
-import { StorageError } from '../xmpp/errors.js';
+import type { Logger } from '../support/logger.js';
+import { StorageError } from '../support/errors.js';
 import { migrateToLatest } from './migrations.js';
 import type { Backend } from './mysql.js';
 import type { Database } from './schema.js';

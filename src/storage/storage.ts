@@ -9,7 +9,7 @@
  *   db.selectFrom('roster').selectAll().where('host', '=', host).where('username', '=', 'alice').execute());
  */
 import type { Kysely } from 'kysely';
-import { StorageError } from '../xmpp/errors.js';
+import { StorageError } from '../support/errors.js';
 import type { Dialect } from './migrations.js';
 import type { Database } from './schema.js';
 

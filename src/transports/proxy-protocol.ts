@@ -24,7 +24,7 @@
  * ```
  */
 import type { BlockList, Socket } from 'node:net';
-import { isTrustedProxy } from '../core/client-address.js';
+import { isTrustedProxy } from '../support/client-address.js';
 
 export const PROXY_V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 /** Signature, version/command, family, length. */

@@ -102,12 +102,13 @@ const DEFAULT_TYPE: Record<StanzaErrorCondition, StanzaErrorType> = {
   'unexpected-request': 'wait',
 };
 
-export abstract class ParleyError extends Error {
+/** The base of the protocol errors (stream, stanza, SASL, JID); `code` is stable, tests assert it. */
+export abstract class XmppError extends Error {
   abstract readonly code: string;
 }
 
 /** An error that ends the stream (RFC 6120 §4.9). */
-export class StreamError extends ParleyError {
+export class StreamError extends XmppError {
   readonly code: string;
   constructor(
     readonly condition: StreamErrorCondition,
@@ -138,7 +139,7 @@ export class StreamError extends ParleyError {
 }
 
 /** An error answered to one stanza (RFC 6120 §8.3). */
-export class StanzaError extends ParleyError {
+export class StanzaError extends XmppError {
   readonly code: string;
   readonly type: StanzaErrorType;
   constructor(
@@ -177,7 +178,7 @@ export class StanzaError extends ParleyError {
 }
 
 /** A SASL authentication failure (RFC 6120 §6.5). */
-export class SaslFailure extends ParleyError {
+export class SaslFailure extends XmppError {
   readonly code: string;
   constructor(
     readonly condition: SaslFailureCondition,
@@ -195,44 +196,5 @@ export class SaslFailure extends ParleyError {
       x(this.condition),
       this.text ? x('text', { 'xml:lang': 'en' }, this.text) : null,
     );
-  }
-}
-
-/** A bad configuration file or value: names the key's path and the reason. */
-export class ConfigError extends ParleyError {
-  readonly code = 'CONFIG_INVALID';
-  constructor(
-    readonly path: string,
-    readonly reason: string,
-  ) {
-    super(path ? `config: ${path}: ${reason}` : `config: ${reason}`);
-    this.name = 'ConfigError';
-  }
-}
-
-/** A storage failure. Its message never reaches a client; clients see a stanza error. */
-export class StorageError extends ParleyError {
-  readonly code: string;
-  constructor(
-    message: string,
-    readonly transient: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'StorageError';
-    this.code = transient ? 'STORAGE_TRANSIENT' : 'STORAGE_FAILED';
-  }
-}
-
-/** A limit or policy hit (rate limits, sizes). Maps to a stanza or stream error by the caller. */
-export class PolicyViolation extends ParleyError {
-  readonly code: string;
-  constructor(
-    readonly limit: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'PolicyViolation';
-    this.code = 'POLICY_' + limit.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
   }
 }

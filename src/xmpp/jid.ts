@@ -12,11 +12,11 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { domainToASCII, domainToUnicode } from 'node:url';
-import { ParleyError } from './errors.js';
+import { XmppError } from './errors.js';
 import { PrecisError, checkULabel, hasRtl, opaqueString, satisfiesBidiRule, usernameCaseMapped, widthMap } from './precis.js';
 
 /** A string that is not a valid JID (RFC 6120 `jid-malformed`). */
-export class JidError extends ParleyError {
+export class JidError extends XmppError {
   readonly code = 'JID_MALFORMED';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

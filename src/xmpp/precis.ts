@@ -17,10 +17,10 @@
  * (approximate outside those blocks); and the virama test from the canonical ordering
  * algorithm itself (see {@link isVirama}), which is exact.
  */
-import { ParleyError } from './errors.js';
+import { XmppError } from './errors.js';
 
 /** A string rejected by a PRECIS profile or by the IDNA2008 label rules. */
-export class PrecisError extends ParleyError {
+export class PrecisError extends XmppError {
   readonly code = 'PRECIS_INVALID';
   constructor(message: string) {
     super(message);

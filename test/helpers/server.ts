@@ -11,7 +11,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 import { makeCredentials } from '../../src/auth/credentials.js';
-import { makeSelfSignedCertificate } from '../../src/core/x509.js';
+import { makeSelfSignedCertificate } from '../../src/support/x509.js';
 
 export const DOMAIN = 'example.test';
 /** cluster.secret of the test clusters (required with cluster.driver redis). */

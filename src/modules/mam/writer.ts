@@ -4,7 +4,7 @@
  * Each write still resolves only once its row is stored, so "archived before delivered"
  * holds for every message.
  */
-import { StorageError } from '../../xmpp/errors.js';
+import { StorageError } from '../../support/errors.js';
 import type { ArchiveEntry, ArchiveStore } from './store.js';
 
 /** Where written rows are counted (ServerStats.archiveWrites). */

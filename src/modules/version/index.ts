@@ -5,7 +5,7 @@
 import { x } from '../../xml/element.js';
 import { NS } from '../../xmpp/ns.js';
 import { defineModule } from '../../core/module.js';
-import { PARLEY_VERSION } from '../../core/version.js';
+import { PARLEY_VERSION } from '../../support/version.js';
 
 export default defineModule({
   name: 'version',

@@ -24,7 +24,7 @@ import { C2sSession } from '../../c2s/session.js';
 import type { BoshManager } from '../bosh/bosh-manager.js';
 import { WsTransport } from '../websocket/ws-transport.js';
 import { Http1Connection, type HttpExchange, type Http1Routes } from './http1.js';
-import { clientAddress, connectionAddress, forwardedClientAddress, rememberClientAddress, trustedProxiesOf } from '../../core/client-address.js';
+import { clientAddress, connectionAddress, forwardedClientAddress, rememberClientAddress, trustedProxiesOf } from '../../support/client-address.js';
 import { acceptConnection } from '../proxy-protocol.js';
 
 export interface HttpListener {

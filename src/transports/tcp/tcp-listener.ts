@@ -6,7 +6,7 @@ import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import type { ServerCore } from '../../core/server.js';
 import { C2sSession } from '../../c2s/session.js';
 import { StreamError } from '../../xmpp/errors.js';
-import { trustedProxiesOf } from '../../core/client-address.js';
+import { trustedProxiesOf } from '../../support/client-address.js';
 import { acceptConnection } from '../proxy-protocol.js';
 import { TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
 

@@ -4,7 +4,7 @@
  * (`::ffff:127.0.0.1`) are checked as IPv4. Used by the portal API and /metrics.
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from './errors.js';
 
 /** Parses entries such as `127.0.0.0/8`, `::1/128` or `10.1.2.3`; a bad one is a ConfigError on `key`. */
 export function blockListOf(entries: string[], key: string): BlockList {

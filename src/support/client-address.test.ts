@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { forwardedClientAddress, trustedProxiesOf } from './client-address.js';
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from './errors.js';
 
 const trusted = trustedProxiesOf(['10.0.0.0/24', '2001:db8::5'], 'listen.http.trustedProxies');
 

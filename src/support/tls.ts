@@ -5,11 +5,11 @@
  */
 import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
-import { ensurePrivateDir } from '../support/private-files.js';
+import { ensurePrivateDir } from './private-files.js';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { certificateSignatureHash, makeSelfSignedCertificate } from './x509.js';
-import { ConfigError } from '../xmpp/errors.js';
+import { ConfigError } from './errors.js';
 
 export interface TlsIdentity {
   cert: string;
