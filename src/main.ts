@@ -30,25 +30,12 @@ import { StreamError } from './xmpp/errors.js';
 import { startC2sListener, startC2sTlsListener } from './transports/tcp/tcp-listener.js';
 import { startHttpListener } from './transports/http/http-listener.js';
 import { BoshManager } from './transports/bosh/bosh-manager.js';
-import roster from './modules/roster/index.js';
-import presence from './modules/presence/index.js';
-import offline from './modules/offline/index.js';
-import disco from './modules/disco/index.js';
-import ping from './modules/ping/index.js';
-import version from './modules/version/index.js';
-import time from './modules/time/index.js';
-import mam from './modules/mam/index.js';
-import carbons from './modules/carbons/index.js';
-import privacy from './modules/privacy/index.js';
-import pep from './modules/pep/index.js';
-import vcard from './modules/vcard/index.js';
-import contactInfo from './modules/contact-info/index.js';
-import extdisco from './modules/extdisco/index.js';
-import last from './modules/last/index.js';
 import { demoPortal, disableDemoAccounts } from './portal/demo.js';
 
-/** The modules every server loads, in order. */
-export const DEFAULT_MODULES: ModuleDefinition[] = [roster, presence, privacy, offline, disco, ping, version, time, mam, carbons, pep, vcard, contactInfo, extdisco, last];
+import { MODULES } from './modules/index.js';
+
+/** The modules every server loads, in order (the list is `src/modules/index.ts`). */
+export const DEFAULT_MODULES: readonly ModuleDefinition[] = MODULES;
 
 export interface Listener {
   readonly name: string;

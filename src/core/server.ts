@@ -121,7 +121,7 @@ export class ServerCore {
     return this.config.domain;
   }
 
-  async loadModules(defs: ModuleDefinition[]): Promise<void> {
+  async loadModules(defs: readonly ModuleDefinition[]): Promise<void> {
     for (const def of defs) await this.modules.load(def);
   }
 
