@@ -12,7 +12,7 @@ import { openLogs } from './ops/logs.js';
 import { ServerCore } from './core/server.js';
 import { loadTlsIdentity } from './support/tls.js';
 import { ensurePrivateDir } from './support/private-files.js';
-import type { ModuleDefinition } from './core/module.js';
+import type { AnyModule } from './core/module.js';
 import { openStorage } from './storage/open.js';
 import type { ShardedStorage } from './storage/sharded.js';
 import { adminRoutes } from './ops/admin-api.js';
@@ -32,10 +32,10 @@ import { startHttpListener } from './transports/http/http-listener.js';
 import { BoshManager } from './transports/bosh/bosh-manager.js';
 import { demoPortal, disableDemoAccounts } from './portal/demo.js';
 
-import { MODULES } from './modules/index.js';
+import { CONFIG_SCHEMA, MODULES } from './modules/index.js';
 
 /** The modules every server loads, in order (the list is `src/modules/index.ts`). */
-export const DEFAULT_MODULES: readonly ModuleDefinition[] = MODULES;
+export const DEFAULT_MODULES: readonly AnyModule[] = MODULES;
 
 export interface Listener {
   readonly name: string;
@@ -66,7 +66,7 @@ export interface StartOptions {
   log?: Logger;
   /** The logs to use (levels per module, destination); made from the config when absent. */
   logs?: Logs;
-  modules?: ModuleDefinition[];
+  modules?: readonly AnyModule[];
   /** The config file the server was started with (read again by reload). */
   configFile?: string;
 }
@@ -113,14 +113,15 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           cacheTtlMs: config.portal.auth.cacheTtl,
           cacheMax: Math.max(config.limits.plainLoginCache, 1000),
         }),
-      friendSource: ps.friends,
     });
+    // The portal's friend lists plug into the roster module's port (modules/roster/api.ts).
+    if (ps.friends) core.provideService('friends', ps.friends);
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
     if (!config.demo.enabled) {
       const disabled = await disableDemoAccounts(core);
       if (disabled.length > 0) log.warn({ accounts: disabled }, 'demo accounts with the demo password were found and disabled: they log in only in demo mode (demo.enabled)');
     }
-    reloader = configReloader(core, storage, opts.configFile);
+    reloader = configReloader(core, storage, opts.configFile, CONFIG_SCHEMA);
     if (config.cluster.driver === 'redis') {
       const cc = config.cluster;
       cluster = new ClusterNode(core, {
@@ -149,6 +150,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         routes.push(metricsRoute(metrics, config.metrics));
       }
       if (api) routes.push(api.route);
+      routes.push(core.httpRoutes.route);
       if (config.demo.enabled) routes.push(await demoPortal(core, bosh));
       listeners.http = await startHttpListener(core, { bosh, routes });
     }

@@ -35,6 +35,7 @@ import { xml, type Element } from './helpers/client.js';
 import { installXhr, clearCookies } from './helpers/xhr.js';
 import { startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
 import { needHaproxy } from './helpers/tools.js';
+import { CONFIG_SCHEMA } from '../src/modules/index.js';
 
 const { Strophe, $msg, $pres, $iq } = await import('strophe.js');
 Strophe.setLogLevel(Strophe.LogLevel.FATAL);
@@ -276,7 +277,7 @@ describe('failover behind haproxy', { skip: needHaproxy() }, () => {
 
   before(async () => {
     // Accounts and friendships (everyone subscribed to everyone) written before the nodes start.
-    const config = parseConfig({ domain: DOMAIN, dataDir: join(dir, 'data') });
+    const config = parseConfig({ domain: DOMAIN, dataDir: join(dir, 'data') }, CONFIG_SCHEMA);
     const storage = await openStorage(config, pino({ level: 'silent' }));
     const accounts = new SqlUserStore(storage);
     const rosters = new SqlRosterStore(storage);

@@ -1,5 +1,6 @@
 /**
- * Every hook in one typed map (after MongooseIM's mongoose_hooks). Two kinds:
+ * Every hook in one typed map (after MongooseIM's mongoose_hooks): the core's hooks here,
+ * a module's own hooks added by declaration merging in its `api.ts`. Two kinds:
  * - notify hooks: every handler runs; one failing handler is logged and does not stop
  *   the others;
  * - handler hooks: handlers run in priority order (highest first) until one returns
@@ -9,7 +10,6 @@ import type { Logger } from 'pino';
 import type { XmlElement } from '../xml/element.js';
 import type { Jid } from '../xmpp/jid.js';
 import type { LocalSession } from './session.js';
-import type { RosterItem } from './services.js';
 
 /** Why a session ended (a stats and log label). */
 export type CloseReason = 'client' | 'error' | 'conflict' | 'shutdown' | 'timeout' | 'kicked' | 'transport';
@@ -26,17 +26,6 @@ export interface NotifyHooks {
   'session-closed': (session: LocalSession, info: { reason: CloseReason; undelivered: XmlElement[] }) => void | Promise<void>;
   /** An account was deleted: modules drop what they keep for it. */
   'user-deleted': (user: Jid) => void | Promise<void>;
-  /**
-   * A roster item changed (subscription, groups, or removed: `item` null). Modules that
-   * keep rules on rosters in memory (privacy lists by group or subscription) follow it.
-   */
-  'roster-changed': (user: Jid, contact: string, item: RosterItem | null) => void | Promise<void>;
-  /**
-   * An item was published on a node of a user's PEP service (XEP-0163), after it was
-   * stored and notifications went out. `byServer`: a module published it (XEP-0398
-   * conversion), not one of the user's clients.
-   */
-  'pep-published': (owner: Jid, node: string, item: { id: string; payload: XmlElement }, byServer: boolean) => void | Promise<void>;
 }
 
 export interface MessageToOffline {

@@ -12,9 +12,10 @@ import type { Storage } from '../storage/storage.js';
 import { DiscoRegistry } from './disco.js';
 import { HookBus } from './hooks.js';
 import { IqDispatcher } from './iq.js';
-import { ModuleHost, type ModuleDefinition, type StreamFeatureProvider } from './module.js';
+import { ModuleHost, type AnyModule, type StreamFeatureProvider } from './module.js';
 import { SessionRegistry } from './registry.js';
 import { Router } from './router.js';
+import { HttpRoutes } from './http-routes.js';
 import type { Services } from './services.js';
 import type { TlsIdentity } from '../support/tls.js';
 import { VerifiedPasswordCache } from '../auth/plain-cache.js';
@@ -22,7 +23,6 @@ import { ServerStats } from '../support/stats.js';
 import { Limits } from './limits.js';
 import { Authenticator } from '../auth/authenticator.js';
 import type { ReplayGuard } from '../support/replay-guard.js';
-import type { FriendSource } from './services.js';
 
 /** What the core and the operations side see of this node's cluster membership. */
 export interface ClusterView {
@@ -46,8 +46,6 @@ export interface ServerCoreDeps {
   tls: TlsIdentity;
   /** Where passwords are checked; default: Parley's own store only. */
   authenticator?: (core: { users: UserStore; verified: VerifiedPasswordCache; log: Logger }) => Authenticator;
-  /** The portal's friend lists (`portal.roster.source` http or sql); none: standard rosters. */
-  friendSource?: FriendSource | null;
 }
 
 export class ServerCore {
@@ -67,6 +65,8 @@ export class ServerCore {
   readonly router: Router;
   readonly modules: ModuleHost;
   readonly streamFeatures: StreamFeatureProvider[] = [];
+  /** HTTP routes modules serve (ctx.addHttpRoute); the HTTP listener asks `httpRoutes.route`. */
+  readonly httpRoutes = new HttpRoutes();
   readonly startedAt = new Date();
   /** Counters and histograms for /metrics and SNMP (src/ops). */
   readonly stats = new ServerStats();
@@ -80,8 +80,6 @@ export class ServerCore {
   readonly verifiedPasswords: VerifiedPasswordCache;
   /** Checks SASL credentials: own store, portal tokens, the portal's HTTP or SQL source. */
   readonly authenticator: Authenticator;
-  /** The portal's friend lists, when rosters come from the portal. */
-  readonly friendSource: FriendSource | null;
   /** Work started for stanzas and sessions that shutdown must wait for (offline hand-off). */
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #services = new Map<string, unknown>();
@@ -101,7 +99,6 @@ export class ServerCore {
     this.authenticator = deps.authenticator
       ? deps.authenticator({ users: deps.users, verified: this.verifiedPasswords, log: this.logs.for('auth') })
       : new Authenticator({ users: deps.users, domain: deps.config.domain, verified: this.verifiedPasswords, log: this.logs.for('auth') });
-    this.friendSource = deps.friendSource ?? null;
     this.hooks = new HookBus(this.log);
     this.iq = new IqDispatcher(this.logs.for('router'));
     this.router = new Router({
@@ -121,7 +118,7 @@ export class ServerCore {
     return this.config.domain;
   }
 
-  async loadModules(defs: readonly ModuleDefinition[]): Promise<void> {
+  async loadModules(defs: readonly AnyModule[]): Promise<void> {
     for (const def of defs) await this.modules.load(def);
   }
 

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../support/errors.js';
-import type { FriendSource } from '../core/services.js';
+import type { FriendSource } from '../modules/roster/api.js';
 import { HttpPasswordSource, SqlPasswordSource, type PasswordSource } from './auth-sources.js';
 import { HttpFriendSource, SqlFriendSource } from './friend-sources.js';
 import { compileQuery, openPortalDb, type PortalDb } from './portal-db.js';
@@ -43,11 +43,11 @@ export function openPortalSources(config: Config, log: Logger): PortalSources {
   let friends: FriendSource | null = null;
   if (p.roster.source === 'http') {
     if (!p.roster.url!.includes('{user}')) throw new ConfigError('portal.roster.url', 'must contain {user}');
-    friends = new HttpFriendSource(p.roster.url!, config.domain, p.auth.timeout, plog);
+    friends = new HttpFriendSource(p.roster.url!, config.domain, p.auth.timeout, plog, p.roster.cacheTtl);
   }
   if (p.roster.source === 'sql') {
     checkQuery('portal.roster.query', p.roster.query!, ['user'], ['user']);
-    friends = new SqlFriendSource(portalDb(), p.roster.query!, config.domain, plog);
+    friends = new SqlFriendSource(portalDb(), p.roster.query!, config.domain, plog, p.roster.cacheTtl);
   }
   return {
     passwords,

@@ -46,6 +46,7 @@ import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
 import { startPrivateMariadb, type PrivateMariadb } from '../helpers/mariadb-server.js';
 import { mamQuery } from '../helpers/mam.js';
 import { TestClient } from '../helpers/client.js';
+import { CONFIG_SCHEMA } from '../../src/modules/index.js';
 
 export const FAULTS = ['kill9', 'sigstop', 'redis-restart', 'mysql-shard', 'partition', 'disk-full'] as const;
 export type FaultName = (typeof FAULTS)[number];
@@ -432,7 +433,7 @@ interface Env {
 }
 
 async function provisionSqlite(dataDir: string, users: string[], extra: string[]): Promise<void> {
-  const config = parseConfig({ domain: DOMAIN, dataDir });
+  const config = parseConfig({ domain: DOMAIN, dataDir }, CONFIG_SCHEMA);
   const storage = await openStorage(config, pino({ level: 'silent' }));
   await provision(storage, users, extra);
   await storage.close();
@@ -842,7 +843,7 @@ async function setupMysql(env: Env, users: string[]): Promise<unknown> {
     driver: 'mysql',
     mysql: { shardMap: map, poolSize: 4, connectTimeout: '1s', queryTimeout: '2s', retries: 1, retryBackoff: '20ms', breakerThreshold: 3, breakerCooldown: '300ms', healthInterval: '150ms' },
   };
-  const config = parseConfig({ domain: DOMAIN, dataDir: join(env.dir, 'data'), storage });
+  const config = parseConfig({ domain: DOMAIN, dataDir: join(env.dir, 'data'), storage }, CONFIG_SCHEMA);
   const st = await openStorage(config, pino({ level: 'silent' }));
   await provision(st, env.users, users.filter((u) => !env.users.includes(u)));
   await st.close();

@@ -12,6 +12,7 @@ import type { Config } from '../../src/config/schema.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 import { makeCredentials } from '../../src/auth/credentials.js';
 import { makeSelfSignedCertificate } from '../../src/support/x509.js';
+import { CONFIG_SCHEMA } from '../../src/modules/index.js';
 
 export const DOMAIN = 'example.test';
 /** cluster.secret of the test clusters (required with cluster.driver redis). */
@@ -63,7 +64,7 @@ export async function startTestServer(overrides: DeepPartial<Record<string, unkn
     },
     overrides,
   );
-  const config = parseConfig(raw);
+  const config = parseConfig(raw, CONFIG_SCHEMA);
   const log = pino({ level: process.env.PARLEY_TEST_LOG ?? 'silent' });
   const server = await startServer(config, { log });
   return {
