@@ -383,7 +383,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     }
     // The link's queue is full (the node is slow or gone): the sender hears it.
     this.overflowed++;
-    if (kind === 'presence') return;
+    if (kind === 'presence') return this.#core.delivery.drop(null, 'link-full-presence');
     const stanza = el ?? safeParse(xml);
     if (!stanza) return;
     const from = Jid.tryParse(stanza.attrs.from);

@@ -15,6 +15,7 @@ import { IqDispatcher } from './iq.js';
 import { ModuleHost, type AnyModule, type StreamFeatureProvider } from './module.js';
 import { SessionRegistry } from './registry.js';
 import { Router } from './router.js';
+import type { Delivery } from './delivery.js';
 import { HttpRoutes } from './http-routes.js';
 import type { Services } from './services.js';
 import type { TlsIdentity } from '../support/tls.js';
@@ -112,10 +113,18 @@ export class ServerCore {
       stats: this.stats,
     });
     this.modules = new ModuleHost(this);
+    // Nothing is lost: what a gone session did not deliver is routed again (to another
+    // resource, or offline storage), after the modules' handlers of the hook started.
+    this.hooks.on('session-closed', (session, { undelivered }) => this.delivery.sessionGone(session, undelivered, this.router.domainJid), { priority: -1000, owner: 'core' });
   }
 
   get domain(): string {
     return this.config.domain;
+  }
+
+  /** The owner of every stanza's fate (core/delivery.ts). */
+  get delivery(): Delivery {
+    return this.router.delivery;
   }
 
   async loadModules(defs: readonly AnyModule[]): Promise<void> {

@@ -14,6 +14,7 @@ import { NS } from '../xmpp/ns.js';
 import { StreamError } from '../xmpp/errors.js';
 import { normalizeUsername } from '../auth/authenticator.js';
 import type { ServerCore } from '../core/server.js';
+import { Envelope } from '../core/envelope.js';
 import { insertedUnlessDuplicate } from '../storage/storage.js';
 
 /** A bad event: the HTTP side answers 400 (or `status`) with the field and the problem. */
@@ -210,7 +211,7 @@ export class PortalEvents {
           }
           let stored = false;
           if (delivered === 0 && this.#core.config.portal.notificationsOffline) {
-            stored = await this.#core.hooks.handle('message-offline', { to: user, stanza: message });
+            stored = await this.#core.delivery.storeOffline(new Envelope(message, this.#core.router.domainJid, user));
           }
           return { user: user.bare, delivered, stored };
         };

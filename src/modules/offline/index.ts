@@ -59,34 +59,27 @@ export default defineModule({
     const flexible = new Map<string, Set<LocalSession>>();
 
     ctx.hook('message-offline', async ({ to, stanza }) => {
-      if (!worthStoring(stanza)) return true; // chat states and no-store hints: dropped by design (XEP-0160 §3, XEP-0334)
+      if (!worthStoring(stanza)) return { dropped: 'not-worth-storing' }; // chat states and no-store hints: dropped by design (XEP-0160 §3, XEP-0334)
       // Read at the moment of use: a live reload of the configuration applies at once.
       const result = await store.push(host, to.local, serialize(stanza), ctx.options.maxPerUser, messageKey(stanza, to));
       if (result === 'full') {
         ctx.limits.hit('offline-per-user');
         throw new StanzaError('resource-constraint', 'the recipient’s offline storage is full', 'wait');
       }
-      ctx.stats.offlineStored++;
       // The user may have come online while this was being written.
       const now = ctx.sessions.available(to.bare).find((s) => s.priority >= 0);
       if (now && !isFlexible(to.bare)) deliverTo(now);
-      return true;
+      return 'stored';
     });
 
     ctx.hook('session-available', (session, initial) => {
       if (initial && session.priority >= 0 && !isFlexible(session.jid.bare)) deliverTo(session);
     });
 
-    // Nothing is lost: messages the session did not get to its client are routed again
-    // (to another resource of the user, or into offline storage).
-    ctx.hook('session-closed', (session, { undelivered }) => {
+    // (Nothing is lost: the core routes a closed session's undelivered messages again.)
+    ctx.hook('session-closed', (session) => {
       const flex = flexible.get(session.jid.bare);
       if (flex?.delete(session) && flex.size === 0) flexible.delete(session.jid.bare);
-      if (undelivered.length > 0) ctx.log.debug({ jid: session.jid.full, messages: undelivered.length, ids: undelivered.slice(0, 5).map((m) => m.attrs.id) }, 'messages not known to have reached a closed session routed again');
-      for (const msg of undelivered) {
-        const from = Jid.tryParse(msg.attrs.from) ?? ctx.domainJid;
-        ctx.route(msg, from, session.jid.toBare());
-      }
     });
 
     // ---------------------------------------------------------------- XEP-0013
