@@ -83,7 +83,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const storage = await openStorage(config, logs.for('storage'));
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
-  let cluster: ClusterNode | null = null;
+  /** The Redis cluster part, when there is one (the ops side reads its figures). */
+  let cluster = null as ClusterNode | null;
   let portal: PortalSources | null = null;
   let api: PortalApi | null = null;
   let metrics: MetricsExporter | null = null;
@@ -101,6 +102,24 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       storage,
       users: new SqlUserStore(storage),
       tls,
+      cluster:
+        config.cluster.driver === 'redis'
+          ? (c) => {
+              const cc = config.cluster;
+              cluster = new ClusterNode(c, {
+                url: cc.url,
+                prefix: cc.prefix,
+                nodeId: cc.nodeId,
+                listen: cc.listen,
+                advertise: cc.advertise,
+                secret: cc.secret,
+                heartbeatMs: cc.heartbeat,
+                leaseMs: cc.lease,
+                queueLimit: cc.queueLimit,
+              });
+              return cluster;
+            }
+          : undefined,
       authenticator: ({ users, verified, log: l }) =>
         new Authenticator({
           users,
@@ -122,23 +141,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       if (disabled.length > 0) log.warn({ accounts: disabled }, 'demo accounts with the demo password were found and disabled: they log in only in demo mode (demo.enabled)');
     }
     reloader = configReloader(core, storage, opts.configFile, CONFIG_SCHEMA);
-    if (config.cluster.driver === 'redis') {
-      const cc = config.cluster;
-      cluster = new ClusterNode(core, {
-        url: cc.url,
-        prefix: cc.prefix,
-        nodeId: cc.nodeId,
-        listen: cc.listen,
-        advertise: cc.advertise,
-        secret: cc.secret,
-        heartbeatMs: cc.heartbeat,
-        leaseMs: cc.lease,
-        queueLimit: cc.queueLimit,
-      });
-      core.router.attachCluster(cluster);
-      core.cluster = cluster;
-      await cluster.start();
-    }
+    await core.cluster.start();
     if (config.listen.c2s.enabled) listeners.c2s = await startC2sListener(core);
     if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(core);
     if (config.listen.http.enabled) {
@@ -161,7 +164,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     api?.stop();
     bosh?.stop();
     for (const l of Object.values(listeners)) await l.close();
-    await cluster?.stop().catch(() => undefined);
+    await core?.cluster.stop().catch(() => undefined);
     await core?.modules.stopAll();
     await portal?.close();
     await storage.close();
@@ -170,7 +173,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const c = core;
   const r = reloader!;
   for (const l of Object.values(listeners)) log.info({ listener: l.name, address: `${l.address.address}:${l.address.port}` }, 'listening');
-  log.info({ domain: config.domain, tls: c.tls.source, modules: c.modules.names, node: cluster?.nodeId }, 'Parley started');
+  log.info({ domain: config.domain, tls: c.tls.source, modules: c.modules.names, node: c.cluster.clustered ? c.cluster.nodeId : undefined }, 'Parley started');
 
   let stopping: Promise<void> | null = null;
   return {
@@ -213,7 +216,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         while (c.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
         if (!(await c.settle(10_000))) log.warn('shutdown: some background work did not finish in time');
-        await cluster?.stop();
+        await c.cluster.stop();
         await c.modules.stopAll();
         c.limits.stop();
         await portal?.close();

@@ -23,18 +23,10 @@ import { VerifiedPasswordCache } from '../auth/plain-cache.js';
 import { ServerStats } from '../support/stats.js';
 import { Limits } from './limits.js';
 import { Authenticator } from '../auth/authenticator.js';
-import type { ReplayGuard } from '../support/replay-guard.js';
+import { SingleNode, type ClusterPort } from './cluster-port.js';
 
-/** What the core and the operations side see of this node's cluster membership. */
-export interface ClusterView {
-  readonly nodeId: string;
-  members(): string[];
-  stats(): Record<string, unknown>;
-  /** Tells the other nodes that what they keep in memory under (topic, key) changed. */
-  invalidate(topic: string, key: string): void;
-  /** One-time credentials used anywhere in the cluster (signed portal requests). */
-  readonly replayGuard: ReplayGuard;
-}
+/** The cluster port (core/cluster-port.ts), by its older name. */
+export type ClusterView = ClusterPort;
 
 export interface ServerCoreDeps {
   config: Config;
@@ -44,6 +36,8 @@ export interface ServerCoreDeps {
   logs?: Logs;
   storage: Storage;
   users: UserStore;
+  /** Makes this node's cluster part (the Redis cluster); default: a single node. */
+  cluster?: (core: ServerCore) => ClusterPort;
   tls: TlsIdentity;
   /** Where passwords are checked; default: Parley's own store only. */
   authenticator?: (core: { users: UserStore; verified: VerifiedPasswordCache; log: Logger }) => Authenticator;
@@ -73,8 +67,8 @@ export class ServerCore {
   readonly stats = new ServerStats();
   /** Per-user and per-address limits (src/core/limits.ts, docs/limits.md). */
   readonly limits: Limits;
-  /** This node's cluster, when `cluster.driver` is redis. */
-  cluster: ClusterView | null = null;
+  /** This node's cluster: a single node unless `cluster.driver` is redis (deps.cluster). */
+  readonly cluster: ClusterPort;
   /** Shutting down: health says not ready, no new sessions. */
   draining = false;
   /** Recent PLAIN logins, so logging in again skips PBKDF2. */
@@ -115,6 +109,8 @@ export class ServerCore {
     this.modules = new ModuleHost(this);
     // Nothing is lost: what a gone session did not deliver is routed again (to another
     // resource, or offline storage), after the modules' handlers of the hook started.
+    this.cluster = deps.cluster ? deps.cluster(this) : new SingleNode(deps.config.cluster.nodeId ?? 'local');
+    this.router.attachCluster(this.cluster);
     this.hooks.on('session-closed', (session, { undelivered }) => this.delivery.sessionGone(session, undelivered, this.router.domainJid), { priority: -1000, owner: 'core' });
   }
 
@@ -167,10 +163,10 @@ export class ServerCore {
   /**
    * A module changed data that modules keep in memory (privacy lists, archive
    * preferences, avatar hashes, PEP node lists): in a cluster the other nodes drop their
-   * copy of (topic, key) and read it again when needed. Nothing happens without a cluster.
+   * copy of (topic, key) and read it again when needed. Nothing happens on a single node.
    */
   invalidate(topic: string, key: string): void {
-    this.cluster?.invalidate(topic, key);
+    this.cluster.invalidate(topic, key);
   }
 
   /**

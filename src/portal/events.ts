@@ -222,7 +222,7 @@ export class PortalEvents {
         return async () => {
           const delivered = this.#broadcastHere(body, subject);
           this.#core.invalidate(BROADCAST_TOPIC, JSON.stringify({ body, subject }));
-          return { deliveredHere: delivered, nodes: this.#core.cluster ? this.#core.cluster.members().length : 1 };
+          return { deliveredHere: delivered, nodes: this.#core.cluster.members().length };
         };
       }
     }
