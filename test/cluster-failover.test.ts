@@ -27,6 +27,7 @@ import { client as xmppClient } from '@xmpp/client';
 import { WebSocket as NodeWebSocket } from 'ws';
 import { parseConfig } from '../src/config/load.js';
 import { openStorage } from '../src/storage/open.js';
+import { MODULE_SCHEMAS } from '../src/modules/index.js';
 import { SqlUserStore } from '../src/auth/user-store-sql.js';
 import { SqlRosterStore } from '../src/modules/roster/store-sql.js';
 import { makeCredentials } from '../src/auth/credentials.js';
@@ -277,7 +278,7 @@ describe('failover behind haproxy', { skip: needHaproxy() }, () => {
   before(async () => {
     // Accounts and friendships (everyone subscribed to everyone) written before the nodes start.
     const config = parseConfig({ domain: DOMAIN, dataDir: join(dir, 'data') });
-    const storage = await openStorage(config, pino({ level: 'silent' }));
+    const storage = await openStorage(config, MODULE_SCHEMAS, pino({ level: 'silent' }));
     const accounts = new SqlUserStore(storage);
     const rosters = new SqlRosterStore(storage);
     for (const u of [...users, 'uz']) await accounts.create(DOMAIN, u, await makeCredentials('secret'));

@@ -22,6 +22,7 @@ import type { LocalSession } from './session.js';
 import type { ServerCore } from './server.js';
 import type { FilterPrepare, StanzaFilter } from './router.js';
 import type { MessageStage } from './message-stages.js';
+import type { SchemaPart } from '../storage/migrations.js';
 
 export type IqType = 'get' | 'set';
 /** `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no `to`). */
@@ -83,6 +84,11 @@ export interface ModuleContext {
 
 export interface ModuleDefinition {
   name: string;
+  /**
+   * The module's tables: migrations and per-user tables (its `schema.ts`). The composition
+   * root hands every module's part to the storage opener (`MODULE_SCHEMAS`).
+   */
+  schema?: SchemaPart;
   setup(ctx: ModuleContext): void | Promise<void>;
 }
 

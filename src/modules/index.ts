@@ -6,6 +6,7 @@
  * importance to a reader.
  */
 import type { ModuleDefinition } from '../core/module.js';
+import type { SchemaPart } from '../storage/migrations.js';
 import roster from './roster/index.js';
 import presence from './presence/index.js';
 import privacy from './privacy/index.js';
@@ -39,3 +40,15 @@ export const MODULES: readonly ModuleDefinition[] = [
   extdisco,
   last,
 ];
+
+/**
+ * The tables of every module in the list, for the storage opener: all of them, whether a
+ * server loads the module or not (a database that ran a module's migrations refuses to
+ * open without them, and moves between shards carry only the tables they are told of).
+ */
+export const MODULE_SCHEMAS: readonly SchemaPart[] = schemasOf(MODULES);
+
+/** The schema parts of some modules, each once (for a server given extra modules). */
+export function schemasOf(modules: readonly ModuleDefinition[]): SchemaPart[] {
+  return [...new Set(modules.flatMap((m) => (m.schema ? [m.schema] : [])))];
+}

@@ -17,7 +17,8 @@ import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
 import type { StagedMessage } from '../../core/message-stages.js';
 import { ArchiveIds, decodeId, encodeId, firstIdAt, timeOfId } from './ids.js';
-import { SqlArchiveStore } from './store-sql.js';
+import { createArchiveStore } from './store-sql.js';
+import { mamSchema } from './schema.js';
 import type { ArchiveDefault, ArchiveEntry, ArchiveFilter, ArchivePrefs, ArchiveStore } from './store.js';
 import { parseQuery, type MamQuery } from './query.js';
 import { ArchiveWriter } from './writer.js';
@@ -37,12 +38,13 @@ interface Prefs {
 
 export default defineModule({
   name: 'mam',
+  schema: mamSchema,
   setup(ctx) {
     const server = ctx.server;
     const host = server.domain;
     const cfg = server.config.mam;
     if (!cfg.enabled) return;
-    const store: ArchiveStore = new SqlArchiveStore(server.storage);
+    const store: ArchiveStore = createArchiveStore(server.storage);
     const ids = new ArchiveIds();
     const writer = new ArchiveWriter(store, server.stats);
     const defaults: Prefs = { default: cfg.default, always: new Set(), never: new Set() };

@@ -20,7 +20,8 @@ import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
 import type { LocalSession } from '../../core/session.js';
-import { SqlOfflineStore } from './store-sql.js';
+import { createOfflineStore } from './store-sql.js';
+import { offlineSchema } from './schema.js';
 import type { OfflineStore } from './store.js';
 
 /**
@@ -45,10 +46,11 @@ const FLEX_MAX = 10_000;
 
 export default defineModule({
   name: 'offline',
+  schema: offlineSchema,
   setup(ctx) {
     const server = ctx.server;
     const host = server.domain;
-    const store: OfflineStore = new SqlOfflineStore(server.storage);
+    const store: OfflineStore = createOfflineStore(server.storage);
     /** One delivery at a time per user, so no message is fetched twice. */
     const delivering = new Map<string, Promise<void>>();
 

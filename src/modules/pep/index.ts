@@ -19,7 +19,8 @@ import type { LocalSession } from '../../core/session.js';
 import type { PepItem, PepService, RosterService } from '../../core/services.js';
 import { CapsCache, capsOf, verificationString, type CapsRef } from './caps.js';
 import { applyFields, configForm, defaultConfig, meetsPreconditions, readForm, type NodeConfig } from './node-config.js';
-import { SqlPepStore } from './store-sql.js';
+import { createPepStore } from './store-sql.js';
+import { pepSchema } from './schema.js';
 import type { PepStore, StoredItem } from './store.js';
 
 /** Longest node name and item id (they are keys in storage: varchar(191)). */
@@ -62,12 +63,13 @@ const PUBSUB_FEATURES = [
 
 export default defineModule({
   name: 'pep',
+  schema: pepSchema,
   setup(ctx) {
     const server = ctx.server;
     const host = server.domain;
     const limits = server.config.pep;
     const defaults = defaultConfig(Math.min(limits.defaultMaxItems, limits.maxItems));
-    const store: PepStore = new SqlPepStore(server.storage, defaults);
+    const store: PepStore = createPepStore(server.storage, defaults);
     const roster = (): RosterService => ctx.service('roster');
     const capsCache = new CapsCache(limits.capsCache);
     const interests = new WeakMap<LocalSession, Interest>();

@@ -59,7 +59,8 @@ import {
   type RosterView,
   type StanzaClass,
 } from './engine.js';
-import { SqlPrivacyStore } from './store-sql.js';
+import { createPrivacyStore } from './store-sql.js';
+import { privacySchema } from './schema.js';
 import type { PrivacyItem, PrivacyKind, PrivacyList, PrivacyStore } from './store.js';
 
 /** SECURITY: bounds on what one user may store. */
@@ -101,10 +102,11 @@ interface SessionPrivacy {
 
 export default defineModule({
   name: 'privacy',
+  schema: privacySchema,
   setup(ctx) {
     const server = ctx.server;
     const host = server.domain;
-    const store: PrivacyStore = new SqlPrivacyStore(server.storage);
+    const store: PrivacyStore = createPrivacyStore(server.storage);
     const online = new Map<string, UserState>();
     const recent = new Map<string, UserState>();
     const loading = new Map<string, Promise<UserState>>();

@@ -18,7 +18,8 @@ import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule, type ModuleContext } from '../../core/module.js';
 import type { Friend, FriendshipService, RosterItem, RosterService } from '../../core/services.js';
-import { SqlRosterStore } from './store-sql.js';
+import { createRosterStore } from './store-sql.js';
+import { rosterSchema } from './schema.js';
 import type { RosterStore } from './store.js';
 
 /** Longest item name or group name accepted (RFC 6121 §2.1.2.4 lets servers set one). */
@@ -31,9 +32,10 @@ const MAX_FRESH = 200_000;
 
 export default defineModule({
   name: 'roster',
+  schema: rosterSchema,
   setup(ctx) {
     const server = ctx.server;
-    const store: RosterStore = new SqlRosterStore(server.storage);
+    const store: RosterStore = createRosterStore(server.storage);
     const host = server.domain;
     let pushId = 0;
 

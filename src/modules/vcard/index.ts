@@ -16,7 +16,8 @@ import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule } from '../../core/module.js';
 import { photoHashOf, readPhoto, sha1Hex, stampPresence, withPhoto, type Photo } from './photo.js';
-import { SqlVcardStore } from './store-sql.js';
+import { createVcardStore } from './store-sql.js';
+import { vcardSchema } from './schema.js';
 import type { VcardStore } from './store.js';
 
 /** Users whose photo hash is kept in memory (read at every available presence). */
@@ -24,11 +25,12 @@ const HASH_CACHE = 50_000;
 
 export default defineModule({
   name: 'vcard',
+  schema: vcardSchema,
   setup(ctx) {
     const server = ctx.server;
     const host = server.domain;
     const maxSize = server.config.vcard.maxSize;
-    const store: VcardStore = new SqlVcardStore(server.storage);
+    const store: VcardStore = createVcardStore(server.storage);
     /** bare JID → photo hash ('' without photo), least recently used out first. */
     const hashes = new Map<string, string>();
     /** One vCard write at a time per user, so the hash and the stored vCard agree. */
