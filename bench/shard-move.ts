@@ -5,6 +5,7 @@
  * Runs on throw-away databases of the local MariaDB (PARLEY_TEST_MYSQL_* name another).
  */
 import { openMysqlStorage } from '../src/storage/open.js';
+import { MODULE_SCHEMAS } from '../src/modules/index.js';
 import { createTestShards, TEST_TUNING } from '../src/storage/mysql-testing.js';
 import { SqlUserStore } from '../src/auth/user-store-sql.js';
 import { SqlArchiveStore } from '../src/modules/mam/store-sql.js';
@@ -28,7 +29,7 @@ const STANZA = "<message xmlns='jabber:client' type='chat' from='a@bench.test/r'
 
 export async function shardMove(sizes: number[]): Promise<MoveFigure[]> {
   const shards = await createTestShards(2);
-  const storage = await openMysqlStorage(shards.map, { ...TEST_TUNING, poolSize: 8, retries: 1, retryBackoffMs: 20, breakerThreshold: 5, breakerCooldownMs: 1000, healthIntervalMs: 0, moveTimeoutMs: 10_000 });
+  const storage = await openMysqlStorage(shards.map, { ...TEST_TUNING, poolSize: 8, retries: 1, retryBackoffMs: 20, breakerThreshold: 5, breakerCooldownMs: 1000, healthIntervalMs: 0, moveTimeoutMs: 10_000 }, MODULE_SCHEMAS);
   try {
     const users = new SqlUserStore(storage);
     const archive = new SqlArchiveStore(storage);

@@ -32,7 +32,7 @@ import { startHttpListener } from './transports/http/http-listener.js';
 import { BoshManager } from './transports/bosh/bosh-manager.js';
 import { demoPortal, disableDemoAccounts } from './portal/demo.js';
 
-import { CONFIG_SCHEMA, MODULES } from './modules/index.js';
+import { CONFIG_SCHEMA, MODULES, schemasOf } from './modules/index.js';
 
 /** The modules every server loads, in order (the list is `src/modules/index.ts`). */
 export const DEFAULT_MODULES: readonly AnyModule[] = MODULES;
@@ -80,7 +80,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const log = logs.root;
   // SECURITY: the data directory is Parley's alone (0700); see support/private-files.ts.
   if (ensurePrivateDir(resolve(config.dataDir))) log.warn({ dataDir: config.dataDir }, 'the data directory could be read by other users: its mode is now 0700');
-  const storage = await openStorage(config, logs.for('storage'));
+  // Every known module's tables, loaded or not (see openStorage), and those of extra modules.
+  const storage = await openStorage(config, schemasOf([...MODULES, ...(opts.modules ?? [])]), logs.for('storage'));
   let core: ServerCore | undefined;
   let bosh: BoshManager | null = null;
   /** The Redis cluster part, when there is one (the ops side reads its figures). */

@@ -27,6 +27,7 @@ import { client as xmppClient } from '@xmpp/client';
 import { WebSocket as NodeWebSocket } from 'ws';
 import { parseConfig } from '../src/config/load.js';
 import { openStorage } from '../src/storage/open.js';
+import { CONFIG_SCHEMA, MODULE_SCHEMAS } from '../src/modules/index.js';
 import { SqlUserStore } from '../src/auth/user-store-sql.js';
 import { SqlRosterStore } from '../src/modules/roster/store-sql.js';
 import { makeCredentials } from '../src/auth/credentials.js';
@@ -35,7 +36,6 @@ import { xml, type Element } from './helpers/client.js';
 import { installXhr, clearCookies } from './helpers/xhr.js';
 import { startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
 import { needHaproxy } from './helpers/tools.js';
-import { CONFIG_SCHEMA } from '../src/modules/index.js';
 
 const { Strophe, $msg, $pres, $iq } = await import('strophe.js');
 Strophe.setLogLevel(Strophe.LogLevel.FATAL);
@@ -278,7 +278,7 @@ describe('failover behind haproxy', { skip: needHaproxy() }, () => {
   before(async () => {
     // Accounts and friendships (everyone subscribed to everyone) written before the nodes start.
     const config = parseConfig({ domain: DOMAIN, dataDir: join(dir, 'data') }, CONFIG_SCHEMA);
-    const storage = await openStorage(config, pino({ level: 'silent' }));
+    const storage = await openStorage(config, MODULE_SCHEMAS, pino({ level: 'silent' }));
     const accounts = new SqlUserStore(storage);
     const rosters = new SqlRosterStore(storage);
     for (const u of [...users, 'uz']) await accounts.create(DOMAIN, u, await makeCredentials('secret'));

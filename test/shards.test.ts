@@ -360,7 +360,7 @@ test('a user moved to the other shard mid-conversation (parley shards move): no 
   assert.equal(ledger.bounced.size, 0, `a move bounces nothing (${ledger.report()})`);
   assert.equal(placeOf(mover!), 's2');
   // Every row is on s2 now, none left on s1; the archive holds the whole conversation.
-  const counts = await ts.server.storage.forEachShard('rows', (db, shard) => countUserRows(db, DOMAIN, mover!).then((c) => ({ shard, c })));
+  const counts = await ts.server.storage.forEachShard('rows', (db, shard) => countUserRows(db, DOMAIN, mover!, ts.server.storage.userTables).then((c) => ({ shard, c })));
   const on = (s: string) => counts.find((x) => x.shard === s)!.c;
   assert.ok(Object.values(on('s1')).every((n) => n === 0), `nothing left on s1: ${JSON.stringify(on('s1'))}`);
   const mine = [...ledger.sent].filter((id) => id.includes(`:${mover}>`) || id.includes(`>${mover}:`));

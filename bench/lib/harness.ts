@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { openStorage } from '../../src/storage/open.js';
+import { MODULE_SCHEMAS } from '../../src/modules/index.js';
 import { createTestShards, TEST_TUNING, type TestShards } from '../../src/storage/mysql-testing.js';
 import { serverQuery } from '../../src/storage/mysql.js';
 import type { Database } from '../../src/storage/schema.js';
@@ -141,7 +142,7 @@ export async function startBenchServer(opts: {
       storage: label,
       request,
       async countRows<K extends keyof Database>(tables: K[]) {
-        const handle = await (counter ??= openStorage(config));
+        const handle = await (counter ??= openStorage(config, MODULE_SCHEMAS));
         const out = {} as Record<K, RowCount>;
         for (const table of tables) {
           const counts = await handle.forEachShard(`count ${table}`, async (db, shard) => {
@@ -170,7 +171,7 @@ export async function startBenchServer(opts: {
 
 /** Creates users prefix0..prefix(count-1) with PASSWORD in the configured storage. */
 async function createUsers(config: ReturnType<typeof parseConfig>, count: number, prefix: string, prepare?: (storage: Storage) => Promise<void>): Promise<void> {
-  const storage = await openStorage(config);
+  const storage = await openStorage(config, MODULE_SCHEMAS);
   try {
     const users = new SqlUserStore(storage);
     // One credential set reused: the benchmark measures sessions, not key derivation.
@@ -308,7 +309,7 @@ export async function startBenchCluster(opts: { users: number; nodes: number; cl
       prefix,
       logs,
       async countRows(table) {
-        const handle = await (counter ??= openStorage(config));
+        const handle = await (counter ??= openStorage(config, MODULE_SCHEMAS));
         const n = await handle.forEachShard(`count ${table}`, async (db) => {
           const r = await db
             .selectFrom(table as 'archive')

@@ -87,7 +87,7 @@ export class SqlUserStore implements UserStore {
         .execute(async (tx) => {
           const res = await tx.deleteFrom('users').where('host', '=', host).where('username', '=', username).executeTakeFirst();
           // The account's data goes with it: every per-user table (the list moves use too).
-          await deleteUserRows(tx, host, username);
+          await deleteUserRows(tx, host, username, this.storage.userTables);
           return Number(res.numDeletedRows) > 0;
         }),
       { idempotent: false },

@@ -16,6 +16,7 @@ import { ConfigError, ParleyError } from '../support/errors.js';
 import { loadShardMap, shardAddress, type ShardSpec } from '../storage/shard-map.js';
 import { createDatabase, openMysqlBackend } from '../storage/mysql.js';
 import { mysqlSettings, openMysqlShard, openStorage } from '../storage/open.js';
+import { MODULE_SCHEMAS } from '../modules/index.js';
 import { accountName } from './user.js';
 
 const USAGE = 'usage: parley shards init | status | reload | move JID SHARD [--offline] | drain SHARD';
@@ -72,7 +73,7 @@ export async function shardsCommand(config: Config, args: string[], opts: { offl
       const name = accountName(a1, config.domain);
       const jid = `${name}@${config.domain}`;
       if (opts.offline) {
-        const storage = await openStorage(config);
+        const storage = await openStorage(config, MODULE_SCHEMAS);
         try {
           const r = await storage.moveUser(config.domain, name, a2);
           console.log(r.moved ? `moved ${jid} from ${r.from} to ${r.to} (${r.rows} rows)` : `${jid} is already on ${r.to}`);
@@ -103,7 +104,7 @@ async function init(config: Config): Promise<number> {
   const t = mysqlSettings(config);
   for (const spec of map.shards) {
     await createDatabase(spec, t);
-    const b = await openMysqlShard(spec, t);
+    const b = await openMysqlShard(spec, t, MODULE_SCHEMAS);
     await b.close();
     console.log(`shard ${spec.name}: ${shardAddress(spec)} ready${spec.name === map.directory ? ' (directory)' : ''}`);
   }

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { ConfigError } from '../support/errors.js';
 import { Jid, JidError } from '../xmpp/jid.js';
 import { openStorage } from '../storage/open.js';
+import { MODULE_SCHEMAS } from '../modules/index.js';
 import { SqlUserStore } from '../auth/user-store-sql.js';
 import { makeCredentials } from '../auth/credentials.js';
 
@@ -28,7 +29,7 @@ export async function userCommand(
 ): Promise<number> {
   const [sub, jidArg, password] = args;
   const domain = config.domain;
-  const storage = await openStorage(config);
+  const storage = await openStorage(config, MODULE_SCHEMAS);
   const users = new SqlUserStore(storage);
   try {
     switch (sub) {

@@ -37,6 +37,7 @@ import type { Field } from '../config/schema-dsl.js';
 import type { Config } from '../config/schema.js';
 import type { DiscoNodeHandler } from './disco.js';
 import type { HttpRoute } from './http-routes.js';
+import type { SchemaPart } from '../storage/migrations.js';
 
 export type IqType = 'get' | 'set';
 /** `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no `to`). */
@@ -212,6 +213,11 @@ export interface ModuleDefinition<O = undefined> {
   name: string;
   /** Its config keys; `ctx.options` is the parsed section. */
   options?: ModuleOptions<O>;
+  /**
+   * The module's tables: migrations and per-user tables (its `schema.ts`). The composition
+   * root hands every module's part to the storage opener (`MODULE_SCHEMAS`).
+   */
+  schema?: SchemaPart;
   setup(ctx: ModuleContext<O>): void | Promise<void>;
 }
 

@@ -7,6 +7,7 @@
  */
 import type { AnyModule } from '../core/module.js';
 import { buildConfigSchema, type ConfigSchema } from '../config/schema.js';
+import type { SchemaPart } from '../storage/migrations.js';
 import roster from './roster/index.js';
 import presence from './presence/index.js';
 import privacy from './privacy/index.js';
@@ -43,3 +44,15 @@ export const MODULES: readonly AnyModule[] = [
 
 /** Every config key: the core's and each module's section (`parley config docs` lists them). */
 export const CONFIG_SCHEMA: ConfigSchema = buildConfigSchema(MODULES.flatMap((m) => (m.options ? [m.options] : [])));
+
+/**
+ * The tables of every module in the list, for the storage opener: all of them, whether a
+ * server loads the module or not (a database that ran a module's migrations refuses to
+ * open without them, and moves between shards carry only the tables they are told of).
+ */
+export const MODULE_SCHEMAS: readonly SchemaPart[] = schemasOf(MODULES);
+
+/** The schema parts of some modules, each once (for a server given extra modules). */
+export function schemasOf(modules: readonly AnyModule[]): SchemaPart[] {
+  return [...new Set(modules.flatMap((m) => (m.schema ? [m.schema] : [])))];
+}

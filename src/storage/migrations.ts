@@ -1,49 +1,115 @@
 /**
- * Schema migrations, written once for every SQL dialect. Each runs once (Kysely records
- * them in `kysely_migration`, under a lock so two nodes starting together do not race),
- * and each is safe to run again (`ifNotExists`), so a half-applied run can be repeated.
+ * Schema migrations, written once for every SQL dialect, composed from the parts that
+ * own tables: the storage's own (accounts, the shard directory, the portal's event ids)
+ * and every module's (`src/modules/<m>/schema.ts`, handed in by the composition root:
+ * storage does not know the modules). Each migration runs once (Kysely records it in
+ * `kysely_migration`, under a lock so two nodes starting together do not race), and each
+ * is safe to run again (`ifNotExists`), so a half-applied run can be repeated.
+ *
+ * Names. `0001_users` … `0010_last_activity` are the history from before tables moved to
+ * their modules: kept exactly, so an existing database neither re-runs nor misses one. A
+ * historic migration that created tables of two owners (`0006_profiles`: vcard and pep)
+ * is declared by both, each creating its own tables; the parts are run as one migration
+ * under the one name. Every new migration is named `<owner>/<nnnn>_<what>` (e.g.
+ * `muc/0001_rooms`) and may not be shared: owners number their own steps, and since a
+ * module added later may sort before one already applied, migrations run unordered across
+ * owners (`allowUnorderedMigrations`), in name order within one.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- Kysely<any>: a migration runs against the schema as it was then, not today's Database type (the Kysely docs' own pattern) */
-import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type CreateTableBuilder, type Kysely, type Migration, type MigrationProvider, type RawBuilder } from 'kysely';
 import { StorageError } from '../support/errors.js';
+import type { UserTable } from './mover.js';
 
 export type Dialect = 'sqlite' | 'mysql';
 
-/** Column type for identifiers that are part of an index (utf8mb4-safe length on MySQL). */
-const KEY = 'varchar(191)';
+/** What a migration is written with: the dialect and the few helpers every table needs. */
+export interface MigrationKit {
+  readonly dialect: Dialect;
+  /** Column type for identifiers that are part of an index (utf8mb4-safe length on MySQL). */
+  readonly key: 'varchar(191)';
+  /** Column type for stanzas and other long text (mediumtext on MySQL). */
+  readonly longText: RawBuilder<unknown>;
+  /** CREATE TABLE IF NOT EXISTS; on MySQL InnoDB, utf8mb4 with binary collation. */
+  table(db: Kysely<any>, name: string): CreateTableBuilder<string>;
+  /** `table` with an auto-increment `id` primary key. */
+  autoId(db: Kysely<any>, name: string): CreateTableBuilder<string, 'id'>;
+  /** CREATE INDEX if it is not there (MySQL has no IF NOT EXISTS: the catalogue is asked). */
+  index(db: Kysely<any>, name: string, on: string, columns: string[], unique?: boolean): Promise<void>;
+}
 
-function migrations(dialect: Dialect): Record<string, Migration> {
+/**
+ * The tables one owner brings: its migrations and the tables it keeps per user.
+ *
+ * @example
+ * export const lastSchema: SchemaPart = {
+ *   owner: 'last',
+ *   migrations: (k) => ({
+ *     '0010_last_activity': { up: (db) => k.table(db, 'last_activity').addColumn('host', k.key, (c) => c.notNull()) … .execute() },
+ *   }),
+ *   userTables: [{ table: 'last_activity', key: 'username' }],
+ * };
+ */
+export interface SchemaPart {
+  /** Who owns the tables: `storage`, or the module (its folder name). New migration names start with `<owner>/`. */
+  readonly owner: string;
+  /** Its migrations by name; each idempotent. */
+  migrations(kit: MigrationKit): Record<string, Migration>;
+  /** Its tables keyed by (host, username): a move between shards carries them. */
+  readonly userTables: readonly UserTable[];
+}
+
+/** The schema of a storage: every part's migrations together, and every per-user table. */
+export interface StorageSchema {
+  /** Owners, in the order their migrations run within a shared name. */
+  readonly owners: readonly string[];
+  migrations(dialect: Dialect): Record<string, Migration>;
+  readonly userTables: readonly UserTable[];
+}
+
+/** The helpers a migration is written with, for one dialect. */
+export function migrationKit(dialect: Dialect): MigrationKit {
   // MySQL tables are utf8mb4 with binary collation whatever the database's default:
   // identifiers compare exactly as PRECIS left them ("müller" and "muller" are two users).
   const table = (db: Kysely<any>, name: string) => {
     const t = db.schema.createTable(name).ifNotExists();
     return dialect === 'mysql' ? t.modifyEnd(sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`) : t;
   };
-  // CREATE INDEX IF NOT EXISTS is MariaDB and SQLite only: on MySQL ask the catalogue first.
-  const index = async (db: Kysely<any>, name: string, on: string, columns: string[], unique = false) => {
-    if (dialect === 'mysql') {
-      const found = await sql`SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ${on} AND index_name = ${name} LIMIT 1`.execute(db);
-      if (found.rows.length > 0) return;
-      let b = db.schema.createIndex(name).on(on).columns(columns);
+  return {
+    dialect,
+    key: 'varchar(191)',
+    longText: dialect === 'mysql' ? sql`mediumtext` : sql`text`,
+    table,
+    autoId: (db, name) =>
+      dialect === 'mysql'
+        ? table(db, name).addColumn('id', 'bigint', (c) => c.autoIncrement().primaryKey())
+        : table(db, name).addColumn('id', 'integer', (c) => c.autoIncrement().primaryKey()),
+    // CREATE INDEX IF NOT EXISTS is MariaDB and SQLite only: on MySQL ask the catalogue first.
+    async index(db, name, on, columns, unique = false) {
+      if (dialect === 'mysql') {
+        const found = await sql`SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ${on} AND index_name = ${name} LIMIT 1`.execute(db);
+        if (found.rows.length > 0) return;
+        let b = db.schema.createIndex(name).on(on).columns(columns);
+        if (unique) b = b.unique();
+        await b.execute();
+        return;
+      }
+      let b = db.schema.createIndex(name).ifNotExists().on(on).columns(columns);
       if (unique) b = b.unique();
       await b.execute();
-      return;
-    }
-    let b = db.schema.createIndex(name).ifNotExists().on(on).columns(columns);
-    if (unique) b = b.unique();
-    await b.execute();
+    },
   };
-  const autoId = (db: Kysely<any>, name: string) =>
-    dialect === 'mysql'
-      ? table(db, name).addColumn('id', 'bigint', (c) => c.autoIncrement().primaryKey())
-      : table(db, name).addColumn('id', 'integer', (c) => c.autoIncrement().primaryKey());
-  const longText = dialect === 'mysql' ? sql`mediumtext` : sql`text`;
-  return {
+}
+
+/** The storage's own tables (and auth's): accounts, the shard directory, portal event ids. */
+export const STORAGE_SCHEMA: SchemaPart = {
+  owner: 'storage',
+  migrations: (k) => ({
     '0001_users': {
       async up(db) {
-        await table(db, 'users')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
+        await k
+          .table(db, 'users')
+          .addColumn('host', k.key, (c) => c.notNull())
+          .addColumn('username', k.key, (c) => c.notNull())
           .addColumn('scram_sha1', 'text', (c) => c.notNull())
           .addColumn('scram_sha256', 'text', (c) => c.notNull())
           .addColumn('created_at', 'bigint', (c) => c.notNull())
@@ -51,120 +117,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
-    '0002_roster': {
-      async up(db) {
-        await table(db, 'roster')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
-          .addColumn('contact', KEY, (c) => c.notNull())
-          .addColumn('name', 'text')
-          .addColumn('subscription', 'varchar(8)', (c) => c.notNull().defaultTo('none'))
-          .addColumn('ask_out', 'integer', (c) => c.notNull().defaultTo(0))
-          .addColumn('ask_in', 'integer', (c) => c.notNull().defaultTo(0))
-          .addColumn('ask_in_stanza', 'text')
-          .addColumn('approved', 'integer', (c) => c.notNull().defaultTo(0))
-          .addColumn('in_roster', 'integer', (c) => c.notNull().defaultTo(0))
-          .addColumn('groups', 'text', (c) => c.notNull())
-          .addPrimaryKeyConstraint('roster_pk', ['host', 'username', 'contact'])
-          .execute();
-        await table(db, 'roster_version')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
-          .addColumn('version', 'bigint', (c) => c.notNull())
-          .addPrimaryKeyConstraint('roster_version_pk', ['host', 'username'])
-          .execute();
-      },
-    },
-    '0003_offline': {
-      async up(db) {
-        await autoId(db, 'offline')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
-          .addColumn('stanza', longText, (c) => c.notNull())
-          .addColumn('created_at', 'bigint', (c) => c.notNull())
-          .execute();
-        await index(db, 'offline_user', 'offline', ['host', 'username', 'id']);
-      },
-    },
-    '0004_privacy': {
-      async up(db) {
-        // XEP-0016 privacy lists (the XEP-0191 blocklist is the default list's jid+deny items).
-        await table(db, 'privacy_lists')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
-          .addColumn('name', KEY, (c) => c.notNull())
-          .addColumn('items', longText, (c) => c.notNull())
-          .addColumn('is_default', 'integer', (c) => c.notNull().defaultTo(0))
-          .addPrimaryKeyConstraint('privacy_lists_pk', ['host', 'username', 'name'])
-          .execute();
-      },
-    },
-    '0005_archive': {
-      async up(db) {
-        // XEP-0313 user archives. `id` is the archive id: time-ordered (milliseconds × 1024
-        // plus a sequence), unique in its archive, chosen by the server before the write.
-        await table(db, 'archive')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
-          .addColumn('id', 'bigint', (c) => c.notNull())
-          .addColumn('with_jid', KEY, (c) => c.notNull())
-          .addColumn('with_resource', KEY, (c) => c.notNull().defaultTo(''))
-          .addColumn('direction', 'varchar(3)', (c) => c.notNull())
-          .addColumn('stanza', longText, (c) => c.notNull())
-          .addColumn('created_at', 'bigint', (c) => c.notNull())
-          .addPrimaryKeyConstraint('archive_pk', ['host', 'username', 'id'])
-          // SQLite: rows live in the primary key's B-tree (one tree fewer to write per row).
-          .$call((t) => (dialect === 'sqlite' ? t.modifyEnd(sql`without rowid`) : t))
-          .execute();
-        await index(db, 'archive_with', 'archive', ['host', 'username', 'with_jid', 'id']);
-        await index(db, 'archive_time', 'archive', ['created_at']);
-        await table(db, 'archive_prefs')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
-          .addColumn('default_mode', 'varchar(8)', (c) => c.notNull())
-          .addColumn('always_jids', 'text', (c) => c.notNull())
-          .addColumn('never_jids', 'text', (c) => c.notNull())
-          .addPrimaryKeyConstraint('archive_prefs_pk', ['host', 'username'])
-          .execute();
-      },
-    },
-    '0006_profiles': {
-      async up(db) {
-        await table(db, 'vcard')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
-          .addColumn('vcard', longText, (c) => c.notNull())
-          .addColumn('photo_hash', 'varchar(40)', (c) => c.notNull())
-          .addColumn('updated_at', 'bigint', (c) => c.notNull())
-          .addPrimaryKeyConstraint('vcard_pk', ['host', 'username'])
-          .execute();
-        await table(db, 'pep_node')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
-          .addColumn('node', KEY, (c) => c.notNull())
-          .addColumn('config', 'text', (c) => c.notNull())
-          .addColumn('created_at', 'bigint', (c) => c.notNull())
-          .addPrimaryKeyConstraint('pep_node_pk', ['host', 'username', 'node'])
-          .execute();
-        await autoId(db, 'pep_item')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
-          .addColumn('node', KEY, (c) => c.notNull())
-          .addColumn('item_id', KEY, (c) => c.notNull())
-          .addColumn('payload', longText, (c) => c.notNull())
-          .addColumn('created_at', 'bigint', (c) => c.notNull())
-          .execute();
-        await index(db, 'pep_item_key', 'pep_item', ['host', 'username', 'node', 'item_id'], true);
-        await index(db, 'pep_item_order', 'pep_item', ['host', 'username', 'node', 'id']);
-      },
-    },
     '0007_shard_directory': {
       async up(db) {
         // Per-user placement overrides of the MySQL shard map (kept on the directory shard;
         // the table exists everywhere so any shard can become the directory).
-        await table(db, 'shard_directory')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
+        await k
+          .table(db, 'shard_directory')
+          .addColumn('host', k.key, (c) => c.notNull())
+          .addColumn('username', k.key, (c) => c.notNull())
           .addColumn('shard', 'varchar(64)', (c) => c.notNull())
           .addColumn('updated_at', 'bigint', (c) => c.notNull())
           .addPrimaryKeyConstraint('shard_directory_pk', ['host', 'username'])
@@ -174,50 +134,97 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     '0008_portal': {
       async up(db) {
         // Accounts the portal banned or deleted (data kept): such a user cannot log in.
-        await table(db, 'user_flags')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
+        await k
+          .table(db, 'user_flags')
+          .addColumn('host', k.key, (c) => c.notNull())
+          .addColumn('username', k.key, (c) => c.notNull())
           .addColumn('state', 'varchar(16)', (c) => c.notNull())
           .addColumn('reason', 'text')
           .addColumn('updated_at', 'bigint', (c) => c.notNull())
           .addPrimaryKeyConstraint('user_flags_pk', ['host', 'username'])
           .execute();
         // Ids of portal events already applied (a repeated event is applied once).
-        await table(db, 'portal_events')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('id', KEY, (c) => c.notNull())
+        await k
+          .table(db, 'portal_events')
+          .addColumn('host', k.key, (c) => c.notNull())
+          .addColumn('id', k.key, (c) => c.notNull())
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .addPrimaryKeyConstraint('portal_events_pk', ['host', 'id'])
           .execute();
-        await index(db, 'portal_events_age', 'portal_events', ['created_at']);
+        await k.index(db, 'portal_events_age', 'portal_events', ['created_at']);
       },
     },
-    '0009_offline_key': {
-      async up(db) {
-        // What makes storing one message idempotent: a write retried after an ambiguous
-        // failure, or the sender's resend after a "try again" error, stores it once.
-        await db.schema.alterTable('offline').addColumn('msg_key', 'varchar(64)').execute();
-        await index(db, 'offline_key', 'offline', ['host', 'username', 'msg_key']);
-      },
-    },
-    '0010_last_activity': {
-      async up(db) {
-        // XEP-0012: one row per account, written when its last resource goes offline.
-        await table(db, 'last_activity')
-          .addColumn('host', KEY, (c) => c.notNull())
-          .addColumn('username', KEY, (c) => c.notNull())
-          .addColumn('seen_at', 'bigint', (c) => c.notNull())
-          .addColumn('status', 'text', (c) => c.notNull())
-          .addPrimaryKeyConstraint('last_activity_pk', ['host', 'username'])
-          .execute();
-      },
+  }),
+  // `shard_directory` is not one: it is the placement itself.
+  userTables: [
+    { table: 'users', key: 'username' },
+    { table: 'user_flags', key: 'username' },
+  ],
+};
+
+/** The numbered names from before tables moved to their owners (frozen: no new one). */
+const HISTORIC = /^00(0[1-9]|10)_[a-z_]+$/;
+
+/** Is `name` a valid migration name for `owner`? */
+export function isMigrationName(owner: string, name: string): boolean {
+  return HISTORIC.test(name) || (name.startsWith(`${owner}/`) && /^\d{4}_[a-z0-9_]+$/.test(name.slice(owner.length + 1)));
+}
+
+/**
+ * Puts the storage's own part and the given ones (the modules', in list order) together.
+ * Throws a StorageError for an owner given twice, a migration name that breaks the rules
+ * above (so a new name cannot be another owner's), or a per-user table declared twice.
+ */
+export function composeSchema(parts: readonly SchemaPart[]): StorageSchema {
+  const all = [STORAGE_SCHEMA, ...parts.filter((p) => p !== STORAGE_SCHEMA)];
+  const owners = new Set<string>();
+  const tables = new Map<string, string>();
+  const probe = migrationKit('sqlite'); // names do not depend on the dialect; nothing runs here
+  for (const p of all) {
+    if (owners.has(p.owner)) throw new StorageError(`schema: two parts named ${p.owner}`, false);
+    owners.add(p.owner);
+    // The owner's prefix keeps new names apart; only historic ones can be shared.
+    for (const name of Object.keys(p.migrations(probe))) {
+      if (!isMigrationName(p.owner, name)) throw new StorageError(`schema ${p.owner}: migration "${name}" must be named ${p.owner}/<nnnn>_<what>`, false);
+    }
+    for (const t of p.userTables) {
+      const other = tables.get(t.table);
+      if (other !== undefined) throw new StorageError(`schema: table ${t.table} is declared by ${other} and ${p.owner}`, false);
+      tables.set(t.table, p.owner);
+    }
+  }
+  return {
+    owners: [...owners],
+    userTables: all.flatMap((p) => p.userTables),
+    migrations(dialect) {
+      const kit = migrationKit(dialect);
+      const steps = new Map<string, Migration[]>();
+      for (const p of all) {
+        for (const [name, m] of Object.entries(p.migrations(kit))) {
+          const list = steps.get(name);
+          if (list) list.push(m);
+          else steps.set(name, [m]);
+        }
+      }
+      const out: Record<string, Migration> = {};
+      for (const [name, list] of steps) {
+        out[name] =
+          list.length === 1
+            ? list[0]!
+            : {
+                async up(db) {
+                  for (const m of list) await m.up(db);
+                },
+              };
+      }
+      return out;
     },
   };
 }
 
 /** Brings a database to the latest schema. Safe to call on every start, and twice. */
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
-  const all = migrations(dialect);
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, schema: StorageSchema): Promise<string[]> {
+  const all = schema.migrations(dialect);
   // Already up to date: skip the migration lock (on MySQL one lock for the whole server,
   // which every node and shard opening at once would otherwise queue on).
   const done = await db
@@ -228,7 +235,7 @@ export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promis
     .catch(() => new Set<string>());
   if (Object.keys(all).every((name) => done.has(name))) return [];
   const provider: MigrationProvider = { getMigrations: async () => all };
-  const migrator = new Migrator({ db, provider });
+  const migrator = new Migrator({ db, provider, allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   // eslint-disable-next-line @typescript-eslint/no-base-to-string -- Kysely types the failure as unknown; a non-Error is shown as String() shows it
   if (error) throw new StorageError(`migration failed: ${error instanceof Error ? error.message : String(error)}`, false, { cause: error });

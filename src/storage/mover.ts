@@ -1,38 +1,30 @@
 /**
  * Copying and removing one user's rows, table by table: what `parley shards move` does
- * between two shards (`ShardedStorage.moveUser`). The archive, the one table that grows
- * large, is copied in two steps: most of it before the user's writes are frozen
- * (`copyArchive`), and under the freeze only what changed since (`syncArchive`).
- * Every table keyed by (host, username) is listed here; a unit test checks that the
- * list covers the schema, so a new store cannot be forgotten by moves.
+ * between two shards (`ShardAdmin.moveUser`). A bulk table (the archive: large, append
+ * mostly, keyed by a number the server chose) is copied in two steps: most of it before
+ * the user's writes are frozen (`copyBulk`), and under the freeze only what changed
+ * since (`syncBulk`). The per-user tables are not listed here: each owner declares its
+ * own (`SchemaPart.userTables`, storage's and every module's schema), and a test checks
+ * that the declared list covers every table keyed by (host, username).
  */
-/* eslint-disable @typescript-eslint/no-explicit-any -- Kysely<any>: the mover walks tables by name (USER_TABLES), which the typed query builder cannot express */
+/* eslint-disable @typescript-eslint/no-explicit-any -- Kysely<any>: the mover walks tables by name (UserTable), which the typed query builder cannot express */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
 
+/** A table keyed by (host, username), as its owner declares it for moves. */
 export interface UserTable {
   table: keyof Database;
   /** A column unique within one user's rows, for paging in order. */
   key: string;
   /** An auto-increment id the target assigns anew (order kept by inserting in `key` order). */
   dropId?: boolean;
+  /**
+   * Large and append-mostly (the archive): copied page by page before the user is
+   * frozen, then brought up to date under the freeze. `key` is a number the server chose
+   * (never `dropId`); rows may be deleted or committed late with a lower key.
+   */
+  bulk?: boolean;
 }
-
-/** Every per-user table. `shard_directory` is not one: it is the placement itself. */
-export const USER_TABLES: readonly UserTable[] = [
-  { table: 'users', key: 'username' },
-  { table: 'roster', key: 'contact' },
-  { table: 'roster_version', key: 'username' },
-  { table: 'offline', key: 'id', dropId: true },
-  { table: 'privacy_lists', key: 'name' },
-  { table: 'archive', key: 'id' },
-  { table: 'archive_prefs', key: 'username' },
-  { table: 'vcard', key: 'username' },
-  { table: 'pep_node', key: 'node' },
-  { table: 'pep_item', key: 'id', dropId: true },
-  { table: 'user_flags', key: 'username' },
-  { table: 'last_activity', key: 'username' },
-];
 
 /** Rows per page read from the source and per INSERT on the target. */
 const PAGE = 500;
@@ -42,7 +34,7 @@ const PAGE = 500;
  * replacing any rows the user already has there (a copy left by an interrupted move).
  * Returns rows copied.
  */
-export async function copyUser(src: Kysely<Database>, dst: Kysely<Database>, host: string, username: string, tables: readonly UserTable[] = USER_TABLES): Promise<number> {
+export async function copyUser(src: Kysely<Database>, dst: Kysely<Database>, host: string, username: string, tables: readonly UserTable[]): Promise<number> {
   return dst.transaction().execute(async (tx) => {
     await deleteUserRows(tx, host, username, tables);
     let total = 0;
@@ -65,70 +57,71 @@ export async function copyUser(src: Kysely<Database>, dst: Kysely<Database>, hos
   });
 }
 
-/** Every per-user table but the archive (copied whole under the freeze). */
-export const SMALL_TABLES: readonly UserTable[] = USER_TABLES.filter((t) => t.table !== 'archive');
-
-const ARCHIVE_PAGE = 2000;
+const BULK_PAGE = 2000;
 
 /**
- * Copies a user's archive rows with id above `after` (all with null), page by page, each
- * page its own statement: nobody reads the target's copy before the directory points
- * there. Returns the rows copied and the highest id seen (null when none).
+ * Copies a user's rows of a bulk table with key above `after` (all with null), page by
+ * page, each page its own statement: nobody reads the target's copy before the directory
+ * points there. Returns the rows copied and the highest key seen (null when none).
  */
-export async function copyArchive(src: Kysely<Database>, dst: Kysely<Database>, host: string, username: string, after: number | null): Promise<{ rows: number; lastId: number | null }> {
+export async function copyBulk(src: Kysely<Database>, dst: Kysely<Database>, t: UserTable, host: string, username: string, after: number | null): Promise<{ rows: number; lastId: number | null }> {
+  const from = src as Kysely<any>;
   let rows = 0;
   let last = after;
   for (;;) {
-    let q = src.selectFrom('archive').selectAll().where('host', '=', host).where('username', '=', username);
-    if (last !== null) q = q.where('id', '>', last);
-    const page = await q.orderBy('id').limit(ARCHIVE_PAGE).execute();
+    let q = from.selectFrom(t.table).selectAll().where('host', '=', host).where('username', '=', username);
+    if (last !== null) q = q.where(t.key, '>', last);
+    const page: Array<Record<string, unknown>> = await q.orderBy(t.key).limit(BULK_PAGE).execute();
     if (page.length === 0) break;
-    await dst.insertInto('archive').values(page).execute();
+    await (dst as Kysely<any>).insertInto(t.table).values(page).execute();
     rows += page.length;
-    last = Number(page[page.length - 1]!.id);
-    if (page.length < ARCHIVE_PAGE) break;
+    last = Number(page[page.length - 1]![t.key]);
+    if (page.length < BULK_PAGE) break;
   }
   return { rows, lastId: last };
 }
 
 /**
- * Under the freeze: makes the target's archive equal to the source's, given that rows up
- * to `upTo` were copied before. Rows deleted meanwhile (expiry, an undone message) or
- * committed late with a lower id are found by comparing counts (and then ids); rows
- * above `upTo` are copied. Returns the rows copied or deleted.
+ * Under the freeze: makes the target's rows of a bulk table equal to the source's, given
+ * that rows up to `upTo` were copied before. Rows deleted meanwhile (expiry, an undone
+ * message) or committed late with a lower key are found by comparing counts (and then
+ * keys); rows above `upTo` are copied. Returns the rows copied or deleted.
  */
-export async function syncArchive(src: Kysely<Database>, dst: Kysely<Database>, host: string, username: string, upTo: number | null): Promise<number> {
+export async function syncBulk(src: Kysely<Database>, dst: Kysely<Database>, t: UserTable, host: string, username: string, upTo: number | null): Promise<number> {
+  const mine = (db: Kysely<Database>) => (db as Kysely<any>).selectFrom(t.table).where('host', '=', host).where('username', '=', username);
   if (upTo === null) {
-    await dst.deleteFrom('archive').where('host', '=', host).where('username', '=', username).execute();
-    return (await copyArchive(src, dst, host, username, null)).rows;
+    await (dst as Kysely<any>).deleteFrom(t.table).where('host', '=', host).where('username', '=', username).execute();
+    return (await copyBulk(src, dst, t, host, username, null)).rows;
   }
-  // Count and a checksum of the ids: a late row and a deleted one must not cancel out.
+  // Count and a checksum of the keys: a late row and a deleted one must not cancel out.
   const digest = async (db: Kysely<Database>) => {
-    const r = await sql<{ n: number | string; s: number | string | null }>`SELECT COUNT(*) AS n, SUM(id % 1000003) AS s FROM archive
-      WHERE host = ${host} AND username = ${username} AND id <= ${upTo}`.execute(db);
+    const r = await sql<{ n: number | string; s: number | string | null }>`SELECT COUNT(*) AS n, SUM(${sql.ref(t.key)} % 1000003) AS s FROM ${sql.table(t.table)}
+      WHERE host = ${host} AND username = ${username} AND ${sql.ref(t.key)} <= ${upTo}`.execute(db);
     return `${Number(r.rows[0]?.n ?? 0)}/${Number(r.rows[0]?.s ?? 0)}`;
   };
   let changed = 0;
   if ((await digest(src)) !== (await digest(dst))) {
-    const ids = async (db: Kysely<Database>) =>
-      new Set((await db.selectFrom('archive').select('id').where('host', '=', host).where('username', '=', username).where('id', '<=', upTo).execute()).map((r) => Number(r.id)));
-    const [have, want] = [await ids(dst), await ids(src)];
-    const extra = [...have].filter((id) => !want.has(id));
-    const missing = [...want].filter((id) => !have.has(id));
+    const keys = async (db: Kysely<Database>) => {
+      const rows: Array<Record<string, unknown>> = await mine(db).select(t.key).where(t.key, '<=', upTo).execute();
+      return new Set(rows.map((r) => Number(r[t.key])));
+    };
+    const [have, want] = [await keys(dst), await keys(src)];
+    const extra = [...have].filter((k) => !want.has(k));
+    const missing = [...want].filter((k) => !have.has(k));
     for (let i = 0; i < extra.length; i += PAGE) {
-      await dst.deleteFrom('archive').where('host', '=', host).where('username', '=', username).where('id', 'in', extra.slice(i, i + PAGE)).execute();
+      await (dst as Kysely<any>).deleteFrom(t.table).where('host', '=', host).where('username', '=', username).where(t.key, 'in', extra.slice(i, i + PAGE)).execute();
     }
     for (let i = 0; i < missing.length; i += PAGE) {
-      const rows = await src.selectFrom('archive').selectAll().where('host', '=', host).where('username', '=', username).where('id', 'in', missing.slice(i, i + PAGE)).execute();
-      if (rows.length > 0) await dst.insertInto('archive').values(rows).execute();
+      const rows: Array<Record<string, unknown>> = await mine(src).selectAll().where(t.key, 'in', missing.slice(i, i + PAGE)).execute();
+      if (rows.length > 0) await (dst as Kysely<any>).insertInto(t.table).values(rows).execute();
     }
     changed += extra.length + missing.length;
   }
-  return changed + (await copyArchive(src, dst, host, username, upTo)).rows;
+  return changed + (await copyBulk(src, dst, t, host, username, upTo)).rows;
 }
 
-/** Deletes every row of a user (or of some tables). */
-export async function deleteUserRows(db: Kysely<Database> | Transaction<Database>, host: string, username: string, tables: readonly UserTable[] = USER_TABLES): Promise<number> {
+/** Deletes every row of a user in `tables`. */
+export async function deleteUserRows(db: Kysely<Database> | Transaction<Database>, host: string, username: string, tables: readonly UserTable[]): Promise<number> {
   let n = 0;
   for (const t of tables) {
     const r = await (db as Kysely<any>).deleteFrom(t.table).where('host', '=', host).where('username', '=', username).executeTakeFirst();
@@ -138,24 +131,29 @@ export async function deleteUserRows(db: Kysely<Database> | Transaction<Database
 }
 
 /**
- * Deletes a moved user's rows from the shard they left, the archive in batches (no long
- * lock on a big archive), the rest in one transaction.
+ * Deletes a moved user's rows from the shard they left: the bulk tables in batches (no
+ * long lock on a big archive), the rest in one transaction.
  */
-export async function dropMovedUser(db: Kysely<Database>, host: string, username: string): Promise<number> {
+export async function dropMovedUser(db: Kysely<Database>, host: string, username: string, tables: readonly UserTable[]): Promise<number> {
+  const any = db as Kysely<any>;
   let n = 0;
-  for (;;) {
-    const ids = (await db.selectFrom('archive').select('id').where('host', '=', host).where('username', '=', username).limit(ARCHIVE_PAGE).execute()).map((r) => r.id);
-    if (ids.length === 0) break;
-    const r = await db.deleteFrom('archive').where('host', '=', host).where('username', '=', username).where('id', 'in', ids).executeTakeFirst();
-    n += Number(r.numDeletedRows ?? 0n);
+  for (const t of tables.filter((x) => x.bulk)) {
+    for (;;) {
+      const rows: Array<Record<string, unknown>> = await any.selectFrom(t.table).select(t.key).where('host', '=', host).where('username', '=', username).limit(BULK_PAGE).execute();
+      if (rows.length === 0) break;
+      const keys = rows.map((r) => r[t.key]);
+      const r = await any.deleteFrom(t.table).where('host', '=', host).where('username', '=', username).where(t.key, 'in', keys).executeTakeFirst();
+      n += Number(r.numDeletedRows ?? 0n);
+    }
   }
-  return n + (await db.transaction().execute((tx) => deleteUserRows(tx, host, username, SMALL_TABLES)));
+  const small = tables.filter((x) => !x.bulk);
+  return n + (await db.transaction().execute((tx) => deleteUserRows(tx, host, username, small)));
 }
 
-/** Rows a user has, per table (tests and the move report). */
-export async function countUserRows(db: Kysely<Database>, host: string, username: string): Promise<Record<string, number>> {
+/** Rows a user has, per table of `tables` (tests and the move report). */
+export async function countUserRows(db: Kysely<Database>, host: string, username: string, tables: readonly UserTable[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const t of USER_TABLES) {
+  for (const t of tables) {
     const r: { n?: unknown } | undefined = await (db as Kysely<any>)
       .selectFrom(t.table)
       .select((eb) => eb.fn.countAll().as('n'))

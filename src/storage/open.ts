@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../support/logger.js';
 import { StorageError } from '../support/errors.js';
-import { migrateToLatest } from './migrations.js';
+import { composeSchema, migrateToLatest, type SchemaPart } from './migrations.js';
 import { openMysqlBackend, type Backend, type MysqlTuning } from './mysql.js';
 import { loadShardMap, shardAddress, type ShardMap, type ShardSpec } from './shard-map.js';
 import { ShardedStorage, type ShardedOptions } from './sharded.js';
@@ -11,18 +11,28 @@ import { openSqlite } from './sqlite.js';
 
 type Log = Pick<Logger, 'info' | 'warn' | 'error'>;
 
-export function openStorage(config: Config, log?: Log): Promise<ShardedStorage> {
+/**
+ * Opens the configured storage and brings its schema up to date: the storage's own
+ * tables and those of `schema`, the modules' parts. Pass every module's part (the
+ * composition root passes `MODULE_SCHEMAS`), not only the loaded modules': a database
+ * that ran a module's migrations refuses to open without them, and a move between shards
+ * carries only the tables it is told of.
+ *
+ * @example
+ * const storage = await openStorage(config, MODULE_SCHEMAS, logs.for('storage'));
+ */
+export function openStorage(config: Config, schema: readonly SchemaPart[], log?: Log): Promise<ShardedStorage> {
   switch (config.storage.driver) {
     case 'sqlite': {
       const file = config.storage.sqlite.file === ':memory:' ? ':memory:' : resolve(config.dataDir, config.storage.sqlite.file);
-      return openSqlite({ file, busyTimeoutMs: config.storage.sqlite.busyTimeout, log });
+      return openSqlite({ file, busyTimeoutMs: config.storage.sqlite.busyTimeout, log, schema });
     }
     case 'mysql':
-      return openMysqlStorage(loadShardMap(config.storage.mysql.shardMap), mysqlSettings(config), log);
+      return openMysqlStorage(loadShardMap(config.storage.mysql.shardMap), mysqlSettings(config), schema, log);
   }
 }
 
-export interface MysqlSettings extends MysqlTuning, Omit<ShardedOptions, 'dialect' | 'log' | 'healthTimeoutMs'> {}
+export interface MysqlSettings extends MysqlTuning, Omit<ShardedOptions, 'dialect' | 'log' | 'healthTimeoutMs' | 'userTables'> {}
 
 /** The mysql section of the configuration as the storage takes it. */
 export function mysqlSettings(config: Config): MysqlSettings {
@@ -41,13 +51,14 @@ export function mysqlSettings(config: Config): MysqlSettings {
 }
 
 /** Opens one shard's pool and brings its schema up to date (under MySQL's migration lock). */
-export async function openMysqlShard(spec: ShardSpec, tuning: MysqlTuning): Promise<Backend> {
+export async function openMysqlShard(spec: ShardSpec, tuning: MysqlTuning, schema: readonly SchemaPart[]): Promise<Backend> {
+  const composed = composeSchema(schema);
   const backend = openMysqlBackend(spec, tuning);
   // Migrations on a connection of their own, without the query timeout: waiting for the
   // migration lock while another node migrates is not a failure.
   const migrator = openMysqlBackend(spec, { ...tuning, poolSize: 2, queryTimeoutMs: 10 * 60_000 });
   try {
-    await migrateToLatest(migrator.db, 'mysql');
+    await migrateToLatest(migrator.db, 'mysql', composed);
   } catch (e) {
     await backend.close();
     const code = (e as { cause?: { code?: string } }).cause?.code;
@@ -60,8 +71,9 @@ export async function openMysqlShard(spec: ShardSpec, tuning: MysqlTuning): Prom
 }
 
 /** Sharded MySQL storage from a shard map. */
-export function openMysqlStorage(map: ShardMap, s: MysqlSettings, log?: Log): Promise<ShardedStorage> {
+export function openMysqlStorage(map: ShardMap, s: MysqlSettings, schema: readonly SchemaPart[], log?: Log): Promise<ShardedStorage> {
+  const { userTables } = composeSchema(schema);
   // An operation is a few queries (a transaction): allow a connect and two full query timeouts.
-  const opts: ShardedOptions = { ...s, dialect: 'mysql', log, healthTimeoutMs: Math.min(s.queryTimeoutMs, 2000), opTimeoutMs: s.connectTimeoutMs + 2 * s.queryTimeoutMs };
-  return ShardedStorage.fromMap(opts, map, (spec) => openMysqlShard(spec, s));
+  const opts: ShardedOptions = { ...s, dialect: 'mysql', log, userTables, healthTimeoutMs: Math.min(s.queryTimeoutMs, 2000), opTimeoutMs: s.connectTimeoutMs + 2 * s.queryTimeoutMs };
+  return ShardedStorage.fromMap(opts, map, (spec) => openMysqlShard(spec, s, schema));
 }

@@ -10,7 +10,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import type { Logger } from '../support/logger.js';
 import { StorageError } from '../support/errors.js';
-import { migrateToLatest } from './migrations.js';
+import { composeSchema, migrateToLatest, type SchemaPart } from './migrations.js';
 import type { Backend } from './mysql.js';
 import type { Database } from './schema.js';
 import { ShardedStorage } from './sharded.js';
@@ -20,9 +20,12 @@ export interface SqliteOptions {
   file: string;
   busyTimeoutMs: number;
   log?: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** The modules' tables (`MODULE_SCHEMAS`); the storage's own are always there. */
+  schema: readonly SchemaPart[];
 }
 
 export async function openSqlite(opts: SqliteOptions): Promise<ShardedStorage> {
+  const schema = composeSchema(opts.schema);
   let raw: BetterSqlite3.Database;
   try {
     if (opts.file !== ':memory:') {
@@ -40,7 +43,7 @@ export async function openSqlite(opts: SqliteOptions): Promise<ShardedStorage> {
     throw new StorageError(`cannot open SQLite database ${opts.file}: ${e instanceof Error ? e.message : String(e)}`, false, { cause: e });
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
-  await migrateToLatest(db, 'sqlite');
+  await migrateToLatest(db, 'sqlite', schema);
   let closed: Promise<void> | null = null;
   const backend: Backend = {
     address: opts.file,
@@ -59,7 +62,7 @@ export async function openSqlite(opts: SqliteOptions): Promise<ShardedStorage> {
   // One local file: no breaker worth the name (it would open only on a full disk), no
   // health timer; a busy database is retried by SQLite itself (busyTimeout).
   return ShardedStorage.single(
-    { dialect: 'sqlite', log: opts.log, retries: 1, retryBackoffMs: 20, breakerThreshold: 1_000_000, breakerCooldownMs: 1000, healthIntervalMs: 0, healthTimeoutMs: 1000, moveTimeoutMs: 0 },
+    { dialect: 'sqlite', log: opts.log, retries: 1, retryBackoffMs: 20, breakerThreshold: 1_000_000, breakerCooldownMs: 1000, healthIntervalMs: 0, healthTimeoutMs: 1000, moveTimeoutMs: 0, userTables: schema.userTables },
     backend,
   );
 }

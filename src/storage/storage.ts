@@ -11,6 +11,7 @@
 import type { Kysely } from 'kysely';
 import { StorageError } from '../support/errors.js';
 import type { Dialect } from './migrations.js';
+import type { UserTable } from './mover.js';
 import type { Database } from './schema.js';
 
 export interface OpOptions {
@@ -48,6 +49,11 @@ export interface ShardStatus {
 
 export interface Storage {
   readonly dialect: Dialect;
+  /**
+   * Every table this storage keeps per user (the storage's own and every module's, as
+   * their schemas declare them): what deleting an account or moving a user touches.
+   */
+  readonly userTables: readonly UserTable[];
   /**
    * Runs `fn` on the database holding this user's data. Waits while the user is being
    * moved to another shard; retries transient failures with backoff (see OpOptions);

@@ -37,6 +37,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
 import { openStorage } from '../../src/storage/open.js';
+import { CONFIG_SCHEMA, MODULE_SCHEMAS } from '../../src/modules/index.js';
 import { SqlUserStore } from '../../src/auth/user-store-sql.js';
 import { SqlRosterStore } from '../../src/modules/roster/store-sql.js';
 import { makeCredentials } from '../../src/auth/credentials.js';
@@ -46,7 +47,6 @@ import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
 import { startPrivateMariadb, type PrivateMariadb } from '../helpers/mariadb-server.js';
 import { mamQuery } from '../helpers/mam.js';
 import { TestClient } from '../helpers/client.js';
-import { CONFIG_SCHEMA } from '../../src/modules/index.js';
 
 export const FAULTS = ['kill9', 'sigstop', 'redis-restart', 'mysql-shard', 'partition', 'disk-full'] as const;
 export type FaultName = (typeof FAULTS)[number];
@@ -434,7 +434,7 @@ interface Env {
 
 async function provisionSqlite(dataDir: string, users: string[], extra: string[]): Promise<void> {
   const config = parseConfig({ domain: DOMAIN, dataDir }, CONFIG_SCHEMA);
-  const storage = await openStorage(config, pino({ level: 'silent' }));
+  const storage = await openStorage(config, MODULE_SCHEMAS, pino({ level: 'silent' }));
   await provision(storage, users, extra);
   await storage.close();
 }
@@ -844,7 +844,7 @@ async function setupMysql(env: Env, users: string[]): Promise<unknown> {
     mysql: { shardMap: map, poolSize: 4, connectTimeout: '1s', queryTimeout: '2s', retries: 1, retryBackoff: '20ms', breakerThreshold: 3, breakerCooldown: '300ms', healthInterval: '150ms' },
   };
   const config = parseConfig({ domain: DOMAIN, dataDir: join(env.dir, 'data'), storage }, CONFIG_SCHEMA);
-  const st = await openStorage(config, pino({ level: 'silent' }));
+  const st = await openStorage(config, MODULE_SCHEMAS, pino({ level: 'silent' }));
   await provision(st, env.users, users.filter((u) => !env.users.includes(u)));
   await st.close();
   (env as Env & { mariadb?: PrivateMariadb }).mariadb = db;

@@ -18,7 +18,8 @@ import { NS } from '../../xmpp/ns.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule } from '../../core/module.js';
 import { SessionFlag, type LocalSession } from '../../core/session.js';
-import { SqlLastActivityStore } from './store-sql.js';
+import { createLastActivityStore } from './store-sql.js';
+import { lastSchema } from './schema.js';
 import type { LastActivityStore } from './store.js';
 
 /** Longest status text kept (the presence limits bound it before; this bounds the row). */
@@ -26,9 +27,10 @@ const MAX_STATUS = 1024;
 
 export default defineModule({
   name: 'last',
+  schema: lastSchema,
   setup(ctx) {
     const host = ctx.domain;
-    const store: LastActivityStore = new SqlLastActivityStore(ctx.storage);
+    const store: LastActivityStore = createLastActivityStore(ctx.storage);
     const isInvisible = (s: LocalSession) => (s.flags & SessionFlag.Invisible) !== 0;
 
     ctx.addFeature(NS.LAST, 'host');

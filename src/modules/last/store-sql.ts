@@ -2,6 +2,17 @@
 import { insertedUnlessDuplicate, type Storage } from '../../storage/storage.js';
 import type { LastActivityStore, LastSeen } from './store.js';
 
+/**
+ * The module's store over the storage handle: what its setup (or the core, from the
+ * module's declaration) calls to get one.
+ *
+ * @example
+ * const store = createLastActivityStore(storage);
+ */
+export function createLastActivityStore(storage: Storage): LastActivityStore {
+  return new SqlLastActivityStore(storage);
+}
+
 export class SqlLastActivityStore implements LastActivityStore {
   constructor(private readonly storage: Storage) {}
 

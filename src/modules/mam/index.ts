@@ -18,7 +18,8 @@ import { options } from './options.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
 import type { StagedMessage } from '../../core/message-stages.js';
 import { ArchiveIds, decodeId, encodeId, firstIdAt, timeOfId } from './ids.js';
-import { SqlArchiveStore } from './store-sql.js';
+import { createArchiveStore } from './store-sql.js';
+import { mamSchema } from './schema.js';
 import type { ArchiveDefault, ArchiveEntry, ArchiveFilter, ArchivePrefs, ArchiveStore } from './store.js';
 import { parseQuery, type MamQuery } from './query.js';
 import { ArchiveWriter } from './writer.js';
@@ -39,11 +40,12 @@ interface Prefs {
 export default defineModule({
   name: 'mam',
   options,
+  schema: mamSchema,
   setup(ctx) {
     const host = ctx.domain;
     const cfg = ctx.options;
     if (!cfg.enabled) return;
-    const store: ArchiveStore = new SqlArchiveStore(ctx.storage);
+    const store: ArchiveStore = createArchiveStore(ctx.storage);
     const ids = new ArchiveIds();
     const writer = new ArchiveWriter(store, ctx.stats);
     const defaults: Prefs = { default: cfg.default, always: new Set(), never: new Set() };

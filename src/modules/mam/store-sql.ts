@@ -1,7 +1,8 @@
 /** ArchiveStore on the SQL query layer (SQLite and MySQL alike), sharded by user. */
 import type { Kysely, SelectQueryBuilder } from 'kysely';
 import type { Storage } from '../../storage/storage.js';
-import type { ArchiveTable, Database } from '../../storage/schema.js';
+import type { Database } from '../../storage/schema.js';
+import type { ArchiveTable } from './schema.js';
 import type { ArchiveDefault, ArchiveDirection, ArchiveEntry, ArchiveFilter, ArchivePage, ArchivePrefs, ArchiveStore } from './store.js';
 
 const COLUMNS = ['id', 'with_jid', 'with_resource', 'direction', 'stanza', 'created_at'] as const;
@@ -11,6 +12,17 @@ type Row = Pick<ArchiveTable, (typeof COLUMNS)[number]>;
 const INSERT_CHUNK = 400;
 /** Rows deleted per statement by the retention sweep, so no lock is held for long. */
 const SWEEP_BATCH = 5000;
+
+/**
+ * The module's store over the storage handle: what its setup (or the core, from the
+ * module's declaration) calls to get one.
+ *
+ * @example
+ * const store = createArchiveStore(storage);
+ */
+export function createArchiveStore(storage: Storage): ArchiveStore {
+  return new SqlArchiveStore(storage);
+}
 
 export class SqlArchiveStore implements ArchiveStore {
   constructor(private readonly storage: Storage) {}

@@ -21,7 +21,8 @@ import { StanzaError } from '../../xmpp/errors.js';
 import { options } from './options.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
 import type { LocalSession } from '../../core/session.js';
-import { SqlOfflineStore } from './store-sql.js';
+import { createOfflineStore } from './store-sql.js';
+import { offlineSchema } from './schema.js';
 import type { OfflineStore } from './store.js';
 
 /**
@@ -47,9 +48,10 @@ const FLEX_MAX = 10_000;
 export default defineModule({
   name: 'offline',
   options,
+  schema: offlineSchema,
   setup(ctx) {
     const host = ctx.domain;
-    const store: OfflineStore = new SqlOfflineStore(ctx.storage);
+    const store: OfflineStore = createOfflineStore(ctx.storage);
     /** One delivery at a time per user, so no message is fetched twice. */
     const delivering = new Map<string, Promise<void>>();
 

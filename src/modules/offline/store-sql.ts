@@ -3,6 +3,17 @@ import { sql } from 'kysely';
 import type { Storage } from '../../storage/storage.js';
 import type { OfflineMessage, OfflineStore } from './store.js';
 
+/**
+ * The module's store over the storage handle: what its setup (or the core, from the
+ * module's declaration) calls to get one.
+ *
+ * @example
+ * const store = createOfflineStore(storage);
+ */
+export function createOfflineStore(storage: Storage): OfflineStore {
+  return new SqlOfflineStore(storage);
+}
+
 export class SqlOfflineStore implements OfflineStore {
   constructor(private readonly storage: Storage) {}
 

@@ -21,7 +21,8 @@ import type { PepItem, PepService } from './api.js';
 import type { RosterService } from '../roster/api.js';
 import { CapsCache, capsOf, verificationString, type CapsRef } from './caps.js';
 import { applyFields, configForm, defaultConfig, meetsPreconditions, readForm, type NodeConfig } from './node-config.js';
-import { SqlPepStore } from './store-sql.js';
+import { createPepStore } from './store-sql.js';
+import { pepSchema } from './schema.js';
 import type { PepStore, StoredItem } from './store.js';
 
 /** Longest node name and item id (they are keys in storage: varchar(191)). */
@@ -65,11 +66,12 @@ const PUBSUB_FEATURES = [
 export default defineModule({
   name: 'pep',
   options,
+  schema: pepSchema,
   setup(ctx) {
     const host = ctx.domain;
     const limits = ctx.options;
     const defaults = defaultConfig(Math.min(limits.defaultMaxItems, limits.maxItems));
-    const store: PepStore = new SqlPepStore(ctx.storage, defaults);
+    const store: PepStore = createPepStore(ctx.storage, defaults);
     const roster = (): RosterService => ctx.service('roster');
     const capsCache = new CapsCache(limits.capsCache);
     const interests = new WeakMap<LocalSession, Interest>();

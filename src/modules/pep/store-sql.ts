@@ -5,6 +5,17 @@ import type { Storage } from '../../storage/storage.js';
 import { configFromJson, configToJson, type NodeConfig } from './node-config.js';
 import type { PepQuota, PepStore, StoredItem } from './store.js';
 
+/**
+ * The module's store over the storage handle: what its setup (or the core, from the
+ * module's declaration) calls to get one.
+ *
+ * @example
+ * const store = createPepStore(storage, defaults);
+ */
+export function createPepStore(storage: Storage, defaults: NodeConfig): PepStore {
+  return new SqlPepStore(storage, defaults);
+}
+
 export class SqlPepStore implements PepStore {
   /** `defaults` fills in what a stored configuration lacks. */
   constructor(

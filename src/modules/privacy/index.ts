@@ -61,7 +61,8 @@ import {
   type RosterView,
   type StanzaClass,
 } from './engine.js';
-import { SqlPrivacyStore } from './store-sql.js';
+import { createPrivacyStore } from './store-sql.js';
+import { privacySchema } from './schema.js';
 import type { PrivacyItem, PrivacyKind, PrivacyList, PrivacyStore } from './store.js';
 
 /** SECURITY: bounds on what one user may store. */
@@ -103,9 +104,10 @@ interface SessionPrivacy {
 
 export default defineModule({
   name: 'privacy',
+  schema: privacySchema,
   setup(ctx) {
     const host = ctx.domain;
-    const store: PrivacyStore = new SqlPrivacyStore(ctx.storage);
+    const store: PrivacyStore = createPrivacyStore(ctx.storage);
     const online = new Map<string, UserState>();
     const recent = new Map<string, UserState>();
     const loading = new Map<string, Promise<UserState>>();

@@ -2,6 +2,17 @@
 import type { Storage } from '../../storage/storage.js';
 import type { PrivacyItem, PrivacyList, PrivacyStore, UserPrivacy } from './store.js';
 
+/**
+ * The module's store over the storage handle: what its setup (or the core, from the
+ * module's declaration) calls to get one.
+ *
+ * @example
+ * const store = createPrivacyStore(storage);
+ */
+export function createPrivacyStore(storage: Storage): PrivacyStore {
+  return new SqlPrivacyStore(storage);
+}
+
 export class SqlPrivacyStore implements PrivacyStore {
   constructor(private readonly storage: Storage) {}
 

@@ -18,7 +18,8 @@ import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule, type ModuleContext } from '../../core/module.js';
 import type { Friend, FriendshipService, RosterItem, RosterService } from './api.js';
-import { SqlRosterStore } from './store-sql.js';
+import { createRosterStore } from './store-sql.js';
+import { rosterSchema } from './schema.js';
 import type { RosterStore } from './store.js';
 
 /** Longest item name or group name accepted (RFC 6121 §2.1.2.4 lets servers set one). */
@@ -31,8 +32,9 @@ const MAX_FRESH = 200_000;
 
 export default defineModule({
   name: 'roster',
+  schema: rosterSchema,
   setup(ctx) {
-      const store: RosterStore = new SqlRosterStore(ctx.storage);
+    const store: RosterStore = createRosterStore(ctx.storage);
     const host = ctx.domain;
     let pushId = 0;
 

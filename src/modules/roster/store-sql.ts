@@ -1,9 +1,21 @@
 /** RosterStore on the SQL query layer (SQLite and MySQL alike). */
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { RosterItem, Subscription } from './api.js';
-import type { Database, RosterTable } from '../../storage/schema.js';
+import type { Database } from '../../storage/schema.js';
+import type { RosterTable } from './schema.js';
 import type { Storage } from '../../storage/storage.js';
 import type { RosterStore } from './store.js';
+
+/**
+ * The module's store over the storage handle: what its setup (or the core, from the
+ * module's declaration) calls to get one.
+ *
+ * @example
+ * const store = createRosterStore(storage);
+ */
+export function createRosterStore(storage: Storage): RosterStore {
+  return new SqlRosterStore(storage);
+}
 
 export class SqlRosterStore implements RosterStore {
   constructor(private readonly storage: Storage) {}

@@ -17,7 +17,8 @@ import { StanzaError } from '../../xmpp/errors.js';
 import { options } from './options.js';
 import { defineModule } from '../../core/module.js';
 import { photoHashOf, readPhoto, sha1Hex, stampPresence, withPhoto, type Photo } from './photo.js';
-import { SqlVcardStore } from './store-sql.js';
+import { createVcardStore } from './store-sql.js';
+import { vcardSchema } from './schema.js';
 import type { VcardStore } from './store.js';
 
 /** Users whose photo hash is kept in memory (read at every available presence). */
@@ -26,10 +27,11 @@ const HASH_CACHE = 50_000;
 export default defineModule({
   name: 'vcard',
   options,
+  schema: vcardSchema,
   setup(ctx) {
     const host = ctx.domain;
     const maxSize = ctx.options.maxSize;
-    const store: VcardStore = new SqlVcardStore(ctx.storage);
+    const store: VcardStore = createVcardStore(ctx.storage);
     /** bare JID → photo hash ('' without photo), least recently used out first. */
     const hashes = new Map<string, string>();
     /** One vCard write at a time per user, so the hash and the stored vCard agree. */

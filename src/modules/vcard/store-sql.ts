@@ -2,6 +2,17 @@
 import type { Storage } from '../../storage/storage.js';
 import type { StoredVcard, VcardStore } from './store.js';
 
+/**
+ * The module's store over the storage handle: what its setup (or the core, from the
+ * module's declaration) calls to get one.
+ *
+ * @example
+ * const store = createVcardStore(storage);
+ */
+export function createVcardStore(storage: Storage): VcardStore {
+  return new SqlVcardStore(storage);
+}
+
 export class SqlVcardStore implements VcardStore {
   constructor(private readonly storage: Storage) {}
 

@@ -1,8 +1,9 @@
 /**
  * The storage conformance suite: every store, written once against `Storage`, checked
  * the same way on every backend (Kysely's way: one suite looped over the dialects).
- * A store adds a `ConformanceSuite` to `index.ts`; `conformance.test.ts` runs each suite
- * on a fresh database of each backend.
+ * A store's suite lives beside it (`src/modules/<m>/store.conformance.ts`, exporting
+ * `suite`; the accounts' in `src/auth/`); `run.ts` runs each case on a fresh database of
+ * each backend, for `test/conformance.test.ts`.
  */
 import type { Storage } from '../storage.js';
 

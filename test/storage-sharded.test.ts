@@ -4,35 +4,36 @@
  * held during a move, reloads that add, drain and remove shards, the migration lock,
  * and a shard that dies and comes back behind a TCP proxy.
  */
-import { SqlLastActivityStore } from '../modules/last/store-sql.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { sql, type Kysely } from 'kysely';
-import { makeCredentials } from '../auth/credentials.js';
-import { SqlUserStore } from '../auth/user-store-sql.js';
-import type { AccountCredentials } from '../auth/user-store.js';
-import { parseConfig } from '../config/load.js';
-import type { RosterItem } from '../modules/roster/api.js';
-import { SqlArchiveStore } from '../modules/mam/store-sql.js';
-import type { ArchiveEntry } from '../modules/mam/store.js';
-import { SqlOfflineStore } from '../modules/offline/store-sql.js';
-import { defaultConfig } from '../modules/pep/node-config.js';
-import { SqlPepStore } from '../modules/pep/store-sql.js';
-import { SqlPrivacyStore } from '../modules/privacy/store-sql.js';
-import { SqlRosterStore } from '../modules/roster/store-sql.js';
-import { SqlVcardStore } from '../modules/vcard/store-sql.js';
-import { drainShard } from '../ops/shards.js';
-import { ConfigError, StorageError } from '../support/errors.js';
-import { countUserRows, USER_TABLES } from './mover.js';
-import { createTestShards, TEST_MYSQL, TEST_TUNING, type TestShards } from './mysql-testing.js';
-import { openMysqlStorage, type MysqlSettings } from './open.js';
-import { HashRing } from './ring.js';
-import type { Database } from './schema.js';
-import type { ShardMap, ShardSpec } from './shard-map.js';
-import type { ShardedStorage } from './sharded.js';
-import { openSqlite } from './sqlite.js';
-import { within } from '../../test/helpers/until.js';
+import { makeCredentials } from '../src/auth/credentials.js';
+import { SqlUserStore } from '../src/auth/user-store-sql.js';
+import type { AccountCredentials } from '../src/auth/user-store.js';
+import { parseConfig } from '../src/config/load.js';
+import type { RosterItem } from '../src/modules/roster/api.js';
+import { MODULE_SCHEMAS } from '../src/modules/index.js';
+import { SqlLastActivityStore } from '../src/modules/last/store-sql.js';
+import { SqlArchiveStore } from '../src/modules/mam/store-sql.js';
+import type { ArchiveEntry } from '../src/modules/mam/store.js';
+import { SqlOfflineStore } from '../src/modules/offline/store-sql.js';
+import { defaultConfig } from '../src/modules/pep/node-config.js';
+import { SqlPepStore } from '../src/modules/pep/store-sql.js';
+import { SqlPrivacyStore } from '../src/modules/privacy/store-sql.js';
+import { SqlRosterStore } from '../src/modules/roster/store-sql.js';
+import { SqlVcardStore } from '../src/modules/vcard/store-sql.js';
+import { drainShard } from '../src/ops/shards.js';
+import { ConfigError, StorageError } from '../src/support/errors.js';
+import { countUserRows } from '../src/storage/mover.js';
+import { createTestShards, TEST_MYSQL, TEST_TUNING, type TestShards } from '../src/storage/mysql-testing.js';
+import { openMysqlStorage, type MysqlSettings } from '../src/storage/open.js';
+import { HashRing } from '../src/storage/ring.js';
+import type { Database } from '../src/storage/schema.js';
+import type { ShardMap, ShardSpec } from '../src/storage/shard-map.js';
+import type { ShardedStorage } from '../src/storage/sharded.js';
+import { openSqlite } from '../src/storage/sqlite.js';
+import { within } from './helpers/until.js';
 
 const HOST = 'shards.test';
 const SETTINGS: MysqlSettings = {
@@ -55,7 +56,7 @@ let creds: AccountCredentials;
 
 before(async () => {
   fx = await createTestShards(3);
-  inspect = await openMysqlStorage(fx.map, SETTINGS);
+  inspect = await openMysqlStorage(fx.map, SETTINGS, MODULE_SCHEMAS);
   creds = await makeCredentials('secret');
 });
 
@@ -71,9 +72,9 @@ const jid = (u: string) => `${u}@${HOST}`;
 /** Opens a storage on emptied databases. */
 async function openFresh(map: ShardMap): Promise<ShardedStorage> {
   await inspect.forEachShard('empty tables', async (db) => {
-    for (const t of [...USER_TABLES.map((u) => u.table), 'shard_directory']) await sql`DELETE FROM ${sql.table(t)}`.execute(db);
+    for (const t of [...inspect.userTables.map((u) => u.table), 'shard_directory']) await sql`DELETE FROM ${sql.table(t)}`.execute(db);
   });
-  return openMysqlStorage(map, SETTINGS);
+  return openMysqlStorage(map, SETTINGS, MODULE_SCHEMAS);
 }
 
 /** Runs `fn` on every database, keyed by shard name. */
@@ -83,12 +84,12 @@ async function perShard<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<Ma
   return out;
 }
 
-const rowsOf = (u: string) => perShard((db) => countUserRows(db, HOST, u));
+const rowsOf = (u: string) => perShard((db) => countUserRows(db, HOST, u, inspect.userTables));
 const usernamesOn = async (shard: string) =>
   (await perShard((db) => db.selectFrom('users').select('username').where('host', '=', HOST).execute())).get(shard)!.map((r) => r.username);
 const directoryRows = async (u: string) =>
   (await perShard((db) => db.selectFrom('shard_directory').select('shard').where('host', '=', HOST).where('username', '=', u).execute())).get('s1')!;
-const zeros = () => Object.fromEntries(USER_TABLES.map((t) => [t.table, 0]));
+const zeros = () => Object.fromEntries(inspect.userTables.map((t) => [t.table, 0]));
 const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 /** The other of shards s1 and s2. */
 const otherOf = (shard: string) => (shard === 's1' ? 's2' : 's1');
@@ -340,9 +341,9 @@ test('a reload may not change the directory shard', async () => {
 test('two servers opening the same new databases at once both start, and each migration runs once', async () => {
   const shards = await createTestShards(2);
   try {
-    const [a, b] = await Promise.all([openMysqlStorage(shards.map, SETTINGS), openMysqlStorage(shards.map, SETTINGS)]);
+    const [a, b] = await Promise.all([openMysqlStorage(shards.map, SETTINGS, MODULE_SCHEMAS), openMysqlStorage(shards.map, SETTINGS, MODULE_SCHEMAS)]);
     try {
-      const lite = await openSqlite({ file: ':memory:', busyTimeoutMs: 100 });
+      const lite = await openSqlite({ file: ':memory:', busyTimeoutMs: 100, schema: MODULE_SCHEMAS });
       const [expected] = await lite.forEachShard('migrations', async (db) => (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(db)).rows.map((r) => r.name));
       await lite.close();
       assert.ok(expected!.length > 0);
@@ -371,7 +372,7 @@ async function freePort(): Promise<number> {
 
 test('a shard that cannot be reached at start fails the open with a StorageError naming it', async () => {
   const port = await freePort();
-  await assert.rejects(openMysqlStorage(mapOf(spec('s1'), spec('s2', { port })), SETTINGS), (e: unknown) => {
+  await assert.rejects(openMysqlStorage(mapOf(spec('s1'), spec('s2', { port })), SETTINGS, MODULE_SCHEMAS), (e: unknown) => {
     assert.ok(e instanceof StorageError, String(e));
     assert.match(e.message, /\bs2\b/);
     assert.match(e.message, new RegExp(`:${port}/`));

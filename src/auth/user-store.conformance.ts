@@ -1,10 +1,14 @@
-/** Conformance: accounts and credentials (auth/user-store). */
+/**
+ * Storage conformance of auth/user-store: accounts and credentials.
+ * Written once against the `Storage` handle; `test/conformance.test.ts` runs every case
+ * on SQLite and on MariaDB (two shards), each on a fresh database.
+ */
 import assert from 'node:assert/strict';
-import { SqlUserStore } from '../../auth/user-store-sql.js';
-import { makeCredentials } from '../../auth/credentials.js';
-import { HOST, type ConformanceSuite } from './suite.js';
+import { SqlUserStore } from './user-store-sql.js';
+import { makeCredentials } from './credentials.js';
+import { HOST, type ConformanceSuite } from '../storage/conformance/suite.js';
 
-export const usersSuite: ConformanceSuite = {
+export const suite: ConformanceSuite = {
   name: 'users',
   cases: {
     async 'create, exists, credentials, delete'(storage) {

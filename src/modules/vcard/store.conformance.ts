@@ -1,9 +1,13 @@
-/** Conformance: vCards with their photo hash (modules/vcard). */
+/**
+ * Storage conformance of modules/vcard: vCards with their photo hash.
+ * Written once against the `Storage` handle; `test/conformance.test.ts` runs every case
+ * on SQLite and on MariaDB (two shards), each on a fresh database.
+ */
 import assert from 'node:assert/strict';
-import { SqlVcardStore } from '../../modules/vcard/store-sql.js';
-import { HOST, type ConformanceSuite } from './suite.js';
+import { SqlVcardStore } from './store-sql.js';
+import { HOST, type ConformanceSuite } from '../../storage/conformance/suite.js';
 
-export const vcardSuite: ConformanceSuite = {
+export const suite: ConformanceSuite = {
   name: 'vcard',
   cases: {
     async 'a vCard is stored, replaced, read with its hash, and removed'(storage) {

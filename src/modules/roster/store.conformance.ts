@@ -1,14 +1,18 @@
-/** Conformance: rosters and roster versions (modules/roster). */
+/**
+ * Storage conformance of modules/roster: rosters and roster versions.
+ * Written once against the `Storage` handle; `test/conformance.test.ts` runs every case
+ * on SQLite and on MariaDB (two shards), each on a fresh database.
+ */
 import assert from 'node:assert/strict';
-import { SqlRosterStore } from '../../modules/roster/store-sql.js';
-import type { RosterItem } from '../../modules/roster/api.js';
-import { HOST, type ConformanceSuite } from './suite.js';
+import { SqlRosterStore } from './store-sql.js';
+import type { RosterItem } from './api.js';
+import { HOST, type ConformanceSuite } from '../../storage/conformance/suite.js';
 
 function item(jid: string, over: Partial<RosterItem> = {}): RosterItem {
   return { jid, name: null, subscription: 'none', groups: [], askOut: false, askIn: false, askInStanza: null, approved: false, inRoster: true, ...over };
 }
 
-export const rosterSuite: ConformanceSuite = {
+export const suite: ConformanceSuite = {
   name: 'roster',
   cases: {
     async 'update creates, changes and removes items; the version grows'(storage) {

@@ -1,9 +1,13 @@
-/** Conformance: offline messages (modules/offline). */
+/**
+ * Storage conformance of modules/offline: offline messages.
+ * Written once against the `Storage` handle; `test/conformance.test.ts` runs every case
+ * on SQLite and on MariaDB (two shards), each on a fresh database.
+ */
 import assert from 'node:assert/strict';
-import { SqlOfflineStore } from '../../modules/offline/store-sql.js';
-import { HOST, type ConformanceSuite } from './suite.js';
+import { SqlOfflineStore } from './store-sql.js';
+import { HOST, type ConformanceSuite } from '../../storage/conformance/suite.js';
 
-export const offlineSuite: ConformanceSuite = {
+export const suite: ConformanceSuite = {
   name: 'offline',
   cases: {
     async 'push keeps order, stops at the limit, fetch and remove'(storage) {

@@ -1,13 +1,17 @@
-/** Conformance: privacy lists and the default list (modules/privacy). */
+/**
+ * Storage conformance of modules/privacy: privacy lists and the default list.
+ * Written once against the `Storage` handle; `test/conformance.test.ts` runs every case
+ * on SQLite and on MariaDB (two shards), each on a fresh database.
+ */
 import assert from 'node:assert/strict';
-import { SqlPrivacyStore } from '../../modules/privacy/store-sql.js';
-import type { PrivacyItem } from '../../modules/privacy/store.js';
-import { HOST, type ConformanceSuite } from './suite.js';
+import { SqlPrivacyStore } from './store-sql.js';
+import type { PrivacyItem } from './store.js';
+import { HOST, type ConformanceSuite } from '../../storage/conformance/suite.js';
 
 const deny = (value: string, order: number): PrivacyItem => ({ type: 'jid', value, action: 'deny', order, kinds: [] });
 const allowAll = (order: number): PrivacyItem => ({ type: null, value: null, action: 'allow', order, kinds: [] });
 
-export const privacySuite: ConformanceSuite = {
+export const suite: ConformanceSuite = {
   name: 'privacy',
   cases: {
     async 'lists are created, replaced, listed in name order and removed'(storage) {

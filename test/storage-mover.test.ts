@@ -1,15 +1,25 @@
+/**
+ * Moves between shards, table by table (src/storage/mover.ts), over the tables the
+ * storage and every module declare: the declared per-user tables cover the schema, and
+ * a bulk table (the archive) is brought up to date under the freeze.
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSqlite } from './sqlite.js';
-import { copyArchive, dropMovedUser, syncArchive, USER_TABLES } from './mover.js';
+import { MODULE_SCHEMAS } from '../src/modules/index.js';
+import { composeSchema } from '../src/storage/migrations.js';
+import { openSqlite } from '../src/storage/sqlite.js';
+import { copyBulk, dropMovedUser, syncBulk } from '../src/storage/mover.js';
+
+const USER_TABLES = composeSchema(MODULE_SCHEMAS).userTables;
+const ARCHIVE = USER_TABLES.find((t) => t.table === 'archive')!;
 
 test('USER_TABLES lists every table with host and username columns except shard_directory', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'parley-mover-'));
   try {
-    const storage = await openSqlite({ file: join(dir, 'm.db'), busyTimeoutMs: 1000 });
+    const storage = await openSqlite({ file: join(dir, 'm.db'), busyTimeoutMs: 1000, schema: MODULE_SCHEMAS });
     try {
       const [tables] = await storage.forEachShard('x', (db) => db.introspection.getTables());
       const perUser = tables!
@@ -36,8 +46,8 @@ test('USER_TABLES lists every table with host and username columns except shard_
 
 test('syncArchive: a late row and a deleted one that leave the count alike are both found; the tail is added', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'parley-mover-'));
-  const a = await openSqlite({ file: join(dir, 'a.db'), busyTimeoutMs: 1000 });
-  const b = await openSqlite({ file: join(dir, 'b.db'), busyTimeoutMs: 1000 });
+  const a = await openSqlite({ file: join(dir, 'a.db'), busyTimeoutMs: 1000, schema: MODULE_SCHEMAS });
+  const b = await openSqlite({ file: join(dir, 'b.db'), busyTimeoutMs: 1000, schema: MODULE_SCHEMAS });
   try {
     const H = 'x.test';
     const row = (id: number, user = 'u') => ({ host: H, username: user, id, with_jid: 'p@x.test', with_resource: '', direction: 'in', stanza: `<m n='${id}'/>`, created_at: id });
@@ -49,20 +59,20 @@ test('syncArchive: a late row and a deleted one that leave the count alike are b
     const [src] = await a.forEachShard('db', async (db) => db);
     const [dst] = await b.forEachShard('db', async (db) => db);
     // Step 1: the live copy (after clearing what an earlier attempt left).
-    await dropMovedUser(dst!, H, 'u');
-    const pre = await copyArchive(src!, dst!, H, 'u', null);
+    await dropMovedUser(dst!, H, 'u', USER_TABLES);
+    const pre = await copyBulk(src!, dst!, ARCHIVE, H, 'u', null);
     assert.deepEqual(pre, { rows: 9, lastId: 10 });
     // Meanwhile on the source: a message committed late with a lower id, one undone, two new.
     await a.forUser(H, 'u', 'late', (db) => db.insertInto('archive').values([row(3), row(11), row(12)]).execute());
     await a.forUser(H, 'u', 'undo', (db) => db.deleteFrom('archive').where('username', '=', 'u').where('id', '=', 7).execute());
     // Step 2, under the freeze.
-    const changed = await syncArchive(src!, dst!, H, 'u', pre.lastId);
+    const changed = await syncBulk(src!, dst!, ARCHIVE, H, 'u', pre.lastId);
     assert.equal(changed, 4, 'one late row, one deleted row, two new rows');
     assert.deepEqual(await ids(b), await ids(a));
     assert.deepEqual(await ids(b), [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12]);
     assert.deepEqual(await ids(b, 'v'), [], "another user's rows are not copied");
     // Step 3: the source forgets the user, not the neighbour.
-    assert.equal(await dropMovedUser(src!, H, 'u'), 11);
+    assert.equal(await dropMovedUser(src!, H, 'u', USER_TABLES), 11);
     assert.deepEqual(await ids(a, 'v'), [5]);
   } finally {
     await a.close();

@@ -1,9 +1,13 @@
-/** Conformance: last activity (modules/last). */
+/**
+ * Storage conformance of modules/last: last activity.
+ * Written once against the `Storage` handle; `test/conformance.test.ts` runs every case
+ * on SQLite and on MariaDB (two shards), each on a fresh database.
+ */
 import assert from 'node:assert/strict';
-import { SqlLastActivityStore } from '../../modules/last/store-sql.js';
-import { HOST, type ConformanceSuite } from './suite.js';
+import { SqlLastActivityStore } from './store-sql.js';
+import { HOST, type ConformanceSuite } from '../../storage/conformance/suite.js';
 
-export const lastSuite: ConformanceSuite = {
+export const suite: ConformanceSuite = {
   name: 'last',
   cases: {
     async 'the last logout is stored, replaced and kept apart per user and host'(storage) {

@@ -1,8 +1,12 @@
-/** Conformance: message archive and archiving preferences (modules/mam). */
+/**
+ * Storage conformance of modules/mam: message archive and archiving preferences.
+ * Written once against the `Storage` handle; `test/conformance.test.ts` runs every case
+ * on SQLite and on MariaDB (two shards), each on a fresh database.
+ */
 import assert from 'node:assert/strict';
-import { SqlArchiveStore } from '../../modules/mam/store-sql.js';
-import type { ArchiveEntry } from '../../modules/mam/store.js';
-import { HOST, type ConformanceSuite } from './suite.js';
+import { SqlArchiveStore } from './store-sql.js';
+import type { ArchiveEntry } from './store.js';
+import { HOST, type ConformanceSuite } from '../../storage/conformance/suite.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -10,7 +14,7 @@ function entry(i: number, withJid = 'bob@x.test', at = T0 + i * 1000): ArchiveEn
   return { id: at * 1024 + (i % 7), with: withJid, withResource: i % 2 ? 'phone' : '', direction: i % 3 ? 'in' : 'out', stanza: `<message xmlns='jabber:client' id='m${i}'/>`, createdAt: at };
 }
 
-export const archiveSuite: ConformanceSuite = {
+export const suite: ConformanceSuite = {
   name: 'archive',
   cases: {
     async 'append, page from either end, count and filters'(storage) {

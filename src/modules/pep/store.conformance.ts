@@ -1,13 +1,17 @@
-/** Conformance: PEP nodes and items (modules/pep). */
+/**
+ * Storage conformance of modules/pep: PEP nodes and items.
+ * Written once against the `Storage` handle; `test/conformance.test.ts` runs every case
+ * on SQLite and on MariaDB (two shards), each on a fresh database.
+ */
 import assert from 'node:assert/strict';
-import { SqlPepStore } from '../../modules/pep/store-sql.js';
-import { defaultConfig } from '../../modules/pep/node-config.js';
-import { HOST, type ConformanceSuite } from './suite.js';
+import { SqlPepStore } from './store-sql.js';
+import { defaultConfig } from './node-config.js';
+import { HOST, type ConformanceSuite } from '../../storage/conformance/suite.js';
 
 const defaults = defaultConfig(20);
 const item = (id: string) => ({ id, payload: `<x xmlns='urn:test' n='${id}'/>` });
 
-export const pepSuite: ConformanceSuite = {
+export const suite: ConformanceSuite = {
   name: 'pep',
   cases: {
     async 'nodes are created once, listed, configured and deleted; the node limit holds'(storage) {
