@@ -27,6 +27,7 @@ import { SqlUserStore } from './auth/user-store-sql.js';
 import { Authenticator } from './auth/authenticator.js';
 import { openPortalSources, type PortalSources } from './portal/sources.js';
 import { StreamError } from './xmpp/errors.js';
+import { C2sEndpoint } from './c2s/c2s-endpoint.js';
 import { startC2sListener, startC2sTlsListener } from './transports/tcp/tcp-listener.js';
 import { startHttpListener } from './transports/http/http-listener.js';
 import { BoshManager } from './transports/bosh/bosh-manager.js';
@@ -143,10 +144,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     }
     reloader = configReloader(core, storage, opts.configFile, CONFIG_SCHEMA);
     await core.cluster.start();
-    if (config.listen.c2s.enabled) listeners.c2s = await startC2sListener(core);
-    if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(core);
+    const c2s = new C2sEndpoint(core);
+    if (config.listen.c2s.enabled) listeners.c2s = await startC2sListener(c2s);
+    if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(c2s);
     if (config.listen.http.enabled) {
-      bosh = config.bosh.enabled ? new BoshManager(core) : null;
+      bosh = config.bosh.enabled ? new BoshManager(c2s) : null;
       api = portalApi(core, bosh);
       const routes = [healthRoutes(core), adminRoutes(core, storage, reloader)];
       if (config.metrics.enabled) {
@@ -156,7 +158,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       if (api) routes.push(api.route);
       routes.push(core.httpRoutes.route);
       if (config.demo.enabled) routes.push(await demoPortal(core, bosh));
-      listeners.http = await startHttpListener(core, { bosh, routes });
+      listeners.http = await startHttpListener(c2s, { bosh, routes });
     }
     if (config.snmp) snmp = await startSnmpAgent(config.snmp, { core, bosh, storage, cluster });
   } catch (e) {

@@ -37,7 +37,7 @@ function rosterPush(c: TestClient, contact: string, pred: (item: Element) => boo
 
 before(async () => {
   ts = await startTestServer();
-  for (const u of ['romeo', 'juliet', 'nurse', 'tybalt', 'benvolio', 'mercutio', 'paris', 'friar', 'lady', 'prince', 'sampson', 'gregory']) await ts.addUser(u);
+  for (const u of ['romeo', 'juliet', 'nurse', 'tybalt', 'benvolio', 'mercutio', 'paris', 'friar', 'lady', 'prince', 'sampson', 'gregory', 'abram', 'balthasar']) await ts.addUser(u);
 });
 
 after(async () => {
@@ -159,6 +159,21 @@ test('a subscription request to an offline user is stored and delivered at login
   await lady.presence((p) => p.attrs.type === 'subscribed');
   const items = await rosterOf(prince);
   assert.equal(items[0]?.attrs.subscription, 'from');
+});
+
+test('a subscription request repeated while pending is not delivered again; the stored one still comes at login', async () => {
+  const abram = await login('abram');
+  let balthasar = await login('balthasar');
+  const requests = () => balthasar.presence((p) => p.attrs.type === 'subscribe' && p.attrs.from === jid('abram'), 'the request');
+  const first = requests();
+  await abram.send(xml('presence', { to: jid('balthasar'), type: 'subscribe', id: 'first' }));
+  assert.equal((await first).attrs.id, 'first');
+  // RFC 6121 A.3.1: "None + Pending In" takes a new subscribe without delivering it.
+  await abram.send(xml('presence', { to: jid('balthasar'), type: 'subscribe', id: 'again' }));
+  await balthasar.expectNone((p) => p.attrs.type === 'subscribe' && p.attrs.id === 'again', 300, 'the repeated request');
+  await balthasar.stop();
+  balthasar = await login('balthasar', 'later');
+  assert.equal((await requests()).attrs.id, 'first', 'the stored request is the first one');
 });
 
 test('a subscriber is told when the subscription is cancelled, and no longer sees presence', async () => {

@@ -1,11 +1,12 @@
 /**
- * XEP-0198 Stream Management: the per-session state (both counters and the queue of
- * stanzas the client has not acknowledged) and the registry of resumable sessions.
- * The protocol itself (enable, r/a, resume, hibernation) is driven by the c2s session.
+ * XEP-0198 Stream Management, the primitives: the queue of stanzas the client has not
+ * acknowledged (with its counter), `h` and `max` parsing, the elements and errors, and
+ * the registry of resumable sessions (one per server, on the C2sEndpoint). The protocol
+ * of one session (enable, r/a, acks, replay) is driven by sm-driver.ts; hibernation and
+ * resumption, which move a session between connections, by the c2s session.
  * References: XEP-0198 §3 (enabling), §4 (acks; `h` is modulo 2^32), §5 (resumption),
  * §6 (error handling: handled-count-too-high), §8 (stream closure).
  */
-import { randomBytes } from 'node:crypto';
 import type { XmlElement } from '../xml/element.js';
 import { x } from '../xml/element.js';
 import { NS } from '../xmpp/ns.js';
@@ -89,37 +90,6 @@ export class UnackedQueue {
   }
 }
 
-/** Stream management state of one session, from `<enable/>` on. */
-export class SmState {
-  /** The resumption id; null when the client did not ask for resumption. */
-  readonly id: string | null;
-  /** How long the session waits for resumption after its connection dropped. */
-  readonly resumeMs: number;
-  /** Stanzas received from the client since enable, modulo 2^32. */
-  inbound = 0;
-  readonly queue = new UnackedQueue();
-  /** An `<r/>` is out and not answered. */
-  awaitingAck = false;
-  ackTimer: NodeJS.Timeout | null = null;
-  resumeTimer: NodeJS.Timeout | null = null;
-
-  constructor(resumable: boolean, resumeMs: number) {
-    this.id = resumable ? randomBytes(16).toString('base64url') : null;
-    this.resumeMs = resumeMs;
-  }
-
-  countInbound(): void {
-    this.inbound = (this.inbound + 1) >>> 0;
-  }
-
-  clearTimers(): void {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    if (this.resumeTimer) clearTimeout(this.resumeTimer);
-    this.ackTimer = this.resumeTimer = null;
-    this.awaitingAck = false;
-  }
-}
-
 /** Parses an `h` attribute: an unsigned 32-bit integer, else null. */
 export function parseH(v: string | undefined): number | null {
   if (v === undefined || !/^\d{1,10}$/.test(v)) return null;
@@ -167,7 +137,7 @@ interface Stale {
 /** Most ended sessions remembered for late resumption attempts. */
 const MAX_STALE = 10_000;
 
-/** Resumable sessions of one server, by resumption id. */
+/** Resumable sessions of one server, by resumption id (C2sEndpoint.resumable). */
 export class SmRegistry<S> {
   readonly #live = new Map<string, S>();
   readonly #stale = new Map<string, Stale>();
@@ -196,13 +166,4 @@ export class SmRegistry<S> {
   get size(): number {
     return this.#live.size;
   }
-}
-
-const registries = new WeakMap<object, SmRegistry<unknown>>();
-
-/** The registry of resumable sessions of a server core. */
-export function smRegistryOf<S>(core: object): SmRegistry<S> {
-  let r = registries.get(core);
-  if (!r) registries.set(core, (r = new SmRegistry<unknown>()));
-  return r as SmRegistry<S>;
 }

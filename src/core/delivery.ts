@@ -118,6 +118,14 @@ export class Delivery {
     session.deliver(errorReply(stanza, session.jid, to, error));
   }
 
+  /**
+   * The c2s session answered its client's stanza with an error itself, before routing (a
+   * malformed stanza, the message rate limit): counted as bounced.
+   */
+  answered(stanza: XmlElement): void {
+    if (stanza.attrs.type !== 'error') this.#countBounce(stanza);
+  }
+
   #countBounce(stanza: XmlElement): void {
     const kind = stanza.name;
     if (kind === 'message' || kind === 'presence' || kind === 'iq') this.#d.stats.stanzasBounced[kind]++;

@@ -1,5 +1,7 @@
 /**
- * Presence and the subscription state machine.
+ * Presence, and the subscription stanzas run through the subscription state machine
+ * (subscription.ts, a pure function: this file reads and stores the roster item and runs
+ * the effects it names).
  * References: RFC 6121 §3 (subscriptions: request, approve, cancel, unsubscribe,
  * pre-approval §3.4), §4 (initial presence, probes, broadcast, directed presence,
  * unavailable presence), Appendix A (subscription states).
@@ -24,6 +26,7 @@ import type { LocalSession } from '../../core/session.js';
 import type { PresenceService } from './api.js';
 import type { PrivacyService } from '../privacy/api.js';
 import type { RosterItem, RosterService } from '../roster/api.js';
+import { dependsOnState, subscriptionTransition, type SubscriptionDirection, type SubscriptionEffect, type SubscriptionState, type SubscriptionType } from './subscription.js';
 
 export default defineModule({
   name: 'presence',
@@ -84,7 +87,7 @@ export default defineModule({
             refuse(session, stanza, to, "subscriptions follow the portal's friendships");
             return true;
           }
-          await outboundSubscription(session, stanza, to.toBare(), type);
+          await subscription(session.jid.toBare(), to.toBare(), 'outbound', type, stanza);
           return true;
         case 'probe': {
           // Clients should not probe (RFC 6121 §4.3); answer as the server would, after
@@ -217,85 +220,81 @@ export default defineModule({
       return true;
     }
 
-    // ---------------------------------------------------------------- subscriptions, outbound
+    // ---------------------------------------------------------------- subscriptions
 
-    /** RFC 6121 §3.1.2, §3.1.5, §3.2.2, §3.3.2, §3.4: the user's server side. */
-    async function outboundSubscription(session: LocalSession, stanza: XmlElement, contact: Jid, type: string): Promise<void> {
-      const user = session.jid.toBare();
-      const out = stanza.clone();
-      out.attrs.from = user.bare;
-      out.attrs.to = contact.bare;
-      const route = () => ctx.route(out, user, contact);
+    /**
+     * One subscription stanza through the state machine (subscription.ts): the item is
+     * read (when its state matters), its new state stored, and the effects run in order.
+     * What the stanza does is decided on the item as read; the state stored is the
+     * machine's answer for the item as it is when written (the roster update is atomic).
+     */
+    async function subscription(user: Jid, contact: Jid, direction: SubscriptionDirection, type: SubscriptionType, stanza: XmlElement): Promise<void> {
       const r = roster();
-      switch (type) {
-        case 'subscribe': {
-          await r.update(user, contact.bare, (cur) => {
-            const item = cur ?? emptyItem(contact.bare);
-            item.inRoster = true;
-            if (item.subscription !== 'to' && item.subscription !== 'both') item.askOut = true;
-            return item;
-          });
-          route();
+      const cur = dependsOnState(direction, type) ? await r.getItem(user, contact.bare) : null;
+      const t = subscriptionTransition(cur, direction, type);
+      // The request as the user gets it, kept with the item (RFC 6121 §3.1.3).
+      let request: string | null = null;
+      if (t.effects.includes('store-request')) {
+        const req = stanza.clone();
+        req.attrs.from = contact.bare;
+        req.attrs.to = user.bare;
+        request = serialize(req);
+      }
+      if (t.write) await r.update(user, contact.bare, (c) => withState(c, contact.bare, subscriptionTransition(c, direction, type).next, request));
+      for (const effect of t.effects) await runEffect(effect, user, contact, stanza, request);
+    }
+
+    async function runEffect(effect: SubscriptionEffect, user: Jid, contact: Jid, stanza: XmlElement, request: string | null): Promise<void> {
+      switch (effect) {
+        case 'route': {
+          const out = stanza.clone();
+          out.attrs.from = user.bare;
+          out.attrs.to = contact.bare;
+          ctx.route(out, user, contact);
           return;
         }
-        case 'subscribed': {
-          const cur = await r.getItem(user, contact.bare);
-          if (cur?.askIn) {
-            await r.update(user, contact.bare, (c) => {
-              const item = c ?? emptyItem(contact.bare);
-              item.subscription = item.subscription === 'to' || item.subscription === 'both' ? 'both' : 'from';
-              item.askIn = false;
-              item.askInStanza = null;
-              item.inRoster = true;
-              return item;
-            });
-            route();
-            // The contact now sees the user: current presence from each available resource.
-            for (const s of ctx.sessions.available(user.bare)) sendPresenceOf(s, contact);
-          } else if (!cur || (cur.subscription !== 'from' && cur.subscription !== 'both')) {
-            // Pre-approval (RFC 6121 §3.4): remembered, not routed.
-            await r.update(user, contact.bare, (c) => ({ ...(c ?? emptyItem(contact.bare)), approved: true, inRoster: true }));
+        case 'deliver':
+          deliverToUser(user, stanza, contact);
+          return;
+        case 'store-request':
+          for (const s of ctx.sessions.available(user.bare)) s.deliverSerialized(request!, 'presence');
+          return;
+        case 'reply-subscribed':
+          ctx.route(x('presence', { type: 'subscribed', from: user.bare, to: contact.bare }), user, contact);
+          return;
+        case 'presence-to-contact':
+          // The contact now sees the user: current presence from each available resource.
+          for (const s of ctx.sessions.available(user.bare)) sendPresenceOf(s, contact);
+          return;
+        case 'unavailable-to-contact':
+          for (const s of ctx.sessions.available(user.bare)) {
+            ctx.route(x('presence', { type: 'unavailable', from: s.jid.full, to: contact.bare }), s.jid, contact);
           }
           return;
-        }
-        case 'unsubscribe': {
-          await r.update(user, contact.bare, (cur) => {
-            if (!cur) return null;
-            cur.subscription = cur.subscription === 'both' ? 'from' : cur.subscription === 'to' ? 'none' : cur.subscription;
-            cur.askOut = false;
-            return cur;
-          });
-          route();
-          return;
-        }
-        case 'unsubscribed': {
-          const cur = await r.getItem(user, contact.bare);
-          if (!cur) {
-            route();
-            return;
-          }
-          const wasFrom = cur.subscription === 'from' || cur.subscription === 'both';
-          await r.update(user, contact.bare, (c) => {
-            if (!c) return null;
-            c.subscription = c.subscription === 'both' ? 'to' : c.subscription === 'from' ? 'none' : c.subscription;
-            c.askIn = false;
-            c.askInStanza = null;
-            c.approved = false;
-            // A stored request from someone not in the roster simply goes away.
-            return c.inRoster ? c : null;
-          });
-          route();
-          if (wasFrom) {
-            for (const s of ctx.sessions.available(user.bare)) {
-              ctx.route(x('presence', { type: 'unavailable', from: s.jid.full, to: contact.bare }), s.jid, contact);
+        case 'contact-presence': {
+          // The contact's current presence, now that the user may see it (after the
+          // contact's policy: its lists first).
+          const wait = ctx.policy.prepare(contact);
+          if (wait) await wait;
+          for (const cs of ctx.sessions.available(contact.bare)) {
+            for (const us of ctx.sessions.available(user.bare)) {
+              if (visibleTo(cs, us, cs.presence!)) us.deliverSerialized(withTo(cs.presence!, cs.jid.full, us.jid.full), 'presence', cs.presence!);
             }
           }
           return;
         }
+        case 'contact-unavailable':
+          for (const cs of ctx.sessions.available(contact.bare)) {
+            for (const us of ctx.sessions.available(user.bare)) {
+              const un = x('presence', { type: 'unavailable', from: cs.jid.full, to: us.jid.full });
+              if (visibleTo(cs, us, un)) us.deliver(un);
+            }
+          }
+          return;
       }
     }
 
-    // ---------------------------------------------------------------- subscriptions, inbound
+    // ---------------------------------------------------------------- presence to local users
 
     ctx.hook('presence-to-user', async (from, to, stanza) => {
       const type = stanza.attrs.type;
@@ -306,95 +305,12 @@ export default defineModule({
       // Portal mode: the roster follows friendships; requests from elsewhere change nothing.
       if (r.readOnly && (type === 'subscribe' || type === 'subscribed' || type === 'unsubscribe' || type === 'unsubscribed')) return true;
       switch (type) {
-        case 'subscribe': {
-          const cur = await r.getItem(user, contact.bare);
-          if (cur && (cur.subscription === 'from' || cur.subscription === 'both')) {
-            // Already approved: the server answers for the user (RFC 6121 §3.1.3).
-            ctx.route(x('presence', { type: 'subscribed', from: user.bare, to: contact.bare }), user, contact);
-            return true;
-          }
-          if (cur?.approved) {
-            await r.update(user, contact.bare, (c) => {
-              const item = c ?? emptyItem(contact.bare);
-              item.subscription = item.subscription === 'to' ? 'both' : 'from';
-              item.approved = false;
-              return item;
-            });
-            ctx.route(x('presence', { type: 'subscribed', from: user.bare, to: contact.bare }), user, contact);
-            for (const s of ctx.sessions.available(user.bare)) sendPresenceOf(s, contact);
-            return true;
-          }
-          const request = stanza.clone();
-          request.attrs.from = contact.bare;
-          request.attrs.to = user.bare;
-          const xml = serialize(request);
-          await r.update(user, contact.bare, (c) => ({ ...(c ?? emptyItem(contact.bare)), askIn: true, askInStanza: xml }));
-          for (const s of ctx.sessions.available(user.bare)) s.deliverSerialized(xml, 'presence');
+        case 'subscribe':
+        case 'subscribed':
+        case 'unsubscribe':
+        case 'unsubscribed':
+          await subscription(user, contact, 'inbound', type, stanza);
           return true;
-        }
-        case 'subscribed': {
-          const cur = await r.getItem(user, contact.bare);
-          if (!cur?.askOut) return true; // nothing was asked: ignored (RFC 6121 §3.1.6)
-          await r.update(user, contact.bare, (c) => {
-            if (!c) return null;
-            c.subscription = c.subscription === 'from' || c.subscription === 'both' ? 'both' : 'to';
-            c.askOut = false;
-            return c;
-          });
-          deliverToUser(user, stanza, contact);
-          // The contact's current presence, now that the user may see it (after the
-          // contact's policy: its lists first).
-          const wait = ctx.policy.prepare(contact);
-          if (wait) await wait;
-          for (const cs of ctx.sessions.available(contact.bare)) {
-            for (const us of ctx.sessions.available(user.bare)) {
-              if (visibleTo(cs, us, cs.presence!)) us.deliverSerialized(withTo(cs.presence!, cs.jid.full, us.jid.full), 'presence', cs.presence!);
-            }
-          }
-          return true;
-        }
-        case 'unsubscribe': {
-          const cur = await r.getItem(user, contact.bare);
-          if (!cur) return true;
-          const wasFrom = cur.subscription === 'from' || cur.subscription === 'both';
-          if (!wasFrom && !cur.askIn) return true;
-          await r.update(user, contact.bare, (c) => {
-            if (!c) return null;
-            c.subscription = c.subscription === 'both' ? 'to' : c.subscription === 'from' ? 'none' : c.subscription;
-            c.askIn = false;
-            c.askInStanza = null;
-            return c.inRoster ? c : null;
-          });
-          deliverToUser(user, stanza, contact);
-          if (wasFrom) {
-            for (const s of ctx.sessions.available(user.bare)) {
-              ctx.route(x('presence', { type: 'unavailable', from: s.jid.full, to: contact.bare }), s.jid, contact);
-            }
-          }
-          return true;
-        }
-        case 'unsubscribed': {
-          const cur = await r.getItem(user, contact.bare);
-          if (!cur) return true;
-          const wasTo = cur.subscription === 'to' || cur.subscription === 'both';
-          if (!wasTo && !cur.askOut) return true;
-          await r.update(user, contact.bare, (c) => {
-            if (!c) return null;
-            c.subscription = c.subscription === 'both' ? 'from' : c.subscription === 'to' ? 'none' : c.subscription;
-            c.askOut = false;
-            return c;
-          });
-          deliverToUser(user, stanza, contact);
-          if (wasTo) {
-            for (const cs of ctx.sessions.available(contact.bare)) {
-              for (const us of ctx.sessions.available(user.bare)) {
-                const un = x('presence', { type: 'unavailable', from: cs.jid.full, to: us.jid.full });
-                if (visibleTo(cs, us, un)) us.deliver(un);
-              }
-            }
-          }
-          return true;
-        }
         case 'probe':
           await answerProbe(contact, user, from);
           return true;
@@ -570,6 +486,23 @@ export default defineModule({
 
 function emptyItem(jid: string): RosterItem {
   return { jid, name: null, subscription: 'none', groups: [], askOut: false, askIn: false, askInStanza: null, approved: false, inRoster: false };
+}
+
+/**
+ * The roster item `c` (or a new one for `jid`) in the subscription state `next` (null:
+ * no item). The stored request lives while the request is pending: `request` when one
+ * is being stored, else the one kept.
+ */
+function withState(c: RosterItem | null, jid: string, next: SubscriptionState | null, request: string | null): RosterItem | null {
+  if (next === null) return null;
+  const item = c ?? emptyItem(jid);
+  item.subscription = next.subscription;
+  item.askOut = next.askOut;
+  item.askIn = next.askIn;
+  item.approved = next.approved;
+  item.inRoster = next.inRoster;
+  item.askInStanza = next.askIn ? (request ?? item.askInStanza) : null;
+  return item;
 }
 
 function subscribers(items: RosterItem[]): string[] {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Jid } from '../../xmpp/jid.js';
 import { NOT_IN_ROSTER, blockedJids, classifyIn, classifyOut, compileList, decide, firstMatch, jidMatches, type RosterView } from './engine.js';
-import { prependBlocks } from './index.js';
+import { prependBlocks } from './blocking.js';
 import type { PrivacyItem } from './store.js';
 
 const J = (s: string) => Jid.parse(s);

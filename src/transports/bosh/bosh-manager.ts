@@ -6,7 +6,7 @@
  * legacy clients); XEP-0206.
  */
 import { randomBytes } from 'node:crypto';
-import type { ServerCore } from '../../core/server.js';
+import type { C2sCore, C2sEndpoint } from '../../c2s/c2s-endpoint.js';
 import { C2sSession } from '../../c2s/session.js';
 import type { XmlParserLimits } from '../../xml/parser.js';
 import type { HttpExchange } from '../http/http1.js';
@@ -27,7 +27,8 @@ const LEGACY_STATUS: Record<string, number> = { 'bad-request': 400, 'policy-viol
 
 export class BoshManager {
   readonly stats = new BoshStats();
-  readonly #core: ServerCore;
+  readonly #c2s: C2sEndpoint;
+  readonly #core: C2sCore;
   readonly #sessions = new Map<string, BoshSession>();
   readonly #tombstones = new Map<string, { body: string; until: number }>();
   /** BOSH sessions per remote address (limits.boshSessionsPerIp). */
@@ -37,7 +38,9 @@ export class BoshManager {
   readonly #sweeper: NodeJS.Timeout;
   #accepting = true;
 
-  constructor(core: ServerCore) {
+  constructor(c2s: C2sEndpoint) {
+    const core = c2s.core;
+    this.#c2s = c2s;
     this.#core = core;
     const b = core.config.bosh;
     const l = core.config.limits;
@@ -167,7 +170,7 @@ export class BoshManager {
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     this.stats.sessionsCreated++;
     this.stats.requests++;
-    const c2s = new C2sSession(this.#core, session);
+    const c2s = new C2sSession(this.#c2s, session);
     session.start(c2s, create);
   }
 
@@ -199,7 +202,7 @@ export class BoshManager {
     const session = new BoshSession(sid, create, 'prebind', this.#settings, this.#onEnded);
     this.#sessions.set(sid, session);
     this.stats.sessionsCreated++;
-    const c2s = new C2sSession(this.#core, session);
+    const c2s = new C2sSession(this.#c2s, session);
     session.start(c2s, create);
     const fail = (why: string): never => {
       c2s.close();

@@ -19,7 +19,7 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { ServerCore } from '../../core/server.js';
+import type { C2sEndpoint } from '../../c2s/c2s-endpoint.js';
 import { C2sSession } from '../../c2s/session.js';
 import type { BoshManager } from '../bosh/bosh-manager.js';
 import { WsTransport } from '../websocket/ws-transport.js';
@@ -43,7 +43,8 @@ const WS_PATHS = new Set(['/xmpp-websocket', '/xmpp-websocket/']);
 const BOSH_CONTENT_TYPES = /^(text\/xml|application\/xml|text\/plain|application\/x-www-form-urlencoded)\b/i;
 const TERMINATE_BAD_REQUEST = "<body type='terminate' condition='bad-request' xmlns='http://jabber.org/protocol/httpbind'/>";
 
-export async function startHttpListener(core: ServerCore, opts: { bosh: BoshManager | null; routes?: HttpRoute[] }): Promise<HttpListener> {
+export async function startHttpListener(c2s: C2sEndpoint, opts: { bosh: BoshManager | null; routes?: HttpRoute[] }): Promise<HttpListener> {
+  const core = c2s.core;
   const cfg = core.config.listen.http;
   const limits = core.config.limits;
   const cors = corsPolicy(cfg.corsOrigins, cfg.secure);
@@ -115,7 +116,7 @@ export async function startHttpListener(core: ServerCore, opts: { bosh: BoshMana
       });
       sockets.add(t);
       ws.on('close', () => sockets.delete(t));
-      t.bind(new C2sSession(core, t));
+      t.bind(new C2sSession(c2s, t));
     });
   }
 

@@ -3,7 +3,7 @@
  */
 import { createServer as createNetServer, type BlockList, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
-import type { ServerCore } from '../../core/server.js';
+import type { C2sCore, C2sEndpoint } from '../../c2s/c2s-endpoint.js';
 import { C2sSession } from '../../c2s/session.js';
 import { StreamError } from '../../xmpp/errors.js';
 import { trustedProxiesOf } from '../../support/client-address.js';
@@ -19,7 +19,7 @@ export interface TcpListener {
 
 const TLS_HANDSHAKE_TIMEOUT_MS = 120_000;
 
-function transportOptions(core: ServerCore, directTls: boolean): TcpTransportOptions {
+function transportOptions(core: C2sCore, directTls: boolean): TcpTransportOptions {
   const l = core.config.limits;
   return {
     limits: { maxStanzaBytes: l.maxStanzaSize, maxDepth: l.maxStanzaDepth, maxAttributes: l.maxAttributes, maxNameLength: 256 },
@@ -31,14 +31,14 @@ function transportOptions(core: ServerCore, directTls: boolean): TcpTransportOpt
   };
 }
 
-function accept(core: ServerCore, socket: Socket, opts: TcpTransportOptions, remoteAddress?: string): void {
+function accept(c2s: C2sEndpoint, socket: Socket, opts: TcpTransportOptions, remoteAddress?: string): void {
   const transport = new TcpTransport(socket, opts, remoteAddress);
   // SECURITY: limits.unauthenticatedPerIp: refused at once, with a stream error.
-  if (!core.limits.canConnect(transport.remoteAddress)) {
+  if (!c2s.core.limits.canConnect(transport.remoteAddress)) {
     transport.close(new StreamError('policy-violation', 'too many unauthenticated connections from your address'));
     return;
   }
-  transport.bind(new C2sSession(core, transport));
+  transport.bind(new C2sSession(c2s, transport));
 }
 
 async function listen(server: NetServer, host: string, port: number, name: string): Promise<TcpListener> {
@@ -57,7 +57,7 @@ async function listen(server: NetServer, host: string, port: number, name: strin
 }
 
 /** PROXY v2 from trusted proxies (listen.*.trustedProxies), then `next` with the client's address. */
-function viaProxy(core: ServerCore, listener: string, socket: Socket, trusted: BlockList | null, next: (socket: Socket, remoteAddress: string, proxied: boolean) => void): void {
+function viaProxy(core: C2sCore, listener: string, socket: Socket, trusted: BlockList | null, next: (socket: Socket, remoteAddress: string, proxied: boolean) => void): void {
   acceptConnection(
     socket,
     trusted,
@@ -67,13 +67,14 @@ function viaProxy(core: ServerCore, listener: string, socket: Socket, trusted: B
 }
 
 /** c2s with STARTTLS (RFC 6120 §5). */
-export function startC2sListener(core: ServerCore): Promise<TcpListener> {
+export function startC2sListener(c2s: C2sEndpoint): Promise<TcpListener> {
+  const core = c2s.core;
   const cfg = core.config.listen.c2s;
   const trusted = trustedProxiesOf(cfg.trustedProxies, 'listen.c2s.trustedProxies');
   // Options are read per connection: a live reload of `limits` applies to new connections.
   const server = createNetServer({ noDelay: true }, (socket) =>
     viaProxy(core, 'c2s', socket, trusted, (s, address, proxied) => {
-      accept(core, s, transportOptions(core, false), address);
+      accept(c2s, s, transportOptions(core, false), address);
       if (proxied) s.resume(); // paused after the header, with the bytes after it put back
     }),
   );
@@ -81,13 +82,14 @@ export function startC2sListener(core: ServerCore): Promise<TcpListener> {
 }
 
 /** c2s with direct TLS (XEP-0368). */
-export function startC2sTlsListener(core: ServerCore): Promise<TcpListener> {
+export function startC2sTlsListener(c2s: C2sEndpoint): Promise<TcpListener> {
+  const core = c2s.core;
   const cfg = core.config.listen.c2sTls;
   const trusted = trustedProxiesOf(cfg.trustedProxies, 'listen.c2sTls.trustedProxies');
   const tlsOptions = { cert: core.tls.cert, key: core.tls.key, minVersion: 'TLSv1.2', ALPNProtocols: ['xmpp-client'] } as const;
   /** Client addresses of the TLS sockets made below, after a PROXY header. */
   const remoteAddresses = new WeakMap<TLSSocket, string>();
-  const server = createTlsServer(tlsOptions, (socket: TLSSocket) => accept(core, socket, transportOptions(core, true), remoteAddresses.get(socket)));
+  const server = createTlsServer(tlsOptions, (socket: TLSSocket) => accept(c2s, socket, transportOptions(core, true), remoteAddresses.get(socket)));
   server.on('tlsClientError', () => {
     // A failed handshake is the client's problem; the socket is already destroyed.
   });
