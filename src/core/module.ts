@@ -22,10 +22,16 @@ import type { LocalSession } from './session.js';
 import type { ServerCore } from './server.js';
 import type { FilterPrepare, StanzaFilter } from './router.js';
 import type { MessageStage } from './message-stages.js';
+import type { HostHandler, HostScope } from './hosts.js';
 
 export type IqType = 'get' | 'set';
-/** `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no `to`). */
-export type IqScope = 'host' | 'account';
+/**
+ * `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no
+ * `to`); `{ host }`: IQs to a host a module serves (`ctx.addHost`), `{ host: '*' }`: to
+ * every such host (see HostScope).
+ */
+export type IqScope = 'host' | 'account' | HostScope;
+export type { HostHandler, HostScope } from './hosts.js';
 
 export interface IqRequest {
   stanza: XmlElement;
@@ -75,6 +81,14 @@ export interface ModuleContext {
   addFilter(direction: 'in' | 'out', filter: StanzaFilter, prepare?: FilterPrepare): void;
   /** Acts on one-to-one messages where their fate is fixed (archive, carbons): see message-stages.ts. */
   addMessageStage(stage: MessageStage): void;
+  /**
+   * Serves a host of its own (`conference.<domain>`, an echo service): every stanza for
+   * the host and its JIDs reaches `handler` (see HostHandler), IQ get/set to the host
+   * itself go to the handlers registered with the scope `{ host: name }`, and the host
+   * is listed in the user domain's disco#items. Throws HostError when the name is the
+   * user domain, not a DNS name, or served already (by a module or a component).
+   */
+  addHost(name: string, handler: HostHandler): void;
   /** Runs `fn` every `ms` until the module stops. */
   every(ms: number, fn: () => void | Promise<void>): void;
   /** Runs when the module stops (after the core removed its registrations). */
@@ -157,6 +171,9 @@ export class ModuleHost {
       },
       addMessageStage(stage) {
         loaded.undo.push(core.router.stages.add(stage));
+      },
+      addHost(name, handler) {
+        loaded.undo.push(core.hosts.add({ host: name, kind: 'module', owner: def.name, name: handler.name, deliver: (stanza, from, to) => handler.onStanza(stanza, from, to) }));
       },
       every(ms, fn) {
         const t = setInterval(() => {

@@ -16,9 +16,12 @@ import { iqError, type IqDispatcher } from './iq.js';
 import type { SessionRegistry } from './registry.js';
 import type { ServerStats } from '../support/stats.js';
 import { deliveredTogether, type LocalSession } from './session.js';
+import { HostTable } from './hosts.js';
 
 export interface RouterDeps {
   domain: string;
+  /** Where domains other than the user domain go (module hosts, components); default: none. */
+  hosts?: HostTable;
   log: Logger;
   hooks: HookBus;
   iq: IqDispatcher;
@@ -72,6 +75,7 @@ const MAX_PENDING_IQS = 10_000;
 
 export class Router {
   readonly #d: RouterDeps;
+  readonly #hosts: HostTable;
   readonly #inFilters: StanzaFilter[] = [];
   readonly #outFilters: StanzaFilter[] = [];
   readonly #prepares: FilterPrepare[] = [];
@@ -89,6 +93,7 @@ export class Router {
 
   constructor(deps: RouterDeps) {
     this.#d = deps;
+    this.#hosts = deps.hosts ?? new HostTable(deps.domain);
     this.domainJid = Jid.parse(deps.domain);
     this.stages = new MessageStages(deps.log, deps.track);
   }
@@ -167,7 +172,7 @@ export class Router {
 
   #fromClientReady(session: LocalSession, stanza: XmlElement, to: Jid | null): void {
     const from = session.jid;
-    if (to !== null && this.#outFilters.length > 0 && to.bare !== from.bare && to.local !== '') {
+    if (to !== null && this.#outFilters.length > 0 && to.bare !== from.bare && (to.local !== '' || to.domain !== this.#d.domain)) {
       const verdict = this.checkOut(stanza, from, to, session, true);
       if (verdict !== null) {
         // Straight back to the sender: routed, it would meet the recipient-side policy
@@ -214,8 +219,7 @@ export class Router {
   route(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null = null): void {
     if (stanza.name === 'message') this.#d.stats.routed(stanza);
     if (to.domain !== this.#d.domain) {
-      // No server-to-server yet: remote domains are unreachable.
-      this.bounce(stanza, from, to, new StanzaError('remote-server-not-found'));
+      this.#toService(stanza, from, to, session);
       return;
     }
     if (to.local === '') {
@@ -242,6 +246,36 @@ export class Router {
     }
     if (to.resource === '') this.#toBare(stanza, from, to, session);
     else this.#toFull(stanza, from, to);
+  }
+
+  // -------------------------------------------------------------- addressed to another host
+
+  /**
+   * A domain other than the user domain: a host a module serves, an external component,
+   * or nowhere (no server-to-server yet: remote domains are unreachable, RFC 6120 §10.4.3).
+   */
+  #toService(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): void {
+    const host = this.#hosts.get(to.domain);
+    if (host === undefined) {
+      this.bounce(stanza, from, to, new StanzaError('remote-server-not-found'));
+      return;
+    }
+    if (host.kind === 'module' && stanza.name === 'iq' && to.local === '' && to.resource === '') {
+      // IQs to the service itself: its IQ handlers (none: service-unavailable).
+      const type = stanza.attrs.type;
+      if (type === 'get' || type === 'set') {
+        this.#reply(this.#d.iq.dispatch(stanza, from, to, { host: host.host }, session), from);
+        return;
+      }
+      if (this.#takeReply(stanza, from, to)) return;
+    }
+    let work: void | Promise<void>;
+    try {
+      work = host.deliver(stanza, from, to);
+    } catch (err) {
+      work = Promise.reject(err as Error);
+    }
+    if (work) this.#run(stanza, from, to, work);
   }
 
   // -------------------------------------------------------------- addressed to the server
@@ -534,26 +568,31 @@ export class Router {
     });
   }
 
-  /** A result or error IQ for the server or an account: the reply to a request(), or dropped. */
-  #takeReply(stanza: XmlElement, from: Jid, to: Jid): void {
+  /**
+   * A result or error IQ for the server, an account or a module host: the reply to a
+   * request() (true: taken, here or on the node that sent it), else false (dropped, or
+   * for the module host's handler).
+   */
+  #takeReply(stanza: XmlElement, from: Jid, to: Jid): boolean {
     const id = stanza.attrs.id;
-    if (id === undefined) return;
+    if (id === undefined) return false;
     const c = this.#cluster;
     if (c && id.startsWith('parley-')) {
       const at = id.lastIndexOf('@');
       const node = at < 0 ? '' : id.slice(at + 1);
       if (node !== '' && node !== c.nodeId) {
         c.routeOn(node, stanza);
-        return;
+        return true;
       }
     }
-    if (this.#pendingIqs.size === 0) return;
+    if (this.#pendingIqs.size === 0) return false;
     const p = this.#pendingIqs.get(id);
     // SECURITY: only the addressed entity may answer (no spoofed replies from others).
-    if (!p || p.to !== from.full || p.from !== to.full) return;
+    if (!p || p.to !== from.full || p.from !== to.full) return false;
     this.#pendingIqs.delete(id);
     clearTimeout(p.timer);
     p.resolve(stanza);
+    return true;
   }
 
   // -------------------------------------------------------------- errors and delivery

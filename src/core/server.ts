@@ -15,6 +15,8 @@ import { IqDispatcher } from './iq.js';
 import { ModuleHost, type ModuleDefinition, type StreamFeatureProvider } from './module.js';
 import { SessionRegistry } from './registry.js';
 import { Router } from './router.js';
+import { HostTable } from './hosts.js';
+import { ComponentHub } from './components.js';
 import type { Services } from './services.js';
 import type { TlsIdentity } from '../support/tls.js';
 import { VerifiedPasswordCache } from '../auth/plain-cache.js';
@@ -65,6 +67,10 @@ export class ServerCore {
   /** Every client connection, bound or not, until its connection is gone (shutdown waits on it). */
   readonly connections = new Set<{ close(error?: StreamError): void }>();
   readonly router: Router;
+  /** Where domains other than the user domain go: module hosts, external components. */
+  readonly hosts: HostTable;
+  /** External components (XEP-0114): the configured hosts and their connections to this node. */
+  readonly components: ComponentHub;
   readonly modules: ModuleHost;
   readonly streamFeatures: StreamFeatureProvider[] = [];
   readonly startedAt = new Date();
@@ -104,8 +110,10 @@ export class ServerCore {
     this.friendSource = deps.friendSource ?? null;
     this.hooks = new HookBus(this.log);
     this.iq = new IqDispatcher(this.logs.for('router'));
+    this.hosts = new HostTable(deps.config.domain);
     this.router = new Router({
       domain: deps.config.domain,
+      hosts: this.hosts,
       log: this.logs.for('router'),
       hooks: this.hooks,
       iq: this.iq,
@@ -114,6 +122,9 @@ export class ServerCore {
       track: (p) => this.track(p),
       stats: this.stats,
     });
+    this.components = new ComponentHub({ hosts: this.hosts, routing: this.router, stats: this.stats, log: this.logs.for('component'), components: deps.config.components });
+    // XEP-0030 §4.1: the domain's disco#items lists the hosted services (module hosts, components).
+    this.disco.addItems(() => this.hosts.discoItems(), 'host');
     this.modules = new ModuleHost(this);
   }
 

@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { startServer, type RunningServer } from '../../src/main.js';
+import type { ModuleDefinition } from '../../src/core/module.js';
 import { makeCredentials } from '../../src/auth/credentials.js';
 import { makeSelfSignedCertificate } from '../../src/support/x509.js';
 
@@ -50,7 +51,8 @@ function testCertificate(dir: string): { cert: string; key: string } {
   return { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
 }
 
-export async function startTestServer(overrides: DeepPartial<Record<string, unknown>> = {}): Promise<TestServer> {
+/** `opts.modules`: the modules to load instead of the default list (e.g. with a test fixture added). */
+export async function startTestServer(overrides: DeepPartial<Record<string, unknown>> = {}, opts: { modules?: ModuleDefinition[] } = {}): Promise<TestServer> {
   const dataDir = typeof overrides.dataDir === 'string' ? overrides.dataDir : mkdtempSync(join(tmpdir(), 'parley-test-'));
   const { cert, key } = testCertificate(dataDir);
   const raw = merge(
@@ -65,7 +67,7 @@ export async function startTestServer(overrides: DeepPartial<Record<string, unkn
   );
   const config = parseConfig(raw);
   const log = pino({ level: process.env.PARLEY_TEST_LOG ?? 'silent' });
-  const server = await startServer(config, { log });
+  const server = await startServer(config, { log, modules: opts.modules });
   return {
     server,
     config,
