@@ -28,8 +28,9 @@ let port: number;
 const clients: TestClient[] = [];
 const components: EchoComponent[] = [];
 
+let logins = 0;
 async function login(user: string): Promise<TestClient> {
-  const c = await connectClient({ port: ts.port, username: user });
+  const c = await connectClient({ port: ts.port, username: user, resource: `r${++logins}` });
   clients.push(c);
   return c;
 }
