@@ -262,6 +262,8 @@ export class ClusterNode implements RemoteSessions, Forwarder, ComponentCluster 
     await this.#directory.reloadAll();
     await this.#readAddresses();
     await this.#components.loadAll();
+    const leftHosts = await this.#components.releaseLeftovers(this.#core.components.hostsHere());
+    if (leftHosts.length > 0) this.#log.warn({ components: leftHosts }, 'cluster: component hosts of this node\'s previous run were left; released');
     this.#core.sessions.attach(this);
     if (leftover.length > 0 && this.#core.hasService('presence')) {
       // A previous run of this node died and came back before a survivor cleaned up.

@@ -114,6 +114,16 @@ export class ComponentDirectory {
     return hosts;
   }
 
+  /**
+   * Releases what a previous run of this node left (it died and came back before anyone
+   * cleaned up): hosts said to be this node's whose component is not connected here.
+   */
+  async releaseLeftovers(here: readonly string[]): Promise<string[]> {
+    const left = [...this.#where].filter(([h, n]) => n === this.#o.nodeId && !here.includes(h)).map(([h]) => h);
+    for (const h of left) await this.release(h);
+    return left;
+  }
+
   /** Writes this node's hosts again (after Redis lost them). */
   async republish(hosts: readonly string[]): Promise<void> {
     for (const h of hosts) {
