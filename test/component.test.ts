@@ -11,6 +11,8 @@ import { createHash } from 'node:crypto';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, RawClient, xml, type Element, type TestClient } from './helpers/client.js';
 import { until } from './helpers/until.js';
+import { XmlElement } from '../src/xml/element.js';
+import { Jid } from '../src/xmpp/jid.js';
 import { openComponent, startEchoComponent, xml as cxml, type EchoComponent } from './fixtures/echo-component.js';
 
 const HOST = 'echo.example.test';
@@ -47,7 +49,8 @@ function errorCondition(el: Element): string | undefined {
 
 before(async () => {
   ts = await startTestServer({
-    listen: { component: { port: 0 } },
+    // The smallest send buffer allowed, so that a component that does not read hits it soon.
+    listen: { component: { port: 0, maxSendBuffer: 65536 } },
     components: [
       { host: HOST, secret: SECRET, name: 'Echo component' },
       { host: IDLE, secret: IDLE_SECRET },
@@ -299,6 +302,32 @@ test('raw: a stanza before the handshake, a wrong stream namespace, a stanza ove
   assert.match(await noTo.until(/<\/stream:stream>/), /<improper-addressing/);
   await noTo.untilClosed();
   await until('the components are gone', () => ts.server.core.components.connected === 0);
+});
+
+test('raw: a component that does not read is cut off at its send buffer (counted); what comes for it while its stream ends bounces', async () => {
+  const alice = await login('alice');
+  const raw = await RawClient.connect(port);
+  raw.write(HEADER(HOST));
+  await rawHandshake(raw);
+  raw.socket.pause();
+  const core = ts.server.core;
+  const before = core.stats.componentOverflows;
+  const from = Jid.parse(alice.jid);
+  const to = Jid.parse(`bot@${HOST}`);
+  const message = (id: string) => new XmlElement('message', { from: alice.jid, to: to.full, type: 'chat', id }, [new XmlElement('body', null, ['x'.repeat(32 * 1024)])]);
+  // Until the kernel's buffers are full too and the server's own buffer passes its bound.
+  for (let i = 0; i < 5000 && core.stats.componentOverflows === before; i++) {
+    core.router.route(message(`flood-${i}`), from, to);
+    if (i % 20 === 19) await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(core.stats.componentOverflows, before + 1);
+  // Its stream is ending (it has until limits.closeTimeout to close its side): what comes now is handed back.
+  core.router.route(message('late'), from, to);
+  raw.close();
+  await until('the component is gone', () => core.components.connected === 0);
+  const bounced = await alice.waitFor((el) => el.name === 'message' && el.attrs.id === 'late', 10_000, 'the bounce');
+  assert.equal(bounced.attrs.type, 'error');
+  assert.equal(errorCondition(bounced), 'service-unavailable');
 });
 
 /** The condition of the next stream error the component gets. */
