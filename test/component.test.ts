@@ -138,6 +138,20 @@ test('the component sends to users and to the server: a message reaches a user, 
   }
 });
 
+test('directed presence reaches the component, and so does the unavailable presence when the user goes offline', async () => {
+  const echo = await component();
+  try {
+    const dave = await connectClient({ port: ts.port, username: 'bob', resource: 'directed' });
+    await dave.send(xml('presence', { to: `room@${HOST}/nick` }));
+    const p = await echo.waitFor((el) => el.name === 'presence' && el.attrs.from === dave.jid && el.attrs.type === undefined, 'the directed presence');
+    assert.equal(p.attrs.to, `room@${HOST}/nick`);
+    await dave.stop();
+    await echo.waitFor((el) => el.name === 'presence' && el.attrs.from === dave.jid && el.attrs.type === 'unavailable', 'the unavailable presence');
+  } finally {
+    await echo.stop();
+  }
+});
+
 test('the domain\'s disco#items lists the components with their names', async () => {
   const alice = await login('alice');
   const items = await alice.iq(xml('iq', { to: DOMAIN, type: 'get' }, xml('query', { xmlns: DISCO_ITEMS })));

@@ -97,6 +97,11 @@ export function handshakeMatches(streamId: string, secret: string, digest: strin
   return timingSafeEqual(a, b);
 }
 
+/**
+ * The configured components and the connections of this node's: registers the hosts,
+ * decides each handshake, checks and routes what components send, delivers what is sent
+ * to them (here, or over the cluster).
+ */
 export class ComponentHub {
   readonly #d: ComponentHubDeps;
   readonly #settings = new Map<string, ComponentSettings>();
@@ -247,7 +252,7 @@ export class ComponentHub {
     const kind = el.name as StanzaKind;
     this.#d.stats.componentStanzasIn[kind]++;
     const { link } = peer;
-    if (el.ns !== NS.COMPONENT || (el.attrs.xmlns !== undefined && el.attrs.xmlns !== NS.COMPONENT)) {
+    if (el.ns !== NS.COMPONENT) {
       link.close(new StreamError('invalid-namespace', `stanzas must be in ${NS.COMPONENT}`));
       return;
     }

@@ -18,6 +18,7 @@
  */
 import { x, type XmlElement } from '../xml/element.js';
 import type { Jid } from '../xmpp/jid.js';
+import { ParleyError } from '../support/errors.js';
 
 /**
  * The IQ scope of a host a module serves (`ctx.handleIq(…, { scope: { host } })`): IQ
@@ -72,8 +73,8 @@ export interface HostEntry {
   deliver(stanza: XmlElement, from: Jid, to: Jid): void | Promise<void>;
 }
 
-/** An error in using the host table (a module's mistake at setup). */
-export class HostError extends Error {
+/** An error in using the host table (a module's mistake at setup): `HOST_TAKEN`, `HOST_INVALID`. */
+export class HostError extends ParleyError {
   readonly code: 'HOST_TAKEN' | 'HOST_INVALID';
   constructor(code: 'HOST_TAKEN' | 'HOST_INVALID', message: string) {
     super(message);
@@ -90,6 +91,7 @@ export function isHostName(name: string): boolean {
   return HOST_NAME.test(name);
 }
 
+/** The hosts other than the user domain, by name (one lookup per stanza for another domain). */
 export class HostTable {
   /** The user domain: never an entry of the table. */
   readonly domain: string;

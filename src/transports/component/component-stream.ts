@@ -81,6 +81,7 @@ const enum State {
   Closed,
 }
 
+/** One component's socket: the stream header, the handshake element, stanzas, and the end. */
 export class ComponentStream implements ComponentConnection {
   readonly id = randomBytes(12).toString('hex');
   readonly remoteAddress: string;
