@@ -53,7 +53,7 @@ function startNode(id: string): Promise<TestServer> {
     dataDir,
     listen: { component: { port: 0 } },
     components: COMPONENTS,
-    cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, secret: CLUSTER_SECRET, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' },
+    cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, secret: CLUSTER_SECRET, heartbeat: '200ms', lease: '2s', drainTimeout: '0s' },
   });
 }
 
@@ -85,7 +85,7 @@ async function startChildNode(id: string): Promise<{ componentPort: number }> {
       listen: { c2s: { port: 0 }, c2sTls: { enabled: false }, http: { port: httpPort }, component: { port: componentPort } },
       components: COMPONENTS,
       tls: { cert: process.env.PARLEY_TEST_CERT, key: process.env.PARLEY_TEST_KEY },
-      cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, secret: CLUSTER_SECRET, heartbeat: '100ms', lease: '600ms', drainTimeout: '0s' },
+      cluster: { driver: 'redis', url: REDIS, prefix, nodeId: id, secret: CLUSTER_SECRET, heartbeat: '200ms', lease: '2s', drainTimeout: '0s' },
       log: { level: 'warn' },
     }),
   );
