@@ -30,6 +30,7 @@ import { StreamError } from './xmpp/errors.js';
 import { C2sEndpoint } from './c2s/c2s-endpoint.js';
 import { startC2sListener, startC2sTlsListener } from './transports/tcp/tcp-listener.js';
 import { startHttpListener } from './transports/http/http-listener.js';
+import { startComponentListener } from './transports/component/component-listener.js';
 import { BoshManager } from './transports/bosh/bosh-manager.js';
 import { demoPortal, disableDemoAccounts } from './portal/demo.js';
 
@@ -56,7 +57,7 @@ export interface RunningServer {
   /** The SNMP agent, when the `snmp` key is set. */
   readonly snmp: SnmpAgent | null;
   /** The port a listener is bound to (tests start listeners on port 0). */
-  port(name: 'c2s' | 'c2sTls' | 'http'): number;
+  port(name: 'c2s' | 'c2sTls' | 'http' | 'component'): number;
   /** Reads the config file again and applies what can change live (SIGHUP, admin API). */
   reload(): Promise<ConfigReloadResult>;
   stop(): Promise<void>;
@@ -147,6 +148,22 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const c2s = new C2sEndpoint(core);
     if (config.listen.c2s.enabled) listeners.c2s = await startC2sListener(c2s);
     if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(c2s);
+    if (cluster) core.components.attachCluster(cluster);
+    if (config.components.length > 0) {
+      const l = config.limits;
+      const lc = config.listen.component;
+      listeners.component = await startComponentListener(
+        {
+          host: lc.host,
+          port: lc.port,
+          limits: { maxStanzaBytes: l.maxStanzaSize, maxDepth: l.maxStanzaDepth, maxAttributes: l.maxAttributes, maxNameLength: 256 },
+          handshakeTimeoutMs: l.authTimeout,
+          closeTimeoutMs: l.closeTimeout,
+          maxSendBuffer: lc.maxSendBuffer,
+        },
+        core.components,
+      );
+    }
     if (config.listen.http.enabled) {
       bosh = config.bosh.enabled ? new BoshManager(c2s) : null;
       api = portalApi(core, bosh);

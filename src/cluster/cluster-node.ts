@@ -16,6 +16,10 @@
  *   its older session with <conflict/>, as one node does.
  * - A node expelled (frozen past its lease) ends its sessions (their clients reconnect)
  *   and joins again; after Redis lost its data every node writes its sessions again.
+ * - External components (XEP-0114): which node holds which component host is in Redis
+ *   (component-directory.ts); a stanza for a component on another node goes over the
+ *   link to that node. When that node dies its hosts go, and stanzas for them bounce
+ *   with service-unavailable until the component connects again.
  */
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -25,6 +29,7 @@ import type { XmlElement } from '../xml/element.js';
 import { Jid } from '../xmpp/jid.js';
 import { StanzaError, StreamError, type StreamErrorCondition } from '../xmpp/errors.js';
 import type { ServerCore } from '../core/server.js';
+import type { ComponentCluster } from '../core/components.js';
 import type { RemoteSessions } from '../core/registry.js';
 import type { ClusterPort } from '../core/cluster-port.js';
 import type { LocalSession, StanzaKind } from '../core/session.js';
@@ -36,6 +41,10 @@ import { RedisReplayGuard } from './redis-replay-guard.js';
 import { checkClusterSecret } from './secret.js';
 import { RemoteSession, ROSTER_REQUESTED, type Forwarder } from './remote-session.js';
 import { serialize } from '../xml/serializer.js';
+import { ComponentDirectory } from './component-directory.js';
+
+/** The invalidation topic that says a component host changed node (read again from Redis). */
+const COMPONENT_TOPIC = 'component-host';
 
 export interface ClusterSettings {
   url: string;
@@ -62,7 +71,7 @@ export function parseNodeRecord(raw: string | null | undefined): NodeRecord | nu
   }
 }
 
-export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
+export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort, ComponentCluster {
   readonly clustered = true;
   readonly nodeId: string;
   readonly #core: ServerCore;
@@ -77,6 +86,8 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
   readonly replayGuard: RedisReplayGuard;
   /** Subscription to the invalidation channel. */
   readonly #sub: Redis;
+  /** Which node holds which external component. */
+  readonly #components: ComponentDirectory;
   /** This node's sessions whose state is to be written (full JID → session, or null: gone). */
   #dirty = new Map<string, LocalSession | null>();
   #flushing: NodeJS.Immediate | null = null;
@@ -133,6 +144,7 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
     this.replayGuard = new RedisReplayGuard(this.#redis, settings.prefix);
     this.#sub = new Redis(settings.url, clusterRedisOptions());
     this.#sub.on('error', () => {});
+    this.#components = new ComponentDirectory({ redis: this.#redis, prefix: settings.prefix, nodeId: this.nodeId, notify: (host) => this.invalidate(COMPONENT_TOPIC, host) });
   }
 
   #newMembership(nodeId: string | undefined): RedisMembership {
@@ -151,6 +163,7 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
       if (e.type === 'join') {
         this.#handled.delete(e.node);
         void this.#readAddresses();
+        void this.#components.loadAll().catch(() => undefined);
         // Its changes were ignored while it was not a member (see isMember).
         void this.#directory.reloadNode(e.node).catch(() => undefined);
       }
@@ -224,7 +237,9 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
     this.#sub.on('message', (_c: string, raw: string) => {
       try {
         const m = JSON.parse(raw) as { n: string; t: string; k: string };
-        if (m.n !== this.nodeId && typeof m.t === 'string' && typeof m.k === 'string') this.#core.invalidated(m.t, m.k);
+        if (m.n === this.nodeId || typeof m.t !== 'string' || typeof m.k !== 'string') return;
+        if (m.t === COMPONENT_TOPIC) void this.#components.refresh(m.k).catch(() => undefined);
+        else this.#core.invalidated(m.t, m.k);
       } catch {
         // not ours
       }
@@ -234,7 +249,10 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
     this.#sub.on('ready', () => {
       void this.#sub
         .subscribe(this.#invalidations)
-        .then(() => this.#core.invalidatedAll())
+        .then(() => {
+          this.#core.invalidatedAll();
+          return this.#components.loadAll();
+        })
         .catch(() => undefined);
     });
     const addr = await this.#links.listen();
@@ -245,6 +263,9 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
     // The directory loaded before the membership view existed (and kept nothing): again.
     await this.#directory.reloadAll();
     await this.#readAddresses();
+    await this.#components.loadAll();
+    const leftHosts = await this.#components.releaseLeftovers(this.#core.components.hostsHere());
+    if (leftHosts.length > 0) this.#log.warn({ components: leftHosts }, 'cluster: component hosts of this node\'s previous run were left; released');
     this.#core.sessions.attach(this);
     if (leftover.length > 0 && this.#core.hasService('presence')) {
       // A previous run of this node died and came back before a survivor cleaned up.
@@ -270,6 +291,8 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
     this.#flush();
     await this.#waitForLinks(2000);
     this.#core.sessions.attach(null);
+    // Components still connected (the listener closes them first) stop being this node's.
+    for (const host of this.#core.components.hostsHere()) await this.#components.release(host).catch(() => undefined);
     await this.#membership.leave();
     await this.#directory.stop();
     await this.#redis.hdel(`${this.#s.prefix}:nodes`, this.nodeId).catch(() => 0);
@@ -397,6 +420,40 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
     this.#links.send(node, { t: 'c', to, e: error?.condition ?? 'conflict', txt: error?.text, bt: boundBefore });
   }
 
+  // ------------------------------------------------------------ ComponentCluster
+
+  /** A live member other than this node. */
+  #isLive(node: string): boolean {
+    return node !== this.nodeId && this.#membership.has(node) && !this.#handled.has(node);
+  }
+
+  claim(host: string): Promise<string | null> {
+    return this.#components.claim(host, (n) => this.#isLive(n));
+  }
+
+  release(host: string): void {
+    this.#components.release(host).catch((err: unknown) => this.#log.warn({ err, host }, 'cluster: releasing a component host failed (its entry goes with this node)'));
+  }
+
+  nodeOf(host: string): string | undefined {
+    const n = this.#components.nodeOf(host);
+    return n !== undefined && this.#isLive(n) ? n : undefined;
+  }
+
+  async locate(host: string): Promise<string | undefined> {
+    const n = await this.#components.refresh(host).catch(() => undefined);
+    return n !== undefined && this.#isLive(n) ? n : undefined;
+  }
+
+  forward(node: string, host: string, stanza: XmlElement): boolean {
+    if (!this.#links.send(node, { t: 'k', h: host, x: serialize(stanza) })) {
+      this.overflowed++;
+      return false;
+    }
+    this.forwarded++;
+    return true;
+  }
+
   /** Sends a stanza to be routed on another node (a reply to an IQ it sent). */
   routeOn(node: string, stanza: XmlElement): boolean {
     return this.#links.send(node, { t: 'r', x: serialize(stanza) });
@@ -451,6 +508,11 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
         if (el && fromJ && toJ) this.#core.router.route(el, fromJ, toJ);
         return;
       }
+      case 'k': {
+        const el = safeParse(f.x);
+        if (el) this.#core.components.fromCluster(f.h, el);
+        return;
+      }
     }
     void from;
   }
@@ -490,6 +552,12 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
     } catch (err) {
       this.#log.warn({ err, node }, 'cluster: cleaning up a dead node failed');
     }
+    try {
+      const hosts = await this.#components.dropNode(node, owner);
+      if (hosts.length > 0) this.#log.warn({ node, components: hosts }, 'cluster: the components of a dead node are gone');
+    } catch (err) {
+      this.#log.warn({ err, node }, 'cluster: cleaning up the components of a dead node failed');
+    }
     if (owner) {
       await this.#redis.hdel(`${this.#s.prefix}:nodes`, node).catch(() => 0);
       this.#log.warn({ node, sessions: gone.length }, 'cluster node declared dead');
@@ -505,6 +573,14 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
     // Copies that went to the dead node too never arrived: only the others count.
     const undelivered = new Set(back.map(({ frame: f }) => (f.t === 'd' ? f.to : '')));
     for (const { frame: f } of back) {
+      if (f.t === 'k') {
+        // For a component of the dead node: routed again (it is gone, or connected elsewhere by now).
+        const el = safeParse(f.x);
+        const fromJ = el && Jid.tryParse(el.attrs.from);
+        const toJ = el && Jid.tryParse(el.attrs.to);
+        if (el && fromJ && toJ) this.#core.router.route(el, fromJ, toJ);
+        continue;
+      }
       if (f.t !== 'd') continue; // closes and IQ replies for a dead node mean nothing now
       const el = safeParse(f.x);
       const to = el && Jid.tryParse(f.to);
@@ -522,6 +598,7 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
     if (this.#stopped) return;
     this.#log.error('cluster: this node was declared dead (its lease ran out); ending its sessions and joining again');
     for (const s of [...this.#core.sessions.all()]) s.close(new StreamError('reset', 'this server lost its place in the cluster; reconnect'));
+    this.#core.components.closeAll(new StreamError('reset', 'this server lost its place in the cluster; reconnect'));
     const old = this.#membership;
     await old.crash();
     this.#membership = this.#newMembership(this.nodeId);
@@ -549,6 +626,8 @@ export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
       const mine = [...this.#core.sessions.all()].map((s) => ({ jid: s.jid.full, ...this.#stateOf(s) }));
       await this.#directory.republish(mine);
       await this.#directory.reloadAll();
+      await this.#components.republish(this.#core.components.hostsHere());
+      await this.#components.loadAll();
       // The other nodes write theirs when they notice (within a heartbeat or two); their
       // reset messages may come before this node's subscription is back: read all again.
       const later = setTimeout(() => void this.#directory.reloadAll().catch(() => undefined), this.#s.leaseMs);

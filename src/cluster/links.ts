@@ -53,7 +53,9 @@ export type LinkFrame =
   /** Close a session of the receiving node (conflict, kick) bound before `bt` (ms). */
   | { t: 'c'; s?: number; to: string; e: string; txt?: string; bt: number }
   /** Route a stanza on the receiving node (a reply to an IQ that node sent). */
-  | { t: 'r'; s?: number; x: string };
+  | { t: 'r'; s?: number; x: string }
+  /** Deliver a stanza to the external component `h` connected to the receiving node (XEP-0114). */
+  | { t: 'k'; s?: number; h: string; x: string };
 
 /** An item of a record: a frame, an ack (acceptor → dialer), or the finished marker. */
 type Item = LinkFrame | { t: 'a'; s: number } | { t: 'f' };
@@ -644,7 +646,7 @@ export class Links {
           if (!plain) return fail('a record failed authentication');
           for (const w of itemsOf(plain)) {
             if (reader.stopped) return;
-            if (w.t !== 'd' && w.t !== 'c' && w.t !== 'r') return fail(`unexpected item ${w.t}`);
+            if (w.t !== 'd' && w.t !== 'c' && w.t !== 'r' && w.t !== 'k') return fail(`unexpected item ${w.t}`);
             if (!Number.isSafeInteger(w.s)) return fail('a frame without its number');
             const s = w.s!;
             const last = this.#applied.get(key) ?? 0;

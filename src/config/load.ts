@@ -27,7 +27,7 @@ export function parseConfig(input: unknown, schema: ConfigSchema = CORE_SCHEMA):
 
 /** The placeholder of deploy/parley.example.yaml: a copied example must not run with it. */
 export const EXAMPLE_SECRET = 'replace-me-with-32-or-more-random-characters';
-/** Shortest admin.token and portal.secret: 32 characters (e.g. `openssl rand -base64 24`). */
+/** Shortest admin.token, portal.secret and component secret: 32 characters (e.g. `openssl rand -base64 24`). */
 export const MIN_SECRET_LENGTH = 32;
 
 /** A bearer token or HMAC key anyone on the network may try to guess. */
@@ -57,6 +57,15 @@ function checkAcrossKeys(c: Config): void {
   checkSecret('portal.secret', p.secret);
   checkSecret('admin.token', c.admin.token);
   if (c.log.destination !== 'stdout' && c.log.syslog.transport === 'unix' && !isAbsolute(c.log.syslog.path)) throw new ConfigError('log.syslog.path', 'must be an absolute path (the local syslog socket, e.g. /dev/log)');
+  const componentHosts = new Set<string>();
+  c.components.forEach((k, i) => {
+    if (k.host === '') throw new ConfigError(`components[${i}].host`, 'is required');
+    if (k.host === c.domain) throw new ConfigError(`components[${i}].host`, `must differ from the domain (${c.domain})`);
+    if (componentHosts.has(k.host)) throw new ConfigError(`components[${i}].host`, `${k.host} is listed twice`);
+    componentHosts.add(k.host);
+    if (k.secret === '') throw new ConfigError(`components[${i}].secret`, 'is required');
+    checkSecret(`components[${i}].secret`, k.secret);
+  });
   if (c.cluster.nodeId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(c.cluster.nodeId)) throw new ConfigError('cluster.nodeId', 'letters, digits, - and _ only (1 to 64 characters)');
 }
 

@@ -102,8 +102,27 @@ export const coreConfigSchema = obj({
         },
         'HTTP listener',
       ),
+      component: obj(
+        {
+          host: host('127.0.0.1'),
+          port: port(5347),
+          maxSendBuffer: size({ doc: 'bytes waiting for a component that does not read before its stream is ended (policy-violation)', default: '16MiB', min: 65536 }),
+        },
+        'external component listener (XEP-0114), started when `components` lists any; the protocol has no TLS (stanzas go in the clear), so keep it on loopback or a private network',
+      ),
     },
     'network listeners',
+  ),
+  components: list(
+    obj(
+      {
+        host: str({ doc: 'the component\'s address (a DNS name other than the domain, e.g. gateway.example.com); it gets every stanza for this host and its JIDs (required)', default: '', pattern: DOMAIN_PATTERN, patternDoc: 'a lower-case DNS name such as gateway.example.com' }),
+        secret: str({ doc: 'the secret the component authenticates with (its handshake), at least 32 characters (required)', default: '' }),
+        name: optionalStr({ doc: 'the name shown in the domain\'s service discovery items' }),
+      },
+      'an external component',
+    ),
+    { doc: 'external components (XEP-0114) that may connect to listen.component; the same list on every node of a cluster', default: [] },
   ),
   bosh: obj(
     {

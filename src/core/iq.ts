@@ -1,6 +1,7 @@
 /**
- * IQ dispatch (RFC 6120 §8.2.3): handlers are keyed by type, scope, namespace and name
- * of the payload, like Prosody's `iq-get/host/urn:xmpp:ping:ping`. An IQ nobody handles
+ * IQ dispatch (RFC 6120 §8.2.3): handlers are keyed by type, scope (the server, an
+ * account, a host a module serves), namespace and name of the payload, like Prosody's
+ * `iq-get/host/urn:xmpp:ping:ping`. An IQ nobody handles
  * gets service-unavailable; `result` and `error` IQs are never answered.
  */
 import type { Logger } from 'pino';
@@ -9,6 +10,7 @@ import { StanzaError } from '../xmpp/errors.js';
 import type { Jid } from '../xmpp/jid.js';
 import type { IqHandler, IqScope, IqType } from './module.js';
 import type { LocalSession } from './session.js';
+import { ANY_HOST, scopeKey } from './hosts.js';
 
 interface Registered {
   handler: IqHandler;
@@ -44,7 +46,8 @@ export class IqDispatcher {
       const children = stanza.elements();
       if (children.length !== 1) throw new StanzaError('bad-request', 'an IQ get or set carries exactly one child element');
       const payload = children[0]!;
-      const entry = this.#handlers.get(keyOf(type, scope, payload.ns, payload.localName));
+      // A module host's own handler first, then one for every module host (disco).
+      const entry = this.#handlers.get(keyOf(type, scope, payload.ns, payload.localName)) ?? (typeof scope === 'string' ? undefined : this.#handlers.get(keyOf(type, { host: ANY_HOST }, payload.ns, payload.localName)));
       if (!entry) throw new StanzaError('service-unavailable');
       const result = await entry.handler({ stanza, type, payload, from, to, isSelf: from.bare === to.bare, session });
       return iqResult(stanza, to, from, result);
@@ -57,7 +60,7 @@ export class IqDispatcher {
 }
 
 function keyOf(type: IqType, scope: IqScope, ns: string, name: string): string {
-  return `${type}/${scope}/${ns}:${name}`;
+  return `${type}/${scopeKey(scope)}/${ns}:${name}`;
 }
 
 /** `<iq type='result'/>` answering `req`, from `from` to `to`. */

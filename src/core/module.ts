@@ -38,10 +38,16 @@ import type { Config } from '../config/schema.js';
 import type { DiscoNodeHandler } from './disco.js';
 import type { HttpRoute } from './http-routes.js';
 import type { SchemaPart } from '../storage/migrations.js';
+import type { HostHandler, HostScope } from './hosts.js';
 
 export type IqType = 'get' | 'set';
-/** `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no `to`). */
-export type IqScope = 'host' | 'account';
+/**
+ * `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no
+ * `to`); `{ host }`: IQs to a host a module serves (`ctx.addHost`), `{ host: '*' }`: to
+ * every such host (see HostScope).
+ */
+export type IqScope = 'host' | 'account' | HostScope;
+export type { HostHandler, HostScope } from './hosts.js';
 
 export interface IqRequest {
   stanza: XmlElement;
@@ -184,6 +190,14 @@ export interface ModuleContext<O = undefined> {
    * (BOSH, WebSocket, the APIs); two modules may not share one.
    */
   addHttpRoute(prefix: string, handler: HttpRoute): void;
+  /**
+   * Serves a host of its own (`conference.<domain>`, an echo service): every stanza for
+   * the host and its JIDs reaches `handler` (see HostHandler), IQ get/set to the host
+   * itself go to the handlers registered with the scope `{ host: name }`, and the host
+   * is listed in the user domain's disco#items. Throws HostError when the name is the
+   * user domain, not a DNS name, or served already (by a module or a component).
+   */
+  addHost(name: string, handler: HostHandler): void;
   /** Runs `fn` every `ms` until the module stops. */
   every(ms: number, fn: () => void | Promise<void>): void;
   /** Runs when the module stops (after the core removed its registrations). */
@@ -365,6 +379,9 @@ export class ModuleHost {
       },
       addMessageStage(stage) {
         undo(router.stages.add(stage));
+      },
+      addHost(name, handler) {
+        undo(core.hosts.add({ host: name, kind: 'module', owner: def.name, name: handler.name, deliver: (stanza, from, to) => handler.onStanza(stanza, from, to) }));
       },
       addHttpRoute(prefix, handler) {
         undo(core.httpRoutes.add(prefix, handler, def.name));

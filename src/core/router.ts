@@ -20,11 +20,14 @@ import { Policy, type FilterPrepare, type FilterVerdict, type StanzaFilter } fro
 import { IqRequests, type IqReplyForwarder } from './iq-requests.js';
 import { Delivery, bestResources, clockOf } from './delivery.js';
 import type { MessageStages } from './message-stages.js';
+import { HostTable } from './hosts.js';
 
 export type { FilterVerdict, StanzaFilter, FilterPrepare } from './policy.js';
 
 export interface RouterDeps {
   domain: string;
+  /** Where domains other than the user domain go (module hosts, components); default: none. */
+  hosts?: HostTable;
   log: Logger;
   hooks: HookBus;
   iq: IqDispatcher;
@@ -45,6 +48,7 @@ export type RouterCluster = IqReplyForwarder;
 
 export class Router {
   readonly #d: RouterDeps;
+  readonly #hosts: HostTable;
   readonly domainJid: Jid;
   /** The stanza policies (privacy, blocking, invisibility). */
   readonly policy = new Policy();
@@ -57,6 +61,7 @@ export class Router {
 
   constructor(deps: RouterDeps) {
     this.#d = deps;
+    this.#hosts = deps.hosts ?? new HostTable(deps.domain);
     this.domainJid = Jid.parse(deps.domain);
     this.delivery = new Delivery({
       log: deps.log,
@@ -128,7 +133,7 @@ export class Router {
   #fromClientReady(env: Envelope, to: Jid | null): void {
     const { stanza, from } = env;
     const session = env.session!;
-    if (to !== null && this.policy.hasOut && to.bare !== from.bare && to.local !== '') {
+    if (to !== null && this.policy.hasOut && to.bare !== from.bare && (to.local !== '' || to.domain !== this.#d.domain)) {
       const verdict = this.policy.checkOut(stanza, from, to, session, true);
       if (verdict !== null) {
         // Straight back to the sender: routed, it would meet the recipient-side policy
@@ -180,8 +185,7 @@ export class Router {
   #route(env: Envelope): void {
     const to = env.to;
     if (to.domain !== this.#d.domain) {
-      // No server-to-server yet: remote domains are unreachable.
-      this.delivery.bounce(env, new StanzaError('remote-server-not-found'));
+      this.#toService(env);
       return;
     }
     if (to.local === '') {
@@ -209,6 +213,37 @@ export class Router {
     }
     if (to.resource === '') this.#toBare(env);
     else this.#toFull(env);
+  }
+
+  // -------------------------------------------------------------- addressed to another host
+
+  /**
+   * A domain other than the user domain: a host a module serves, an external component,
+   * or nowhere (no server-to-server yet: remote domains are unreachable, RFC 6120 §10.4.3).
+   */
+  #toService(env: Envelope): void {
+    const { stanza, from, to } = env;
+    const host = this.#hosts.get(to.domain);
+    if (host === undefined) {
+      this.delivery.bounce(env, new StanzaError('remote-server-not-found'));
+      return;
+    }
+    if (host.kind === 'module' && stanza.name === 'iq' && to.local === '' && to.resource === '') {
+      // IQs to the service itself: its IQ handlers (none: service-unavailable).
+      const type = stanza.attrs.type;
+      if (type === 'get' || type === 'set') {
+        this.#reply(this.#d.iq.dispatch(stanza, from, to, { host: host.host }, env.session), from);
+        return;
+      }
+      if (this.#requests.take(stanza, from, to)) return;
+    }
+    let work: void | Promise<void>;
+    try {
+      work = host.deliver(stanza, from, to);
+    } catch (err) {
+      work = Promise.reject(err as Error);
+    }
+    if (work) this.delivery.run(env, work);
   }
 
   // -------------------------------------------------------------- addressed to the server

@@ -17,6 +17,8 @@ import { SessionRegistry } from './registry.js';
 import { Router } from './router.js';
 import type { Delivery } from './delivery.js';
 import { HttpRoutes } from './http-routes.js';
+import { HostTable } from './hosts.js';
+import { ComponentHub } from './components.js';
 import type { Services } from './services.js';
 import type { TlsIdentity } from '../support/tls.js';
 import { VerifiedPasswordCache } from '../auth/plain-cache.js';
@@ -58,6 +60,10 @@ export class ServerCore {
   /** Every client connection, bound or not, until its connection is gone (shutdown waits on it). */
   readonly connections = new Set<{ close(error?: StreamError): void }>();
   readonly router: Router;
+  /** Where domains other than the user domain go: module hosts, external components. */
+  readonly hosts: HostTable;
+  /** External components (XEP-0114): the configured hosts and their connections to this node. */
+  readonly components: ComponentHub;
   readonly modules: ModuleHost;
   readonly streamFeatures: StreamFeatureProvider[] = [];
   /** HTTP routes modules serve (ctx.addHttpRoute); the HTTP listener asks `httpRoutes.route`. */
@@ -96,8 +102,10 @@ export class ServerCore {
       : new Authenticator({ users: deps.users, domain: deps.config.domain, verified: this.verifiedPasswords, log: this.logs.for('auth') });
     this.hooks = new HookBus(this.log);
     this.iq = new IqDispatcher(this.logs.for('router'));
+    this.hosts = new HostTable(deps.config.domain);
     this.router = new Router({
       domain: deps.config.domain,
+      hosts: this.hosts,
       log: this.logs.for('router'),
       hooks: this.hooks,
       iq: this.iq,
@@ -106,6 +114,9 @@ export class ServerCore {
       track: (p) => this.track(p),
       stats: this.stats,
     });
+    this.components = new ComponentHub({ hosts: this.hosts, routing: this.router, stats: this.stats, log: this.logs.for('component'), components: deps.config.components });
+    // XEP-0030 §4.1: the domain's disco#items lists the hosted services (module hosts, components).
+    this.disco.addItems(() => this.hosts.discoItems(), 'host');
     this.modules = new ModuleHost(this);
     // Nothing is lost: what a gone session did not deliver is routed again (to another
     // resource, or offline storage), after the modules' handlers of the hook started.

@@ -145,6 +145,13 @@ export function createMetrics(src: MetricsSources): MetricsExporter {
   add('parley_archive_writes_total', 'Messages written to the message archive (one per owner).', 'counter', () => one(stats.archiveWrites));
   add('parley_limit_hits_total', 'Times a limit refused or slowed something, by limit.', 'counter', () => LIMIT_NAMES.map((l) => [{ limit: l }, stats.limitHits[l]]));
 
+  // ---------------------------------------------------------------- external components (XEP-0114)
+  add('parley_components_connected', 'External components connected to this node.', 'gauge', () => one(core.components.connected));
+  add('parley_component_stanzas_in_total', 'Stanzas received from external components of this node, by kind.', 'counter', () => byKind(stats.componentStanzasIn));
+  add('parley_component_stanzas_out_total', 'Stanzas sent to external components of this node, by kind.', 'counter', () => byKind(stats.componentStanzasOut));
+  add('parley_component_overflows_total', 'Component streams ended because the component did not read what was sent to it.', 'counter', () => one(stats.componentOverflows));
+  add('parley_component_auth_failures_total', 'Component handshakes refused for a wrong secret.', 'counter', () => one(stats.componentAuthFailures));
+
   // ---------------------------------------------------------------- BOSH
   if (bosh) {
     const snap = (() => {

@@ -105,6 +105,14 @@ export class ServerStats {
   offlineRefused = 0;
   /** Messages written to the archive (one per owner). */
   archiveWrites = 0;
+  /** Stanzas external components (XEP-0114) of this node sent, by kind. */
+  readonly componentStanzasIn = byKind();
+  /** Stanzas sent to external components of this node, by kind. */
+  readonly componentStanzasOut = byKind();
+  /** Component connections closed because the component did not read what was sent to it. */
+  componentOverflows = 0;
+  /** Component handshakes refused for a wrong secret. */
+  componentAuthFailures = 0;
   /** Time from a message entering the router to its delivery to a local session (seconds). */
   readonly routing = new Histogram(LATENCY_BUCKETS);
 

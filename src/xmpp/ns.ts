@@ -2,6 +2,8 @@
 export const NS = {
   CLIENT: 'jabber:client',
   SERVER: 'jabber:server',
+  /** XEP-0114: the content namespace of an external component's stream. */
+  COMPONENT: 'jabber:component:accept',
   STREAM: 'http://etherx.jabber.org/streams',
   STREAMS: 'urn:ietf:params:xml:ns:xmpp-streams',
   STANZAS: 'urn:ietf:params:xml:ns:xmpp-stanzas',

@@ -1,11 +1,12 @@
 /**
- * XEP-0030: Service Discovery, for the server and for accounts.
+ * XEP-0030: Service Discovery, for the server, for accounts and for the hosts modules
+ * serve (their identities and features as registered with the scope `{ host }`).
  * References: https://xmpp.org/extensions/xep-0030.html §3 (info), §4 (items), §8 (errors)
  */
 import { x, type XmlElement } from '../../xml/element.js';
 import { NS } from '../../xmpp/ns.js';
 import { StanzaError } from '../../xmpp/errors.js';
-import { defineModule, type DiscoView, type IqScope } from '../../core/module.js';
+import { defineModule, type DiscoView, type IqHandler, type IqRequest, type IqScope } from '../../core/module.js';
 import type { DiscoNodeHandler } from '../../core/disco.js';
 
 export default defineModule({
@@ -17,42 +18,43 @@ export default defineModule({
     ctx.addIdentity({ category: 'account', type: 'registered' }, 'account');
     ctx.addFeature(NS.DISCO_INFO, 'account');
     ctx.addFeature(NS.DISCO_ITEMS, 'account');
+    // Every host a module serves answers disco too (its own handler, if it has one, first).
+    const services = { host: '*' };
+    ctx.addFeature(NS.DISCO_INFO, services);
+    ctx.addFeature(NS.DISCO_ITEMS, services);
 
-    ctx.handleIq(
-      'get',
-      NS.DISCO_INFO,
-      'query',
-      (req) => {
-        if (req.to.local !== '' && !req.isSelf) {
-          // SECURITY: another account's features are only for the account itself; others
-          // learn nothing beyond what presence already tells them.
-          throw new StanzaError('service-unavailable');
-        }
-        const scope = req.to.local === '' ? 'host' : 'account';
-        const node = req.payload.attrs.node;
-        if (node !== undefined) return nodeHandler(ctx.disco, node, scope).info(req);
-        return info(ctx.disco, scope);
-      },
-      { scope: 'both' },
-    );
-
-    ctx.handleIq(
-      'get',
-      NS.DISCO_ITEMS,
-      'query',
-      async (req) => {
-        if (req.to.local !== '' && !req.isSelf) throw new StanzaError('service-unavailable');
-        const node = req.payload.attrs.node;
-        const scope = req.to.local === '' ? 'host' : 'account';
-        if (node !== undefined) return nodeHandler(ctx.disco, node, scope).items(req);
-        const q = x('query', { xmlns: NS.DISCO_ITEMS });
-        for (const provide of ctx.disco.itemProviders(scope)) for (const item of await provide(req)) q.append(item);
-        return q;
-      },
-      { scope: 'both' },
-    );
+    const discoInfo: IqHandler = (req) => {
+      if (req.to.local !== '' && !req.isSelf) {
+        // SECURITY: another account's features are only for the account itself; others
+        // learn nothing beyond what presence already tells them.
+        throw new StanzaError('service-unavailable');
+      }
+      const scope = scopeOf(ctx.domain, req);
+      const node = req.payload.attrs.node;
+      if (node !== undefined) return nodeHandler(ctx.disco, node, scope).info(req);
+      return info(ctx.disco, scope);
+    };
+    const discoItems: IqHandler = async (req) => {
+      if (req.to.local !== '' && !req.isSelf) throw new StanzaError('service-unavailable');
+      const node = req.payload.attrs.node;
+      const scope = scopeOf(ctx.domain, req);
+      if (node !== undefined) return nodeHandler(ctx.disco, node, scope).items(req);
+      const q = x('query', { xmlns: NS.DISCO_ITEMS });
+      for (const provide of ctx.disco.itemProviders(scope)) for (const item of await provide(req)) q.append(item);
+      return q;
+    };
+    ctx.handleIq('get', NS.DISCO_INFO, 'query', discoInfo, { scope: 'both' });
+    ctx.handleIq('get', NS.DISCO_ITEMS, 'query', discoItems, { scope: 'both' });
+    ctx.handleIq('get', NS.DISCO_INFO, 'query', discoInfo, { scope: services });
+    ctx.handleIq('get', NS.DISCO_ITEMS, 'query', discoItems, { scope: services });
   },
 });
+
+/** The server, an account, or the module host the IQ is addressed to. */
+function scopeOf(domain: string, req: IqRequest): IqScope {
+  if (req.to.domain !== domain) return { host: req.to.domain };
+  return req.to.local === '' ? 'host' : 'account';
+}
 
 /** The module answering a node; a node nobody answers does not exist (XEP-0030 §8). */
 function nodeHandler(disco: DiscoView, node: string, scope: IqScope): DiscoNodeHandler {
