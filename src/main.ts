@@ -25,6 +25,7 @@ import { ClusterNode } from './cluster/cluster-node.js';
 import { checkClusterSecret } from './cluster/secret.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
 import { Authenticator } from './auth/authenticator.js';
+import { VerifiedPasswordCache } from './auth/plain-cache.js';
 import { openPortalSources, type PortalSources } from './portal/sources.js';
 import { StreamError } from './xmpp/errors.js';
 import { startC2sListener, startC2sTlsListener } from './transports/tcp/tcp-listener.js';
@@ -93,28 +94,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
     portal = openPortalSources(config, logs.for('portal'));
-    const ps = portal;
-    core = new ServerCore({
-      config,
-      log,
-      logs,
-      storage,
-      users: new SqlUserStore(storage),
-      tls,
-      authenticator: ({ users, verified, log: l }) =>
-        new Authenticator({
-          users,
-          domain: config.domain,
-          log: l,
-          verified,
-          secret: config.portal.secret,
-          tokenMaxTtlSeconds: Math.floor(config.portal.tokenMaxTtl / 1000),
-          source: ps.passwords,
-          cacheTtlMs: config.portal.auth.cacheTtl,
-          cacheMax: Math.max(config.limits.plainLoginCache, 1000),
-        }),
-      friendSource: ps.friends,
+    const users = new SqlUserStore(storage);
+    // auth owns the password-source ports; the portal implements them; the core gets the built authenticator.
+    const authenticator = new Authenticator({
+      users,
+      domain: config.domain,
+      log: logs.for('auth'),
+      verified: new VerifiedPasswordCache(config.limits.plainLoginCache, config.limits.plainLoginCacheTtl),
+      tokens: portal.tokens,
+      source: portal.passwords,
+      cacheTtlMs: config.portal.auth.cacheTtl,
+      cacheMax: Math.max(config.limits.plainLoginCache, 1000),
     });
+    core = new ServerCore({ config, log, logs, storage, users, tls, authenticator, friendSource: portal.friends });
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
     if (!config.demo.enabled) {
       const disabled = await disableDemoAccounts(core);

@@ -17,10 +17,9 @@ import { SessionRegistry } from './registry.js';
 import { Router } from './router.js';
 import type { Services } from './services.js';
 import type { TlsIdentity } from '../support/tls.js';
-import { VerifiedPasswordCache } from '../auth/plain-cache.js';
 import { ServerStats } from '../support/stats.js';
 import { Limits } from './limits.js';
-import { Authenticator } from '../auth/authenticator.js';
+import type { AuthPort } from './auth-port.js';
 import type { ReplayGuard } from '../support/replay-guard.js';
 import type { FriendSource } from './services.js';
 
@@ -44,8 +43,8 @@ export interface ServerCoreDeps {
   storage: Storage;
   users: UserStore;
   tls: TlsIdentity;
-  /** Where passwords are checked; default: Parley's own store only. */
-  authenticator?: (core: { users: UserStore; verified: VerifiedPasswordCache; log: Logger }) => Authenticator;
+  /** Where credentials are checked: built by the composition root with its password sources (src/auth). */
+  authenticator: AuthPort;
   /** The portal's friend lists (`portal.roster.source` http or sql); none: standard rosters. */
   friendSource?: FriendSource | null;
 }
@@ -76,10 +75,8 @@ export class ServerCore {
   cluster: ClusterView | null = null;
   /** Shutting down: health says not ready, no new sessions. */
   draining = false;
-  /** Recent PLAIN logins, so logging in again skips PBKDF2. */
-  readonly verifiedPasswords: VerifiedPasswordCache;
-  /** Checks SASL credentials: own store, portal tokens, the portal's HTTP or SQL source. */
-  readonly authenticator: Authenticator;
+  /** Checks SASL credentials (own store, login tokens, a password source): the port of `./auth-port.ts`. */
+  readonly authenticator: AuthPort;
   /** The portal's friend lists, when rosters come from the portal. */
   readonly friendSource: FriendSource | null;
   /** Work started for stanzas and sessions that shutdown must wait for (offline hand-off). */
@@ -97,10 +94,7 @@ export class ServerCore {
     this.tls = deps.tls;
     this.limits = new Limits(deps.config, this.stats);
     this.limits.start();
-    this.verifiedPasswords = new VerifiedPasswordCache(deps.config.limits.plainLoginCache, deps.config.limits.plainLoginCacheTtl);
-    this.authenticator = deps.authenticator
-      ? deps.authenticator({ users: deps.users, verified: this.verifiedPasswords, log: this.logs.for('auth') })
-      : new Authenticator({ users: deps.users, domain: deps.config.domain, verified: this.verifiedPasswords, log: this.logs.for('auth') });
+    this.authenticator = deps.authenticator;
     this.friendSource = deps.friendSource ?? null;
     this.hooks = new HookBus(this.log);
     this.iq = new IqDispatcher(this.logs.for('router'));
