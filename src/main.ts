@@ -24,6 +24,7 @@ import { portalApi, type PortalApi } from './portal/api.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import { checkClusterSecret } from './cluster/secret.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
+import type { UserStore } from './auth/user-store.js';
 import { Authenticator } from './auth/authenticator.js';
 import { VerifiedPasswordCache } from './auth/plain-cache.js';
 import { openPortalSources, type PortalSources } from './portal/sources.js';
@@ -45,7 +46,8 @@ export interface Listener {
 }
 
 export interface RunningServer {
-  readonly core: ServerCore;
+  /** The core, with the whole account store (the core itself sees only its AccountsPort side). */
+  readonly core: ServerCore<UserStore>;
   readonly listeners: Record<string, Listener>;
   /** The BOSH connection manager, when BOSH is on. */
   readonly bosh: BoshManager | null;
@@ -82,7 +84,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // SECURITY: the data directory is Parley's alone (0700); see support/private-files.ts.
   if (ensurePrivateDir(resolve(config.dataDir))) log.warn({ dataDir: config.dataDir }, 'the data directory could be read by other users: its mode is now 0700');
   const storage = await openStorage(config, logs.for('storage'));
-  let core: ServerCore | undefined;
+  let core: ServerCore<UserStore> | undefined;
   let bosh: BoshManager | null = null;
   let cluster: ClusterNode | null = null;
   let portal: PortalSources | null = null;

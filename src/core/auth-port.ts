@@ -1,7 +1,8 @@
 /**
- * What the core and the c2s session need of authentication (RFC 6120 §6, SASL): the port
- * the core declares and `src/auth/authenticator.ts` implements. The composition root
- * (`src/main.ts`) builds the authenticator with its password sources and hands it to
+ * What the core, the c2s session and the modules need of authentication and accounts
+ * (RFC 6120 §6, SASL): the ports the core declares and `src/auth` implements
+ * (`authenticator.ts`, `user-store-sql.ts`). The composition root (`src/main.ts`) builds
+ * the authenticator with its password sources and hands it and the account store to
  * `ServerCore`, so the core imports nothing of `auth` (nor of the portal behind it).
  */
 import type { ChannelBindingType } from '../xmpp/sasl/scram.js';
@@ -26,4 +27,16 @@ export interface AuthPort {
   saslContext(channelBinding: (type: ChannelBindingType) => Buffer | null): SaslServerContext;
   /** Does the local account exist (a message for an unknown account bounces)? May provision it from the password source. */
   userExists(username: string): Promise<boolean>;
+}
+
+/**
+ * The accounts as the core and the modules see them (auth's `UserStore` is one): does an
+ * account exist, and make one for a user the portal vouches for. Who needs the whole
+ * store (the portal, the CLI, tests) gets it from the composition root, typed as auth's
+ * (`ServerCore<UserStore>`).
+ */
+export interface AccountsPort {
+  exists(host: string, username: string): Promise<boolean>;
+  /** Makes sure an account exists (created without credentials); true when it was created now. */
+  ensure(host: string, username: string): Promise<boolean>;
 }

@@ -5,7 +5,6 @@
  */
 import type { Logger } from 'pino';
 import { Logs } from '../support/logger.js';
-import type { UserStore } from '../auth/user-store.js';
 import type { Config } from '../config/schema.js';
 import type { StreamError } from '../xmpp/errors.js';
 import type { Storage } from '../storage/storage.js';
@@ -19,7 +18,7 @@ import type { Services } from './services.js';
 import type { TlsIdentity } from '../support/tls.js';
 import { ServerStats } from '../support/stats.js';
 import { Limits } from './limits.js';
-import type { AuthPort } from './auth-port.js';
+import type { AccountsPort, AuthPort } from './auth-port.js';
 import type { ReplayGuard } from '../support/replay-guard.js';
 import type { FriendSource } from './services.js';
 
@@ -34,14 +33,15 @@ export interface ClusterView {
   readonly replayGuard: ReplayGuard;
 }
 
-export interface ServerCoreDeps {
+/** What the core is built from; `U`: the account store, as its maker knows it. */
+export interface ServerCoreDeps<U extends AccountsPort = AccountsPort> {
   config: Config;
   /** A logger; its level is the default of the per-part loggers made from it. */
   log: Logger;
   /** The per-part loggers (levels per module, changed by reloads); made from `log` when absent. */
   logs?: Logs;
   storage: Storage;
-  users: UserStore;
+  users: U;
   tls: TlsIdentity;
   /** Where credentials are checked: built by the composition root with its password sources (src/auth). */
   authenticator: AuthPort;
@@ -49,13 +49,17 @@ export interface ServerCoreDeps {
   friendSource?: FriendSource | null;
 }
 
-export class ServerCore {
+/**
+ * The server core. `U` is the account store as the composition root knows it (auth's
+ * `UserStore`); the core itself and the modules use only its `AccountsPort` side.
+ */
+export class ServerCore<U extends AccountsPort = AccountsPort> {
   readonly config: Config;
   /** The core's logger (`module: core`); parts take theirs from `logs.for(name)`. */
   readonly log: Logger;
   readonly logs: Logs;
   readonly storage: Storage;
-  readonly users: UserStore;
+  readonly users: U;
   readonly tls: TlsIdentity;
   readonly hooks: HookBus;
   readonly iq: IqDispatcher;
@@ -85,7 +89,7 @@ export class ServerCore {
   readonly #invalidations = new Map<string, Array<(key: string) => void>>();
   readonly #invalidateAll = new Set<() => void>();
 
-  constructor(deps: ServerCoreDeps) {
+  constructor(deps: ServerCoreDeps<U>) {
     this.config = deps.config;
     this.logs = deps.logs ?? new Logs(deps.log, { level: deps.log.level as Logs['settings']['level'], modules: deps.config.log.modules, sensitive: deps.config.log.sensitive });
     this.log = this.logs.root;
