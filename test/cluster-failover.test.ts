@@ -35,9 +35,8 @@ import { xml, type Element } from './helpers/client.js';
 import { installXhr, clearCookies } from './helpers/xhr.js';
 import { startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
 import { needHaproxy } from './helpers/tools.js';
+import { Strophe, $msg, $pres, $iq, stropheLogin } from './helpers/strophe.js';
 
-const { Strophe, $msg, $pres, $iq } = await import('strophe.js');
-Strophe.setLogLevel(Strophe.LogLevel.FATAL);
 installXhr();
 (globalThis as { WebSocket?: unknown }).WebSocket ??= NodeWebSocket;
 
@@ -173,13 +172,9 @@ class Chatter {
   async #connectBosh(): Promise<void> {
     const url = `http://127.0.0.1:${this.hp.httpPort}/http-bind?user=${this.user}`;
     clearCookies(url); // a new session is placed afresh (a dead node's cookie is useless)
-    const conn = new Strophe.Connection(url);
-    await new Promise<void>((resolve, reject) => {
-      conn.connect(jid(this.user), 'secret', (status: number) => {
-        if (status === Strophe.Status.CONNECTED) resolve();
-        else if (status === Strophe.Status.AUTHFAIL || status === Strophe.Status.CONNFAIL) reject(new Error(`BOSH status ${status}`));
-        else if (status === Strophe.Status.DISCONNECTED) this.#lost(conn);
-      });
+    // The shared Strophe login (helpers/strophe.ts); a later DISCONNECTED is the node going away.
+    const conn = await stropheLogin(url, this.user, null, 'secret', (status, c) => {
+      if (status === Strophe.Status.DISCONNECTED) this.#lost(c);
     });
     conn.addHandler(
       (el: any) => {

@@ -242,6 +242,11 @@ function closedBy(sock: Socket, ms: number): Promise<void> {
   });
 }
 
+/**
+ * A bare socket to n2's link port. Not the shared RawClient on purpose: the link protocol
+ * is binary frames (recorded and forged ones are written as bytes), and the test watches
+ * the socket's own close.
+ */
 function linkSocket(): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect(n2LinkPort, '127.0.0.1', () => resolve(s));
