@@ -47,6 +47,7 @@ import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
 import { startPrivateMariadb, type PrivateMariadb } from '../helpers/mariadb-server.js';
 import { mamQuery } from '../helpers/mam.js';
 import { TestClient } from '../helpers/client.js';
+import { until as waitUntil } from '../helpers/until.js';
 import { CleanupStack, runOnSignals, trackChild, trackDir, untrackChild, untrackDir } from '../helpers/reaper.js';
 
 export const FAULTS = ['kill9', 'sigstop', 'redis-restart', 'mysql-shard', 'partition', 'disk-full'] as const;
@@ -96,13 +97,8 @@ export async function freePort(): Promise<number> {
   return p;
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** The shared until (helpers/until.ts) with the campaign's more generous bound (node processes under faults). */
+const until = (what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> => waitUntil(what, cond, ms);
 
 function sh(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
