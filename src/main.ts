@@ -12,7 +12,7 @@ import { openLogs } from './ops/logs.js';
 import { ServerCore } from './core/server.js';
 import { loadTlsIdentity } from './support/tls.js';
 import { ensurePrivateDir } from './support/private-files.js';
-import type { ModuleDefinition } from './core/module.js';
+import type { AnyModule } from './core/module.js';
 import { openStorage } from './storage/open.js';
 import type { ShardedStorage } from './storage/sharded.js';
 import { adminRoutes } from './ops/admin-api.js';
@@ -34,10 +34,10 @@ import { startHttpListener } from './transports/http/http-listener.js';
 import { BoshManager } from './transports/bosh/bosh-manager.js';
 import { demoPortal, disableDemoAccounts } from './portal/demo.js';
 
-import { MODULES } from './modules/index.js';
+import { CONFIG_SCHEMA, MODULES } from './modules/index.js';
 
 /** The modules every server loads, in order (the list is `src/modules/index.ts`). */
-export const DEFAULT_MODULES: readonly ModuleDefinition[] = MODULES;
+export const DEFAULT_MODULES: readonly AnyModule[] = MODULES;
 
 export interface Listener {
   readonly name: string;
@@ -69,7 +69,7 @@ export interface StartOptions {
   log?: Logger;
   /** The logs to use (levels per module, destination); made from the config when absent. */
   logs?: Logs;
-  modules?: ModuleDefinition[];
+  modules?: readonly AnyModule[];
   /** The config file the server was started with (read again by reload). */
   configFile?: string;
 }
@@ -86,7 +86,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const storage = await openStorage(config, logs.for('storage'));
   let core: ServerCore<UserStore> | undefined;
   let bosh: BoshManager | null = null;
-  let cluster: ClusterNode | null = null;
+  /** The Redis cluster part, when there is one (the ops side reads its figures). */
+  let cluster = null as ClusterNode | null;
   let portal: PortalSources | null = null;
   let api: PortalApi | null = null;
   let metrics: MetricsExporter | null = null;
@@ -108,30 +109,42 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       cacheTtlMs: config.portal.auth.cacheTtl,
       cacheMax: Math.max(config.limits.plainLoginCache, 1000),
     });
-    core = new ServerCore({ config, log, logs, storage, users, tls, authenticator, friendSource: portal.friends });
+    core = new ServerCore({
+      config,
+      log,
+      logs,
+      storage,
+      users,
+      tls,
+      cluster:
+        config.cluster.driver === 'redis'
+          ? (c) => {
+              const cc = config.cluster;
+              cluster = new ClusterNode(c, {
+                url: cc.url,
+                prefix: cc.prefix,
+                nodeId: cc.nodeId,
+                listen: cc.listen,
+                advertise: cc.advertise,
+                secret: cc.secret,
+                heartbeatMs: cc.heartbeat,
+                leaseMs: cc.lease,
+                queueLimit: cc.queueLimit,
+              });
+              return cluster;
+            }
+          : undefined,
+      authenticator,
+    });
+    // The portal's friend lists plug into the roster module's port (modules/roster/api.ts).
+    if (portal.friends) core.provideService('friends', portal.friends);
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
     if (!config.demo.enabled) {
       const disabled = await disableDemoAccounts(core);
       if (disabled.length > 0) log.warn({ accounts: disabled }, 'demo accounts with the demo password were found and disabled: they log in only in demo mode (demo.enabled)');
     }
-    reloader = configReloader(core, storage, opts.configFile);
-    if (config.cluster.driver === 'redis') {
-      const cc = config.cluster;
-      cluster = new ClusterNode(core, {
-        url: cc.url,
-        prefix: cc.prefix,
-        nodeId: cc.nodeId,
-        listen: cc.listen,
-        advertise: cc.advertise,
-        secret: cc.secret,
-        heartbeatMs: cc.heartbeat,
-        leaseMs: cc.lease,
-        queueLimit: cc.queueLimit,
-      });
-      core.router.attachCluster(cluster);
-      core.cluster = cluster;
-      await cluster.start();
-    }
+    reloader = configReloader(core, storage, opts.configFile, CONFIG_SCHEMA);
+    await core.cluster.start();
     if (config.listen.c2s.enabled) listeners.c2s = await startC2sListener(core);
     if (config.listen.c2sTls.enabled) listeners.c2sTls = await startC2sTlsListener(core);
     if (config.listen.http.enabled) {
@@ -143,6 +156,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         routes.push(metricsRoute(metrics, config.metrics));
       }
       if (api) routes.push(api.route);
+      routes.push(core.httpRoutes.route);
       if (config.demo.enabled) routes.push(await demoPortal(core, bosh));
       listeners.http = await startHttpListener(core, { bosh, routes });
     }
@@ -153,7 +167,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     api?.stop();
     bosh?.stop();
     for (const l of Object.values(listeners)) await l.close();
-    await cluster?.stop().catch(() => undefined);
+    await core?.cluster.stop().catch(() => undefined);
     await core?.modules.stopAll();
     await portal?.close();
     await storage.close();
@@ -162,7 +176,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const c = core;
   const r = reloader!;
   for (const l of Object.values(listeners)) log.info({ listener: l.name, address: `${l.address.address}:${l.address.port}` }, 'listening');
-  log.info({ domain: config.domain, tls: c.tls.source, modules: c.modules.names, node: cluster?.nodeId }, 'Parley started');
+  log.info({ domain: config.domain, tls: c.tls.source, modules: c.modules.names, node: c.cluster.clustered ? c.cluster.nodeId : undefined }, 'Parley started');
 
   let stopping: Promise<void> | null = null;
   return {
@@ -205,7 +219,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         while (c.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
         await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
         if (!(await c.settle(10_000))) log.warn('shutdown: some background work did not finish in time');
-        await cluster?.stop();
+        await c.cluster.stop();
         await c.modules.stopAll();
         c.limits.stop();
         await portal?.close();

@@ -37,6 +37,7 @@ import { installXhr, clearCookies } from './helpers/xhr.js';
 import { startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
 import { needHaproxy } from './helpers/tools.js';
 import { Strophe, $msg, $pres, $iq, stropheLogin } from './helpers/strophe.js';
+import { CONFIG_SCHEMA } from '../src/modules/index.js';
 
 installXhr();
 (globalThis as { WebSocket?: unknown }).WebSocket ??= NodeWebSocket;
@@ -267,7 +268,7 @@ describe('failover behind haproxy', { skip: needHaproxy() }, () => {
 
   before(async () => {
     // Accounts and friendships (everyone subscribed to everyone) written before the nodes start.
-    const config = parseConfig({ domain: DOMAIN, dataDir: join(dir, 'data') });
+    const config = parseConfig({ domain: DOMAIN, dataDir: join(dir, 'data') }, CONFIG_SCHEMA);
     const storage = await openStorage(config, pino({ level: 'silent' }));
     const accounts = new SqlUserStore(storage);
     const rosters = new SqlRosterStore(storage);

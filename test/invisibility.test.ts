@@ -16,7 +16,7 @@ import { RawBosh, type BoshReply } from './helpers/bosh.js';
 import { XmlClient } from './helpers/xml-client.js';
 import { Jid } from '../src/xmpp/jid.js';
 import type { XmlElement } from '../src/xml/element.js';
-import type { RosterItem } from '../src/core/services.js';
+import type { RosterItem } from '../src/modules/roster/api.js';
 
 // @xmpp/websocket uses the global WebSocket, which Node 20 does not have.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;

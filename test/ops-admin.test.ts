@@ -19,6 +19,7 @@ import { makeCredentials } from '../src/auth/credentials.js';
 import { makeSelfSignedCertificate } from '../src/support/x509.js';
 import { connectClient, type TestClient } from './helpers/client.js';
 import { DOMAIN } from './helpers/server.js';
+import { CONFIG_SCHEMA } from '../src/modules/index.js';
 
 const BIN = fileURLToPath(new URL('../../bin/parley.js', import.meta.url));
 const TOKEN = 'admin-token-for-tests-0123456789';
@@ -85,7 +86,7 @@ before(async () => {
   httpPort = await freePort();
   file = join(dir, 'parley.yaml');
   writeFileSync(file, configText(httpPort, 'limits: { maxResourcesPerUser: 3 }'));
-  const { config } = loadConfigFile(file);
+  const { config } = loadConfigFile(file, CONFIG_SCHEMA);
   server = await startServer(config, { log: pino({ level: 'silent' }), configFile: file });
   c2sPort = server.port('c2s');
   for (const u of ['alice', 'bob', 'carol']) await server.core.users.create(DOMAIN, u, await makeCredentials('secret'));

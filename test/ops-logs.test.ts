@@ -20,6 +20,7 @@ import { makeSelfSignedCertificate } from '../src/support/x509.js';
 import { signLoginToken } from '../src/portal/tokens.js';
 import { connectClient, xml } from './helpers/client.js';
 import { DOMAIN } from './helpers/server.js';
+import { CONFIG_SCHEMA } from '../src/modules/index.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -71,7 +72,7 @@ async function startLogServer(logYaml: string, extra = ''): Promise<LogServer> {
         `listen: { c2s: { port: 0 }, c2sTls: { enabled: false }, http: { port: 0 } }\n${l}\n${e}\n`,
     );
   write(logYaml);
-  const { config } = loadConfigFile(file);
+  const { config } = loadConfigFile(file, CONFIG_SCHEMA);
   const capture = new Capture();
   const server = await startServer(config, { logs: openLogs(config.log, { stdout: capture }), configFile: file });
   for (const u of ['alice', 'bob']) await server.core.users.create(DOMAIN, u, await makeCredentials('Pa55-w0rd-never-logged'));

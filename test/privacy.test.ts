@@ -10,7 +10,7 @@ import { WebSocket } from 'ws';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, makeClient, TestClient, xml, type Element } from './helpers/client.js';
 import { Jid } from '../src/xmpp/jid.js';
-import type { RosterItem } from '../src/core/services.js';
+import type { RosterItem } from '../src/modules/roster/api.js';
 
 // @xmpp/websocket uses the global WebSocket, which Node 20 does not have.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;

@@ -10,6 +10,7 @@ import { connectClient, xml, type Element, type TestClient } from './helpers/cli
 import { parseConfig } from '../src/config/load.js';
 import { parseElement } from '../src/xml/parse.js';
 import { Jid } from '../src/xmpp/jid.js';
+import { CONFIG_SCHEMA } from '../src/modules/index.js';
 
 const EXT = 'urn:xmpp:extdisco:2';
 const TURN_SECRET = 'coturn-static-auth-secret-for-tests';
@@ -51,7 +52,7 @@ describe('contact addresses (XEP-0157)', () => {
   });
 
   test('a contact address that is not a URI stops startup naming the key', () => {
-    assert.throws(() => parseConfig({ contact: { abuse: ['abuse@example.test'] } }), /contact\.abuse\[0\]/);
+    assert.throws(() => parseConfig({ contact: { abuse: ['abuse@example.test'] } }, CONFIG_SCHEMA), /contact\.abuse\[0\]/);
   });
 });
 

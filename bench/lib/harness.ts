@@ -15,6 +15,7 @@ import type { Database } from '../../src/storage/schema.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { SqlUserStore } from '../../src/auth/user-store-sql.js';
 import { makeCredentials } from '../../src/auth/credentials.js';
+import { CONFIG_SCHEMA } from '../../src/modules/index.js';
 
 export const DOMAIN = 'bench.test';
 export const PASSWORD = 'benchpw';
@@ -118,7 +119,7 @@ export async function startBenchServer(opts: {
       log: { level: 'warn' },
       ...opts.extra,
     };
-    const config = parseConfig(raw);
+    const config = parseConfig(raw, CONFIG_SCHEMA);
     await createUsers(config, opts.users, opts.prefix ?? 'u', opts.prepare);
 
     const script = fileURLToPath(new URL('./server-process.js', import.meta.url));
@@ -264,7 +265,7 @@ export async function startBenchCluster(opts: { users: number; nodes: number; cl
       log: { level: 'warn' },
       ...opts.extra,
     };
-    const config = parseConfig(base);
+    const config = parseConfig(base, CONFIG_SCHEMA);
     await createUsers(config, opts.users, 'u');
     const script = fileURLToPath(new URL('./server-process.js', import.meta.url));
     const nodes = await Promise.all(

@@ -9,8 +9,9 @@
 import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
 import { startServer } from '../../src/main.js';
+import { CONFIG_SCHEMA } from '../../src/modules/index.js';
 
-const config = parseConfig(JSON.parse(process.argv[2]!));
+const config = parseConfig(JSON.parse(process.argv[2]!), CONFIG_SCHEMA);
 const server = await startServer(config, { log: pino({ level: 'warn' }) });
 process.send!({ ready: true, port: server.port('c2s'), httpPort: server.listeners.http ? server.port('http') : undefined });
 

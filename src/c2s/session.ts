@@ -166,7 +166,6 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     if (kind !== 'nonza') {
       const stats = this.#core.stats;
       stats.stanzasOut[kind]++;
-      if (kind === 'message') stats.delivered(stanza);
     }
     if (this.#sm === null && this.#held === null) this.#t.send(serialize(stanza), kind, stanza);
     else this.#deliverManaged(serialize(stanza), kind, stanza);
@@ -179,7 +178,6 @@ export class C2sSession implements LocalSession, C2sStreamEvents {
     }
     const stats = this.#core.stats;
     stats.stanzasOut[kind]++;
-    if (kind === 'message' && el !== undefined) stats.delivered(el);
     if (this.#sm === null && this.#held === null) this.#t.send(xml, kind, el);
     else this.#deliverManaged(xml, kind, el);
   }

@@ -8,7 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
-import { configSchema } from '../config/schema.js';
+import { CONFIG_SCHEMA } from '../modules/index.js';
 import { describeSchema } from '../config/schema-dsl.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, ParleyError } from '../support/errors.js';
@@ -90,24 +90,24 @@ export async function main(argv: string[]): Promise<number> {
         console.log(PARLEY_VERSION);
         return 0;
       case 'start': {
-        const { config, file } = loadConfig(values.config);
+        const { config, file } = loadConfig(values.config, CONFIG_SCHEMA);
         // No config file: the embedded main job, with the demo portal at http://localhost:5280/.
         if (values.config === undefined && values['node-index'] === undefined && values.nodes === undefined) config.demo.enabled = true;
         if (values.nodes !== undefined) return await startNodes(config, Number(values.nodes), values.config, values.haproxy === true);
         return await start(values['node-index'] !== undefined ? nodeConfig(config, Number(values['node-index']), values.haproxy === true) : config, file);
       }
       case 'user':
-        return await userCommand(loadConfig(values.config).config, rest, values);
+        return await userCommand(loadConfig(values.config, CONFIG_SCHEMA).config, rest, values);
       case 'shards':
-        return await shardsCommand(loadConfig(values.config).config, rest, values);
+        return await shardsCommand(loadConfig(values.config, CONFIG_SCHEMA).config, rest, values);
       case 'config':
         return configCommand(rest);
       case 'status':
-        return await statusCommand(loadConfig(values.config).config, values);
+        return await statusCommand(loadConfig(values.config, CONFIG_SCHEMA).config, values);
       case 'sessions':
-        return await sessionsCommand(loadConfig(values.config).config, rest, values);
+        return await sessionsCommand(loadConfig(values.config, CONFIG_SCHEMA).config, rest, values);
       case 'reload':
-        return await reloadCommand(loadConfig(values.config).config);
+        return await reloadCommand(loadConfig(values.config, CONFIG_SCHEMA).config);
       default:
         console.error(`unknown command "${cmd}"\n\n${USAGE}`);
         return 1;
@@ -158,7 +158,7 @@ function configCommand(args: string[]): number {
       return 1;
     }
     try {
-      const { config } = loadConfig(file);
+      const { config } = loadConfig(file, CONFIG_SCHEMA);
       // Checked when a node starts (a `--nodes` run makes one when unset): reported here too.
       if (config.cluster.driver === 'redis') checkClusterSecret(config.cluster.secret);
       console.log(`${file}: OK (domain ${config.domain}, storage ${config.storage.driver})`);
@@ -172,7 +172,7 @@ function configCommand(args: string[]): number {
   if (sub === 'docs') {
     console.log('# Parley configuration reference\n');
     console.log('Generated from the schema by `parley config docs`. Durations are written like "30s", sizes like "64KiB".\n');
-    console.log(describeSchema(configSchema).join('\n'));
+    console.log(describeSchema(CONFIG_SCHEMA.root).join('\n'));
     return 0;
   }
   console.error('usage: parley config check FILE | parley config docs');

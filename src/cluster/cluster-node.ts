@@ -26,6 +26,7 @@ import { Jid } from '../xmpp/jid.js';
 import { StanzaError, StreamError, type StreamErrorCondition } from '../xmpp/errors.js';
 import type { ServerCore } from '../core/server.js';
 import type { RemoteSessions } from '../core/registry.js';
+import type { ClusterPort } from '../core/cluster-port.js';
 import type { LocalSession, StanzaKind } from '../core/session.js';
 import { RedisMembership } from './membership.js';
 import { DirectoryLostError, RedisSessionDirectory, type SessionState } from './session-directory.js';
@@ -61,7 +62,8 @@ export function parseNodeRecord(raw: string | null | undefined): NodeRecord | nu
   }
 }
 
-export class ClusterNode implements RemoteSessions, Forwarder {
+export class ClusterNode implements RemoteSessions, Forwarder, ClusterPort {
+  readonly clustered = true;
   readonly nodeId: string;
   readonly #core: ServerCore;
   readonly #s: ClusterSettings;
@@ -383,7 +385,7 @@ export class ClusterNode implements RemoteSessions, Forwarder {
     }
     // The link's queue is full (the node is slow or gone): the sender hears it.
     this.overflowed++;
-    if (kind === 'presence') return;
+    if (kind === 'presence') return this.#core.delivery.drop(null, 'link-full-presence');
     const stanza = el ?? safeParse(xml);
     if (!stanza) return;
     const from = Jid.tryParse(stanza.attrs.from);

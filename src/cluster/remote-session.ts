@@ -9,7 +9,7 @@ import type { XmlElement } from '../xml/element.js';
 import { serialize } from '../xml/serializer.js';
 import { Jid } from '../xmpp/jid.js';
 import type { StreamError } from '../xmpp/errors.js';
-import { deliveredTogether, type LocalSession, type StanzaKind, type TransportKind } from '../core/session.js';
+import { type LocalSession, type StanzaKind, type TransportKind } from '../core/session.js';
 import type { ReplicaEntry, SessionState } from './session-directory.js';
 
 /** What a stand-in forwards through (the cluster's links). */
@@ -97,8 +97,7 @@ export class RemoteSession implements LocalSession, ReplicaEntry {
     this.#closed = true;
   }
 
-  deliver(stanza: XmlElement): void {
-    const together = deliveredTogether.get(stanza);
+  deliver(stanza: XmlElement, together?: readonly LocalSession[]): void {
     const copies = together ? together.map((s) => s.jid.full).filter((j) => j !== this.full) : undefined;
     this.#fw.deliver(this.node, this.full, serialize(stanza), stanza.name as StanzaKind, stanza, copies);
   }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadConfig, loadConfigFile, parseConfig } from './load.js';
 import { ConfigError } from '../support/errors.js';
 import { describeSchema } from './schema-dsl.js';
-import { configSchema } from './schema.js';
+import { CONFIG_SCHEMA } from '../modules/index.js';
 
 function withFile(text: string, fn: (file: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'parley-config-'));
@@ -30,7 +30,7 @@ function configError(fn: () => unknown): ConfigError {
 }
 
 test('with no file the built-in defaults just work', () => {
-  const { config } = loadConfig();
+  const { config } = loadConfig(undefined, CONFIG_SCHEMA);
   assert.equal(config.domain, 'localhost');
   assert.equal(config.storage.driver, 'sqlite');
   assert.equal(config.listen.c2s.port, 5222);
@@ -52,7 +52,7 @@ listen:
 limits: { maxStanzaSize: 128KiB, authTimeout: 30s }
 `,
     (file) => {
-      const { config } = loadConfigFile(file);
+      const { config } = loadConfigFile(file, CONFIG_SCHEMA);
       assert.equal(config.domain, 'example.test');
       assert.equal(config.dataDir, join(file, '..', 'state'));
       assert.equal(config.listen.c2s.requireTls, false);
@@ -64,48 +64,48 @@ limits: { maxStanzaSize: 128KiB, authTimeout: 30s }
 });
 
 test('an unknown key stops loading and names its path', () => {
-  const e = configError(() => parseConfig({ listen: { c2s: { prot: 1 } } }));
+  const e = configError(() => parseConfig({ listen: { c2s: { prot: 1 } } }, CONFIG_SCHEMA));
   assert.equal(e.path, 'listen.c2s.prot');
   assert.match(e.reason, /unknown key/);
 });
 
 test('a value of the wrong type names the key and the reason', () => {
-  const e = configError(() => parseConfig({ listen: { c2s: { port: 'abc' } } }));
+  const e = configError(() => parseConfig({ listen: { c2s: { port: 'abc' } } }, CONFIG_SCHEMA));
   assert.equal(e.path, 'listen.c2s.port');
   assert.match(e.reason, /integer/);
 });
 
 test('an out-of-range port is refused', () => {
-  assert.equal(configError(() => parseConfig({ listen: { http: { port: 70000 } } })).path, 'listen.http.port');
+  assert.equal(configError(() => parseConfig({ listen: { http: { port: 70000 } } }, CONFIG_SCHEMA)).path, 'listen.http.port');
 });
 
 test('a bad domain is refused', () => {
-  assert.equal(configError(() => parseConfig({ domain: 'Not A Domain' })).path, 'domain');
+  assert.equal(configError(() => parseConfig({ domain: 'Not A Domain' }, CONFIG_SCHEMA)).path, 'domain');
 });
 
 test('a bad duration and a bad size are refused with their paths', () => {
-  assert.equal(configError(() => parseConfig({ limits: { authTimeout: 'soon' } })).path, 'limits.authTimeout');
-  assert.equal(configError(() => parseConfig({ limits: { maxStanzaSize: '12 parsecs' } })).path, 'limits.maxStanzaSize');
+  assert.equal(configError(() => parseConfig({ limits: { authTimeout: 'soon' } }, CONFIG_SCHEMA)).path, 'limits.authTimeout');
+  assert.equal(configError(() => parseConfig({ limits: { maxStanzaSize: '12 parsecs' } }, CONFIG_SCHEMA)).path, 'limits.maxStanzaSize');
 });
 
 test('an unknown storage driver is refused', () => {
-  assert.equal(configError(() => parseConfig({ storage: { driver: 'oracle' } })).path, 'storage.driver');
+  assert.equal(configError(() => parseConfig({ storage: { driver: 'oracle' } }, CONFIG_SCHEMA)).path, 'storage.driver');
 });
 
 test('YAML syntax errors name the file and line', () => {
   withFile('domain: [unclosed\n', (file) => {
-    const e = configError(() => loadConfigFile(file));
+    const e = configError(() => loadConfigFile(file, CONFIG_SCHEMA));
     assert.match(e.message, /parley\.yaml:\d+:\d+/);
   });
 });
 
 test('a missing file is a clear error', () => {
-  const e = configError(() => loadConfigFile('/nonexistent/parley.yaml'));
+  const e = configError(() => loadConfigFile('/nonexistent/parley.yaml', CONFIG_SCHEMA));
   assert.match(e.message, /cannot read/);
 });
 
 test('every key has a doc line in the generated reference', () => {
-  const lines = describeSchema(configSchema);
+  const lines = describeSchema(CONFIG_SCHEMA.root);
   assert.ok(lines.some((l) => l.startsWith('- `listen.c2s.requireTls` (boolean, default true): ')));
   for (const l of lines) assert.match(l, /: \S/, `no doc: ${l}`);
 });

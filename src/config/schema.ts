@@ -2,7 +2,7 @@
  * The configuration schema: every key Parley reads, with its validator, default and doc
  * line. `docs/config.md` is generated from it (`parley config docs`).
  */
-import { bool, duration, int, list, obj, oneOf, optionalObj, optionalStr, record, size, str, type InferShape } from './schema-dsl.js';
+import { bool, duration, int, list, obj, oneOf, optionalObj, optionalStr, record, size, str, type Field, type InferShape, type ObjectField, type Shape } from './schema-dsl.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const SYSLOG_FACILITIES = ['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'] as const;
@@ -15,13 +15,9 @@ const trustedProxies = (what: string) =>
     default: [],
   });
 
-/** A list of contact URIs (XEP-0157): mailto:, xmpp:, https:, tel: … */
-const contactList = (what: string) =>
-  list(str({ doc: 'a URI such as mailto:abuse@example.com or xmpp:admin@example.com', default: '', pattern: /^(mailto|xmpp|https?|tel|sip):[^\s<>"]+$/, patternDoc: 'a mailto:, xmpp:, http(s):, tel: or sip: URI' }), { doc: `addresses for ${what}`, default: [] });
-
 const DOMAIN_PATTERN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
-export const configSchema = obj({
+export const coreConfigSchema = obj({
   domain: str({
     doc: 'XMPP domain served (the part after @ in JIDs)',
     default: 'localhost',
@@ -194,42 +190,6 @@ export const configSchema = obj({
     },
     'limits that protect the server',
   ),
-  offline: obj(
-    {
-      maxPerUser: int({ doc: 'most messages stored for one offline user; beyond it senders get resource-constraint', default: 1000, min: 0 }),
-    },
-    'offline message storage (XEP-0160)',
-  ),
-  mam: obj(
-    {
-      enabled: bool({ doc: 'archive one-to-one messages and answer archive queries (XEP-0313); false turns the archive off for everyone', default: true }),
-      default: oneOf(['always', 'roster', 'never'] as const, {
-        doc: 'what is archived for a user who set no preference: every message, messages with roster contacts, or none',
-        default: 'always',
-      }),
-      retention: duration({ doc: 'archived messages older than this are deleted; 0 keeps them for ever', default: '365d' }),
-      sweepInterval: duration({ doc: 'how often expired archived messages are deleted', default: '1h', min: '50ms' }),
-      maxPageSize: int({ doc: 'most messages returned in one page of a query (also the page size when the client names none)', default: 50, min: 1, max: 1000 }),
-    },
-    'message archive (XEP-0313)',
-  ),
-  vcard: obj(
-    {
-      maxSize: size({ doc: 'largest vCard (XEP-0054) a user may store, in bytes as serialized; larger ones get not-acceptable', default: '64KiB', min: 1024 }),
-    },
-    'vCards (XEP-0054) and avatar hashes in presence (XEP-0153)',
-  ),
-  pep: obj(
-    {
-      maxNodes: int({ doc: 'most PEP nodes one account may have; beyond it a new node gets not-allowed (max-nodes-exceeded)', default: 128, min: 1 }),
-      maxItems: int({ doc: 'most items one PEP node keeps (its pubsub#max_items may not exceed it; "max" means this)', default: 256, min: 1 }),
-      defaultMaxItems: int({ doc: 'pubsub#max_items of a node created without one', default: 20, min: 1 }),
-      maxItemsPerAccount: int({ doc: 'most PEP items one account stores over all its nodes; a publish past it gets resource-constraint (wait) and nothing is stored', default: 1000, min: 1 }),
-      maxBytesPerAccount: size({ doc: 'most bytes of PEP item payloads one account stores over all its nodes; a publish past it gets resource-constraint (wait) and nothing is stored', default: '1MiB', min: 1024 }),
-      capsCache: int({ doc: 'entity capabilities (XEP-0115) hashes remembered, to know which clients want which notifications', default: 10_000, min: 16 }),
-    },
-    'personal eventing (XEP-0163): avatars (XEP-0084), nicknames, OMEMO keys, ...',
-  ),
   cluster: obj(
     {
       driver: oneOf(['none', 'redis'] as const, { doc: 'none: one process with the in-process session directory; redis: nodes sharing Redis form a cluster', default: 'none' }),
@@ -301,33 +261,6 @@ export const configSchema = obj({
       notificationsOffline: bool({ doc: 'notifications for a user who is offline are stored and delivered at the next login', default: true }),
     },
     'the portal: events API, logins, friends and prebind (issue 8)',
-  ),
-  contact: obj(
-    {
-      abuse: contactList('abuse'),
-      admin: contactList('the administrators'),
-      feedback: contactList('feedback'),
-      sales: contactList('sales'),
-      security: contactList('security reports'),
-      status: contactList('status updates'),
-      support: contactList('support'),
-    },
-    'contact addresses of the service (XEP-0157), shown in the server\'s disco#info; empty lists are left out',
-  ),
-  externalServices: list(
-    obj(
-      {
-        type: oneOf(['stun', 'stuns', 'turn', 'turns'] as const, { doc: 'kind of service', default: 'stun' }),
-        host: str({ doc: 'host name or address of the service (required)', default: '', minLength: 1 }),
-        port: int({ doc: 'port of the service', default: 3478, min: 1, max: 65535 }),
-        transport: oneOf(['udp', 'tcp'] as const, { doc: 'transport', default: 'udp' }),
-        name: optionalStr({ doc: 'a name to show' }),
-        secret: optionalStr({ doc: 'secret shared with the TURN server (coturn `static-auth-secret`): users get time-limited credentials (TURN REST API); unset: no credentials' }),
-        ttl: duration({ doc: 'how long computed credentials stay valid', default: '1d', min: '1m', max: '30d' }),
-      },
-      'an external service',
-    ),
-    { doc: 'STUN/TURN services listed to the server\'s users (XEP-0215), for voice and video calls', default: [] },
   ),
   demo: obj(
     {
@@ -409,4 +342,72 @@ export const configSchema = obj({
   ),
 });
 
-export type Config = InferShape<typeof configSchema.shape>;
+/**
+ * The config sections of modules: each module's `options.ts` adds its section here by
+ * declaration merging (`declare module '../../config/schema.js' { interface ModuleConfig
+ * { mam: MamOptions } }`), so that `Config` names every key the server reads.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
+export interface ModuleConfig {}
+
+export type Config = InferShape<typeof coreConfigSchema.shape> & ModuleConfig;
+
+/** One module's section of the config file (a module definition's `options`). */
+export interface ConfigSection {
+  /** Its key at the top of the file. */
+  readonly key: string;
+  readonly schema: Field<unknown>;
+  /** Rules across the section's keys; throws ConfigError naming the key. */
+  check?(value: unknown, key: string): void;
+  /** Keys of the section (relative to it) that a reload applies to the running server. */
+  readonly live?: readonly string[];
+}
+
+/** The whole schema in force: the core's keys and the loaded modules' sections. */
+export interface ConfigSchema {
+  readonly root: ObjectField<Shape>;
+  /** Full key paths that a reload applies live, beyond the core's own (limits.*, log.*). */
+  readonly live: ReadonlySet<string>;
+}
+
+/** The core's keys only (tools that read no module key: the shard and user commands). */
+export const CORE_SCHEMA: ConfigSchema = { root: coreConfigSchema as unknown as ObjectField<Shape>, live: new Set() };
+
+/** The core key before which the modules' sections are listed (in `parley config docs` and reload results). */
+const MODULE_SECTIONS_BEFORE = 'cluster';
+
+/**
+ * The core's keys plus the sections of `sections` (the module list): the core's protocol
+ * keys, then the modules' sections in list order, then the core's cluster, portal and
+ * operations keys. A section whose key the core or another module already has is a
+ * programming error.
+ */
+export function buildConfigSchema(sections: Iterable<ConfigSection>): ConfigSchema {
+  const shape: Shape = {};
+  const core = Object.entries(coreConfigSchema.shape as Shape);
+  const at = core.findIndex(([k]) => k === MODULE_SECTIONS_BEFORE);
+  for (const [k, f] of core.slice(0, at)) shape[k] = f;
+  const live = new Set<string>();
+  for (const s of sections) {
+    if (Object.hasOwn(shape, s.key)) throw new Error(`config section ${s.key} is declared twice`);
+    shape[s.key] = s.check
+      ? {
+          ...s.schema,
+          get default() {
+            return s.schema.default;
+          },
+          parse: (v: unknown, path: string) => {
+            const out = s.schema.parse(v, path);
+            s.check?.(out, path);
+            return out;
+          },
+        }
+      : s.schema;
+    for (const k of s.live ?? []) live.add(`${s.key}.${k}`);
+  }
+  for (const [k, f] of core.slice(at)) {
+    if (Object.hasOwn(shape, k)) throw new Error(`config section ${k} is declared twice`);
+    shape[k] = f;
+  }
+  return { root: obj(shape, coreConfigSchema.doc), live };
+}

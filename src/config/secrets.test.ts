@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile, parseConfig } from './load.js';
+// The example file has every section, the modules' too: the full schema reads it.
+import { CONFIG_SCHEMA } from '../modules/index.js';
 import { ConfigError } from '../support/errors.js';
 
 // Compiled to dist/src/config/: the repository root is three levels up.
@@ -43,7 +45,7 @@ test('the example configuration with its secret lines uncommented does not start
       const file = join(dir, `${key}.yaml`);
       // Free ports, should it start after all.
       writeFileSync(file, text.replace(line, line.slice(2)).replace(/port: \d+/g, 'port: 0').replace('dataDir: ./data', `dataDir: ${join(dir, 'data')}`));
-      const e = refusal(() => loadConfigFile(file));
+      const e = refusal(() => loadConfigFile(file, CONFIG_SCHEMA));
       assert.equal(e.path, key);
       assert.match(e.reason, /placeholder/);
     }

@@ -1,5 +1,6 @@
 /**
- * Every hook in one typed map (after MongooseIM's mongoose_hooks). Two kinds:
+ * Every hook in one typed map (after MongooseIM's mongoose_hooks): the core's hooks here,
+ * a module's own hooks added by declaration merging in its `api.ts`. Two kinds:
  * - notify hooks: every handler runs; one failing handler is logged and does not stop
  *   the others;
  * - handler hooks: handlers run in priority order (highest first) until one returns
@@ -9,7 +10,7 @@ import type { Logger } from 'pino';
 import type { XmlElement } from '../xml/element.js';
 import type { Jid } from '../xmpp/jid.js';
 import type { LocalSession } from './session.js';
-import type { RosterItem } from './services.js';
+import type { OfflineVerdict } from './delivery.js';
 
 /** Why a session ended (a stats and log label). */
 export type CloseReason = 'client' | 'error' | 'conflict' | 'shutdown' | 'timeout' | 'kicked' | 'transport';
@@ -21,22 +22,12 @@ export interface NotifyHooks {
   'session-available': (session: LocalSession, initial: boolean) => void | Promise<void>;
   /**
    * The session is gone. `undelivered` holds messages sent to it that are not known to
-   * have reached the client: the offline module re-routes them (nothing is lost).
+   * have reached the client: the core routes them again (core/delivery.ts), after the
+   * handlers ran.
    */
   'session-closed': (session: LocalSession, info: { reason: CloseReason; undelivered: XmlElement[] }) => void | Promise<void>;
   /** An account was deleted: modules drop what they keep for it. */
   'user-deleted': (user: Jid) => void | Promise<void>;
-  /**
-   * A roster item changed (subscription, groups, or removed: `item` null). Modules that
-   * keep rules on rosters in memory (privacy lists by group or subscription) follow it.
-   */
-  'roster-changed': (user: Jid, contact: string, item: RosterItem | null) => void | Promise<void>;
-  /**
-   * An item was published on a node of a user's PEP service (XEP-0163), after it was
-   * stored and notifications went out. `byServer`: a module published it (XEP-0398
-   * conversion), not one of the user's clients.
-   */
-  'pep-published': (owner: Jid, node: string, item: { id: string; payload: XmlElement }, byServer: boolean) => void | Promise<void>;
 }
 
 export interface MessageToOffline {
@@ -55,10 +46,11 @@ export interface HandlerHooks {
   'presence-to-user': (from: Jid, to: Jid, stanza: XmlElement) => boolean | Promise<boolean>;
   /**
    * A message for a local account with no available resource. A handler that stores it
-   * returns true; one that fails throws StanzaError (bounced to the sender). When no
-   * handler takes it, the sender gets service-unavailable.
+   * returns 'stored'; one that declines it by a rule returns `{ dropped: rule }`; one that
+   * fails throws StanzaError (bounced to the sender); false lets the next handler try.
+   * When no handler takes it, the sender gets service-unavailable (core/delivery.ts).
    */
-  'message-offline': (msg: MessageToOffline) => boolean | Promise<boolean>;
+  'message-offline': (msg: MessageToOffline) => false | OfflineVerdict | Promise<false | OfflineVerdict>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any[]: every hook signature must be assignable to it (unknown[] is not, by parameter contravariance)
@@ -111,6 +103,21 @@ export class HookBus {
         }
       }),
     );
+  }
+
+  /**
+   * Runs the handlers of a handler hook in priority order until one returns a value
+   * other than false; resolves with that value, or undefined when none did. Errors
+   * propagate to the caller.
+   */
+  async first<K extends keyof HandlerHooks>(name: K, ...args: Parameters<HandlerHooks[K]>): Promise<Exclude<Awaited<ReturnType<HandlerHooks[K]>>, false> | undefined> {
+    const list = this.#hooks.get(name);
+    if (!list) return undefined;
+    for (const e of list) {
+      const r = (await e.fn(...args)) as Awaited<ReturnType<HandlerHooks[K]>>;
+      if (r !== false) return r as Exclude<Awaited<ReturnType<HandlerHooks[K]>>, false>;
+    }
+    return undefined;
   }
 
   /**

@@ -16,23 +16,14 @@
  */
 import type { Logger } from 'pino';
 import type { XmlElement } from '../xml/element.js';
-import type { Jid } from '../xmpp/jid.js';
-import { deliveredTogether, type LocalSession } from './session.js';
+import type { LocalSession } from './session.js';
+import type { Envelope } from './envelope.js';
 
-/** One message on its way to a local account. */
-export interface StagedMessage {
-  /** The stanza as it is delivered and stored; `accept` may add to it. */
-  readonly stanza: XmlElement;
-  readonly from: Jid;
-  /** As addressed: the bare JID, or the full JID of one resource. */
-  readonly to: Jid;
-  /**
-   * Archive ids the stages gave the message (XEP-0359), by archive owner (bare JID):
-   * the recipient's one is also in the stanza; the sender's one goes into its sent
-   * carbon copies.
-   */
-  readonly stanzaIds: Map<string, string>;
-}
+/**
+ * One message on its way to a local account: its envelope (the stanza, sender, recipient
+ * as addressed, and the archive ids the stages give it, by owner).
+ */
+export type StagedMessage = Envelope;
 
 export interface MessageStage {
   /** The owning module (for logs). */
@@ -60,10 +51,13 @@ export class MessageStages {
   readonly #queue = new Map<string, Promise<void>>();
   readonly #log: Logger;
   readonly #track: <T>(p: Promise<T>) => Promise<T>;
+  /** Hands the message to its sessions (core/delivery.ts). */
+  readonly #hand: (msg: StagedMessage, sessions: readonly LocalSession[]) => void;
 
-  constructor(log: Logger, track: <T>(p: Promise<T>) => Promise<T>) {
+  constructor(log: Logger, track: <T>(p: Promise<T>) => Promise<T>, hand: (msg: StagedMessage, sessions: readonly LocalSession[]) => void) {
     this.#log = log;
     this.#track = track;
+    this.#hand = hand;
   }
 
   get isEmpty(): boolean {
@@ -91,13 +85,12 @@ export class MessageStages {
   }
 
   /**
-   * Delivers `stanza` to `sessions` after the stages accepted it: at once when nothing
+   * Delivers the message to `sessions` after the stages accepted it: at once when nothing
    * waits, else after the earlier held messages for the same account.
    */
-  deliver(stanza: XmlElement, from: Jid, to: Jid, sessions: readonly LocalSession[]): void {
-    const msg: StagedMessage = { stanza, from, to, stanzaIds: new Map() };
+  deliver(msg: StagedMessage, sessions: readonly LocalSession[]): void {
     const wait = this.accept(msg);
-    const key = to.bare;
+    const key = msg.to.bare;
     const prev = this.#queue.get(key);
     if (wait === undefined && prev === undefined) {
       this.#deliverNow(msg, sessions);
@@ -157,8 +150,7 @@ export class MessageStages {
   }
 
   #deliverNow(msg: StagedMessage, sessions: readonly LocalSession[]): void {
-    if (sessions.length > 1) deliveredTogether.set(msg.stanza, sessions);
-    for (const s of sessions) s.deliver(msg.stanza);
+    this.#hand(msg, sessions);
     this.delivered(msg, sessions);
   }
 }

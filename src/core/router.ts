@@ -1,21 +1,27 @@
 /**
- * The router: gives every stanza exactly one fate — delivered to a session, stored
- * (offline), or bounced to its sender with a stanza error (or, for presence and errors,
- * ignored where the RFC says so).
+ * The router: addressing. It finds where every stanza goes — the server itself, an
+ * account (bare JID), a resource (full JID), or nowhere — passing the stanza policies on
+ * the way (policy.ts), and hands it to delivery (delivery.ts), which owns its fate:
+ * delivered, stored, bounced, or dropped by a named rule.
  * References: RFC 6120 §8.1.1 and §10 (server rules for processing XML stanzas),
  * RFC 6121 §8 (delivery rules for messages, presence and IQs).
  */
 import type { Logger } from 'pino';
-import { XmlElement } from '../xml/element.js';
+import type { XmlElement } from '../xml/element.js';
 import { StanzaError } from '../xmpp/errors.js';
-import { StorageError } from '../support/errors.js';
 import { Jid } from '../xmpp/jid.js';
 import type { HookBus } from './hooks.js';
-import { MessageStages, type StagedMessage } from './message-stages.js';
 import { iqError, type IqDispatcher } from './iq.js';
 import type { SessionRegistry } from './registry.js';
 import type { ServerStats } from '../support/stats.js';
-import { deliveredTogether, type LocalSession } from './session.js';
+import type { LocalSession } from './session.js';
+import { Envelope } from './envelope.js';
+import { Policy, type FilterPrepare, type FilterVerdict, type StanzaFilter } from './policy.js';
+import { IqRequests, type IqReplyForwarder } from './iq-requests.js';
+import { Delivery, bestResources, clockOf } from './delivery.js';
+import type { MessageStages } from './message-stages.js';
+
+export type { FilterVerdict, StanzaFilter, FilterPrepare } from './policy.js';
 
 export interface RouterDeps {
   domain: string;
@@ -27,7 +33,7 @@ export interface RouterDeps {
   userExists(username: string): Promise<boolean>;
   /** Registers async work so shutdown can wait for it. */
   track: <T>(p: Promise<T>) => Promise<T>;
-  /** The counters the metrics read (bounces, offline refusals, routing time). */
+  /** The counters the metrics read (fates, routing time). */
   stats: ServerStats;
 }
 
@@ -35,70 +41,46 @@ export interface RouterDeps {
  * In a cluster: this node's id (in the ids of the IQs it sends), and how a reply to an
  * IQ another node sent reaches that node.
  */
-export interface RouterCluster {
-  readonly nodeId: string;
-  routeOn(node: string, stanza: XmlElement): boolean;
-}
-
-/**
- * What a stanza filter decides: null lets the stanza through, 'drop' discards it
- * silently, a StanzaError bounces it to its sender with that error.
- */
-export type FilterVerdict = StanzaError | 'drop' | null;
-
-/**
- * A policy on stanzas (privacy lists, blocking, invisibility). Filters are synchronous
- * (they read state kept in memory), so the hot path stays free of awaits.
- * - `in`: the policy of the local user `to` on a stanza reaching them. `session` is the
- *   resource it is about to be delivered to, or null when it goes to the account (offline
- *   storage, an IQ to the bare JID, a subscription request).
- * - `out`: the policy of the local sender `session`'s user on a stanza it sends to `to`
- *   (`session` is null for stanzas the server sends on the user's behalf). `fromClient`:
- *   the stanza is the client's own (the router's check of what a client sends), not one
- *   the server makes for the resource (presence fan-out, probe answers).
- */
-export type StanzaFilter = (args: { stanza: XmlElement; from: Jid; to: Jid; session: LocalSession | null; fromClient?: boolean }) => FilterVerdict;
-
-/**
- * Makes what a filter needs about a local user (their lists) available in memory before
- * stanzas to or from them are judged: null when it is there already (the usual case: the
- * user is online or recently seen), else a promise. The router holds a stanza until it
- * resolves, so filters can stay synchronous.
- */
-export type FilterPrepare = (user: Jid) => Promise<void> | null;
-
-/** Bound on IQs the server waits for at once (request()). */
-const MAX_PENDING_IQS = 10_000;
+export type RouterCluster = IqReplyForwarder;
 
 export class Router {
   readonly #d: RouterDeps;
-  readonly #inFilters: StanzaFilter[] = [];
-  readonly #outFilters: StanzaFilter[] = [];
-  readonly #prepares: FilterPrepare[] = [];
   readonly domainJid: Jid;
-  /** Modules acting on one-to-one messages at delivery (archive, carbons): see message-stages.ts. */
-  readonly stages: MessageStages;
-  /** The last offline write per recipient (bare JID), to chain the next one on. */
-  readonly #offlineQueue = new Map<string, Promise<void>>();
+  /** The stanza policies (privacy, blocking, invisibility). */
+  readonly policy = new Policy();
+  /** The owner of every stanza's fate. */
+  readonly delivery: Delivery;
+  /** IQs the server sends, waiting for their replies. */
+  readonly #requests = new IqRequests();
   /** The last presence of a session still being handled, to chain the next one on. */
   readonly #presenceChain = new WeakMap<LocalSession, Promise<void>>();
-  /** IQs the server sent on its own or an account's behalf, waiting for their reply (by id). */
-  readonly #pendingIqs = new Map<string, { to: string; from: string; resolve(reply: XmlElement): void; timer: NodeJS.Timeout }>();
-  #iqSeq = 0;
-  #cluster: RouterCluster | null = null;
 
   constructor(deps: RouterDeps) {
     this.#d = deps;
     this.domainJid = Jid.parse(deps.domain);
-    this.stages = new MessageStages(deps.log, deps.track);
+    this.delivery = new Delivery({
+      log: deps.log,
+      hooks: deps.hooks,
+      sessions: deps.sessions,
+      policy: this.policy,
+      stats: deps.stats,
+      userExists: (username) => deps.userExists(username),
+      track: deps.track,
+      route: (env) => this.#route(env),
+    });
   }
 
   get domain(): string {
     return this.#d.domain;
   }
 
+  /** Modules acting on one-to-one messages at delivery (archive, carbons): see message-stages.ts. */
+  get stages(): MessageStages {
+    return this.delivery.stages;
+  }
+
   attachCluster(c: RouterCluster | null): void {
-    this.#cluster = c;
+    this.#requests.attachCluster(c);
   }
 
   isLocal(jid: Jid): boolean {
@@ -107,44 +89,22 @@ export class Router {
 
   /** Adds a filter (and what prepares its data); returns its removal. */
   addFilter(direction: 'in' | 'out', filter: StanzaFilter, prepare?: FilterPrepare): () => void {
-    const list = direction === 'in' ? this.#inFilters : this.#outFilters;
-    list.push(filter);
-    if (prepare) this.#prepares.push(prepare);
-    return () => {
-      const i = list.indexOf(filter);
-      if (i >= 0) list.splice(i, 1);
-      const j = prepare ? this.#prepares.indexOf(prepare) : -1;
-      if (j >= 0) this.#prepares.splice(j, 1);
-    };
+    return this.policy.add(direction, filter, prepare);
   }
 
   /** Null when the filters can judge stanzas of the local `user` now, else when they can. */
   prepare(user: Jid): Promise<void> | null {
-    let waits: Array<Promise<void>> | null = null;
-    for (const p of this.#prepares) {
-      const w = p(user);
-      if (w) (waits ??= []).push(w);
-    }
-    if (waits === null) return null;
-    return waits.length === 1 ? waits[0]! : Promise.all(waits).then(() => undefined);
+    return this.policy.prepare(user);
   }
 
   /** The recipient's policy on `stanza` reaching `to` (through `session`, or the account when null). */
   checkIn(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): FilterVerdict {
-    for (const f of this.#inFilters) {
-      const v = f({ stanza, from, to, session });
-      if (v !== null) return v;
-    }
-    return null;
+    return this.policy.checkIn(stanza, from, to, session);
   }
 
   /** The local sender's policy on `stanza` going to `to` (`session`: the sending resource). */
   checkOut(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null, fromClient = false): FilterVerdict {
-    for (const f of this.#outFilters) {
-      const v = f({ stanza, from, to, session, fromClient });
-      if (v !== null) return v;
-    }
-    return null;
+    return this.policy.checkOut(stanza, from, to, session, fromClient);
   }
 
   /**
@@ -153,26 +113,28 @@ export class Router {
    */
   fromClient(session: LocalSession, stanza: XmlElement, to: Jid | null): void {
     const from = session.jid;
-    if (stanza.name === 'message') this.#d.stats.routed(stanza);
-    if (this.#prepares.length > 0) {
+    const env = new Envelope(stanza, from, to ?? from.toBare(), session, clockOf(stanza));
+    if (this.policy.hasPrepares) {
       // The sender's own policy must be known before anything of theirs goes out.
-      const wait = this.prepare(from);
+      const wait = this.policy.prepare(from);
       if (wait) {
-        this.#run(stanza, from, to ?? from.toBare(), wait.then(() => this.#fromClientReady(session, stanza, to)));
+        this.delivery.run(env, wait.then(() => this.#fromClientReady(env, to)));
         return;
       }
     }
-    this.#fromClientReady(session, stanza, to);
+    this.#fromClientReady(env, to);
   }
 
-  #fromClientReady(session: LocalSession, stanza: XmlElement, to: Jid | null): void {
-    const from = session.jid;
-    if (to !== null && this.#outFilters.length > 0 && to.bare !== from.bare && to.local !== '') {
-      const verdict = this.checkOut(stanza, from, to, session, true);
+  #fromClientReady(env: Envelope, to: Jid | null): void {
+    const { stanza, from } = env;
+    const session = env.session!;
+    if (to !== null && this.policy.hasOut && to.bare !== from.bare && to.local !== '') {
+      const verdict = this.policy.checkOut(stanza, from, to, session, true);
       if (verdict !== null) {
         // Straight back to the sender: routed, it would meet the recipient-side policy
         // of the sender itself, which blocks what comes "from" the blocked contact.
-        if (verdict !== 'drop' && stanza.attrs.type !== 'error') session.deliver(this.#errorReply(stanza, from, to, verdict));
+        if (verdict === 'drop') this.delivery.drop(env, 'policy');
+        else this.delivery.answer(session, stanza, to, verdict);
         return;
       }
     }
@@ -183,7 +145,7 @@ export class Router {
         // waits on storage must not overtake the unavailable that follows it.
         const handle = () =>
           this.#d.hooks.handle('presence-from-client', session, stanza, to).then((handled) => {
-            if (!handled && to) this.route(stanza, from, to, session);
+            if (!handled && to) this.#route(env);
           });
         const prev = this.#presenceChain.get(session);
         const work = prev ? prev.then(handle) : handle();
@@ -192,271 +154,172 @@ export class Router {
         void tail.then(() => {
           if (this.#presenceChain.get(session) === tail) this.#presenceChain.delete(session);
         });
-        this.#run(stanza, from, to ?? from.toBare(), work);
+        this.delivery.run(env, work);
         return;
       }
       case 'iq':
         if (to === null || (to.isBare && to.bare === from.bare)) {
           // RFC 6120 §10.3.3: no `to` means the account itself.
-          this.#iqToAccount(stanza, from, from.toBare(), session);
+          this.#iqToAccount(env.to.isBare ? env : env.readdressed(from.toBare()));
           return;
         }
-        this.route(stanza, from, to, session);
+        this.#route(env);
         return;
       default:
         if (!this.stages.isEmpty) this.stages.fromClient(stanza, session);
         // RFC 6120 §10.3.1: a message with no `to` is for the sender's own bare JID.
-        this.route(stanza, from, to ?? from.toBare(), session);
+        this.#route(env);
     }
   }
 
   /** Routes a stanza with known sender and recipient (from clients, modules or the server). */
   route(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null = null): void {
-    if (stanza.name === 'message') this.#d.stats.routed(stanza);
+    this.#route(new Envelope(stanza, from, to, session, clockOf(stanza)));
+  }
+
+  #route(env: Envelope): void {
+    const to = env.to;
     if (to.domain !== this.#d.domain) {
       // No server-to-server yet: remote domains are unreachable.
-      this.bounce(stanza, from, to, new StanzaError('remote-server-not-found'));
+      this.delivery.bounce(env, new StanzaError('remote-server-not-found'));
       return;
     }
     if (to.local === '') {
-      if (to.resource === '') this.#toHost(stanza, from, to, session);
-      else this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
+      if (to.resource === '') this.#toHost(env);
+      else this.delivery.bounce(env, new StanzaError('service-unavailable'));
       return;
     }
-    if (this.#prepares.length > 0) {
-      const wait = this.prepare(to);
+    if (this.policy.hasPrepares) {
+      const wait = this.policy.prepare(to);
       if (wait) {
-        this.#run(stanza, from, to, wait.then(() => this.#routeReady(stanza, from, to, session)));
+        this.delivery.run(env, wait.then(() => this.#routeReady(env)));
         return;
       }
     }
-    this.#routeReady(stanza, from, to, session);
+    this.#routeReady(env);
   }
 
-  #routeReady(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): void {
-    if (session === null && stanza.name === 'presence' && from.resource !== '' && from.bare !== to.bare && this.#outFilters.length > 0 && this.isLocal(from)) {
+  #routeReady(env: Envelope): void {
+    const { stanza, from, to } = env;
+    if (env.session === null && stanza.name === 'presence' && from.resource !== '' && from.bare !== to.bare && this.policy.hasOut && this.isLocal(from)) {
       // Presence the server sends for a local resource (probe answers, unavailable on a
       // roster removal, directed presence to its targets): the resource's own policy
       // decides, silently. (A client's own presence was checked in fromClient.)
-      if (this.checkOut(stanza, from, to, null) !== null) return;
+      if (this.policy.checkOut(stanza, from, to, null) !== null) return this.delivery.drop(env, 'policy');
     }
-    if (to.resource === '') this.#toBare(stanza, from, to, session);
-    else this.#toFull(stanza, from, to);
+    if (to.resource === '') this.#toBare(env);
+    else this.#toFull(env);
   }
 
   // -------------------------------------------------------------- addressed to the server
 
-  #toHost(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): void {
+  #toHost(env: Envelope): void {
+    const { stanza, from, to } = env;
     const type = stanza.attrs.type;
     if (stanza.name === 'iq') {
-      if (type === 'get' || type === 'set') this.#reply(this.#d.iq.dispatch(stanza, from, to, 'host', session), from);
-      else this.#takeReply(stanza, from, to); // a reply to request(), else dropped
+      if (type === 'get' || type === 'set') this.#reply(this.#d.iq.dispatch(stanza, from, to, 'host', env.session), from);
+      else this.#takeReply(env); // a reply to request(), else dropped
       return;
     }
-    if (stanza.name === 'message' && type !== 'error' && type !== 'groupchat' && type !== 'headline') {
+    if (stanza.name === 'message') {
       // Nothing handles messages to the server itself.
-      this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
+      if (type === 'error') this.delivery.drop(env, 'error-stanza');
+      else if (type === 'groupchat' || type === 'headline') this.delivery.drop(env, 'headline-no-resource');
+      else this.delivery.bounce(env, new StanzaError('service-unavailable'));
+      return;
     }
     // Presence to the server carries no meaning here (RFC 6121 §4.3 probes go to users).
+    this.delivery.drop(env, 'presence-no-resource');
   }
 
   // -------------------------------------------------------------- addressed to a bare JID
 
-  #toBare(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): void {
-    switch (stanza.name) {
+  #toBare(env: Envelope): void {
+    switch (env.stanza.name) {
       case 'message':
-        this.#messageToBare(stanza, from, to);
+        this.#messageToBare(env);
         return;
       case 'presence':
-        this.#presenceToBare(stanza, from, to);
+        this.#presenceToBare(env);
         return;
       case 'iq': {
-        const type = stanza.attrs.type;
-        if (type === 'get' || type === 'set') this.#iqToAccount(stanza, from, to, session);
+        const type = env.stanza.attrs.type;
+        if (type === 'get' || type === 'set') this.#iqToAccount(env);
         // RFC 6121 §8.5.2.1.3: results and errors to a bare JID are for the server: a reply
         // to request(), else dropped.
-        else this.#takeReply(stanza, from, to);
+        else this.#takeReply(env);
         return;
       }
     }
   }
 
   /** RFC 6121 §8.5.2.1.1: the highest-priority available resources, else offline storage. */
-  #messageToBare(stanza: XmlElement, from: Jid, to: Jid): void {
+  #messageToBare(env: Envelope): void {
+    const { stanza, from, to } = env;
     const type = stanza.attrs.type ?? 'normal';
     let available = this.#d.sessions.available(to.bare);
-    if (this.#inFilters.length > 0) {
+    if (this.policy.hasIn) {
       // The account's policy first, then each resource's (an active privacy list).
-      const verdict = this.checkIn(stanza, from, to, null);
+      const verdict = this.policy.checkIn(stanza, from, to, null);
       if (verdict !== null) {
-        if (verdict !== 'drop' && type !== 'error' && type !== 'headline') this.#refuse(stanza, from, to, verdict);
+        if (verdict === 'drop' || type === 'headline') this.delivery.drop(env, 'policy');
+        else if (type === 'error') this.delivery.drop(env, 'error-stanza');
+        else this.delivery.refuse(env, verdict);
         return;
       }
-      if (available.length > 0) available = available.filter((s) => this.checkIn(stanza, from, s.jid, s) === null);
+      if (available.length > 0) available = available.filter((s) => this.policy.checkIn(stanza, from, s.jid, s) === null);
     }
     if (type === 'headline') {
-      // Every available resource with non-negative priority; none → silently dropped.
-      for (const s of available) if (s.priority >= 0) s.deliver(stanza);
+      // Every available resource with non-negative priority; none → dropped.
+      const targets = available.filter((s) => s.priority >= 0);
+      if (targets.length > 0) this.delivery.toSessions(env, targets);
+      else this.delivery.drop(env, 'headline-no-resource');
       return;
     }
     if (type === 'groupchat') {
-      this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
+      this.delivery.bounce(env, new StanzaError('service-unavailable'));
       return;
     }
-    let best = -1;
-    for (const s of available) if (s.priority > best) best = s.priority;
-    if (best >= 0) {
-      if (this.stages.isEmpty) {
-        const targets = available.filter((s) => s.priority === best);
-        if (targets.length > 1) deliveredTogether.set(stanza, targets);
-        for (const s of targets) s.deliver(stanza);
-      } else this.stages.deliver(stanza, from, to, available.filter((s) => s.priority === best));
+    const best = bestResources(available);
+    if (best.length > 0) {
+      this.delivery.toSessions(env, best);
       return;
     }
-    if (type === 'error') return; // RFC 6121 §8.5.2.1.1: errors are never stored or bounced
-    this.toOffline(stanza, from, to);
+    if (type === 'error') return this.delivery.drop(env, 'error-stanza'); // RFC 6121 §8.5.2.1.1: errors are never stored or bounced
+    this.delivery.toOffline(env);
   }
 
-  /**
-   * Hands a message for an account with no available resource to offline storage.
-   * Unknown accounts and refusals bounce to the sender.
-   */
-  toOffline(stanza: XmlElement, from: Jid, to: Jid, opts?: { stagesDone?: boolean }): void {
-    const bare = to.toBare();
-    // One recipient's messages are stored one after the other, so they keep their order.
-    // Messages held by the message stages for this account go first.
-    const held = this.stages.pending(bare.bare);
-    const prev = this.#offlineQueue.get(bare.bare) ?? held ?? Promise.resolve();
-    // The account check and the stages (the archive write) start at once; only the
-    // stores are chained, so a burst of offline messages is archived in a few batches.
-    const exists = this.#d.userExists(bare.local);
-    const msg = this.stages.isEmpty || opts?.stagesDone ? null : { stanza, from, to, stanzaIds: new Map<string, string>() };
-    const accepted = msg === null ? undefined : exists.then((ok) => (ok ? this.stages.accept(msg) : undefined));
-    exists.catch(() => undefined); // awaited below, in order; not an unhandled rejection meanwhile
-    accepted?.catch(() => undefined);
-    const work = (held && prev !== held ? Promise.all([prev, held]) : prev).then(async () => {
-      if (!(await exists)) throw new StanzaError('service-unavailable');
-      if (msg === null) {
-        await this.#d.sessions.catchUp();
-        if (this.#deliveredAfterAll(stanza, from, bare, null)) return;
-        const stored = await this.#storeOffline(bare, stanza);
-        if (!stored) throw new StanzaError('service-unavailable');
-        return;
-      }
-      await accepted;
-      await this.#d.sessions.catchUp();
-      if (this.#deliveredAfterAll(stanza, from, bare, msg)) return;
-      let stored = false;
-      try {
-        stored = await this.#storeOffline(bare, stanza);
-      } finally {
-        if (!stored) await this.stages.rejected(msg);
-      }
-      if (!stored) throw new StanzaError('service-unavailable');
-      this.stages.delivered(msg, []);
-    });
-    const tail = work.catch(() => undefined);
-    this.#offlineQueue.set(bare.bare, tail);
-    void tail.then(() => {
-      if (this.#offlineQueue.get(bare.bare) === tail) this.#offlineQueue.delete(bare.bare);
-    });
-    this.#run(stanza, from, to, work);
-  }
-
-  /**
-   * Just before a message is stored (after the directory caught up): is its recipient
-   * there by now? In a cluster a resource bound on another node reaches this node's
-   * directory a moment after its client was told it is bound (pub/sub), and a message
-   * sent to it at once found nothing. The resource it was sent to (when it was sent to a
-   * full JID), else the highest-priority available ones, get it live.
-   */
-  #deliveredAfterAll(stanza: XmlElement, from: Jid, bare: Jid, msg: StagedMessage | null): boolean {
-    let targets: LocalSession[] = [];
-    const full = Jid.tryParse(stanza.attrs.to);
-    const allowed = (s: LocalSession) => this.#inFilters.length === 0 || this.checkIn(stanza, from, s.jid, s) === null;
-    if (full && full.resource !== '' && full.bare === bare.bare) {
-      const s = this.#d.sessions.get(full);
-      if (s && !s.isClosed && allowed(s)) targets = [s];
-    }
-    if (targets.length === 0) {
-      const available = this.#d.sessions.available(bare.bare).filter((s) => !s.isClosed && allowed(s));
-      let best = -1;
-      for (const s of available) if (s.priority > best) best = s.priority;
-      if (best >= 0) targets = available.filter((s) => s.priority === best);
-    }
-    if (targets.length === 0) return false;
-    if (targets.length > 1) deliveredTogether.set(stanza, targets);
-    for (const s of targets) s.deliver(stanza);
-    if (msg !== null) this.stages.delivered(msg, targets);
-    return true;
-  }
-
-  /** The offline hook; a refusal (full, store down, no offline module) is counted. */
-  async #storeOffline(to: Jid, stanza: XmlElement): Promise<boolean> {
-    let stored = false;
-    try {
-      stored = await this.#d.hooks.handle('message-offline', { to, stanza });
-      return stored;
-    } finally {
-      if (!stored) this.#d.stats.offlineRefused++;
-    }
-  }
-
-  /**
-   * A message that was on its way to a resource that is gone (it ended, or its cluster
-   * node died) after the delivery stages (archive, carbons) ran for it. `copies`: the
-   * other resources it was delivered to at the same time (to the bare JID); they have
-   * it, so nothing more is done. Otherwise the user's available resources now get it,
-   * else offline storage. The stages do not run again.
-   */
-  redeliver(stanza: XmlElement, from: Jid, to: Jid, copies?: readonly string[]): void {
-    const type = stanza.attrs.type ?? 'normal';
-    if (type === 'error' || type === 'groupchat') return;
-    if (copies && copies.some((c) => c !== to.full)) return;
-    const target = to.resource !== '' ? this.#d.sessions.get(to) : undefined;
-    if (target && !target.isClosed) {
-      target.deliver(stanza);
-      return;
-    }
-    const available = this.#d.sessions.available(to.bare);
-    let best = -1;
-    for (const s of available) if (s.priority > best) best = s.priority;
-    if (best >= 0) {
-      for (const s of available) if (s.priority === best) s.deliver(stanza);
-      return;
-    }
-    if (type === 'headline') return;
-    this.toOffline(stanza, from, to, { stagesDone: true });
-  }
-
-  #presenceToBare(stanza: XmlElement, from: Jid, to: Jid): void {
+  #presenceToBare(env: Envelope): void {
+    const { stanza, from, to } = env;
     const type = stanza.attrs.type;
     if (type === undefined || type === 'unavailable' || type === 'error') {
       // Directed presence to a bare JID: every available resource (RFC 6121 §8.5.2.1.1).
       // Presence is never bounced: a filter that refuses it drops it.
-      for (const s of this.#d.sessions.available(to.bare)) {
-        if (this.#inFilters.length === 0 || this.checkIn(stanza, from, s.jid, s) === null) s.deliver(stanza);
-      }
+      const targets = this.#d.sessions.available(to.bare).filter((s) => !this.policy.hasIn || this.policy.checkIn(stanza, from, s.jid, s) === null);
+      if (targets.length > 0) this.delivery.toSessions(env, targets);
+      else this.delivery.drop(env, 'presence-no-resource');
       return;
     }
-    if (this.#inFilters.length > 0 && this.checkIn(stanza, from, to, null) !== null) return;
+    if (this.policy.hasIn && this.policy.checkIn(stanza, from, to, null) !== null) return this.delivery.drop(env, 'policy');
     // subscribe, subscribed, unsubscribe, unsubscribed, probe: the presence module.
     // Unhandled ones are ignored: presence never reveals whether an account exists.
-    this.#run(stanza, from, to, this.#d.hooks.handle('presence-to-user', from, to, stanza).then(() => undefined));
+    this.delivery.run(env, this.#d.hooks.handle('presence-to-user', from, to, stanza).then(() => undefined));
   }
 
-  #iqToAccount(stanza: XmlElement, from: Jid, to: Jid, session: LocalSession | null): void {
+  #iqToAccount(env: Envelope): void {
+    const { stanza, from, to } = env;
     const type = stanza.attrs.type;
     if (type !== 'get' && type !== 'set') {
-      this.#takeReply(stanza, from, to);
+      this.#takeReply(env);
       return;
     }
     const self = from.bare === to.bare;
-    if (!self && this.#inFilters.length > 0) {
-      const verdict = this.checkIn(stanza, from, to, null);
+    if (!self && this.policy.hasIn) {
+      const verdict = this.policy.checkIn(stanza, from, to, null);
       if (verdict !== null) {
-        // After the same lookup an unknown account costs (see #refuse).
-        if (verdict !== 'drop') this.#reply(this.#d.userExists(to.local).then(() => iqError(stanza, to, from, verdict)), from);
+        // After the same lookup an unknown account costs (see Delivery.refuse).
+        if (verdict === 'drop') this.delivery.drop(env, 'policy');
+        else this.#reply(this.#d.userExists(to.local).then(() => iqError(stanza, to, from, verdict)), from);
         return;
       }
     }
@@ -465,44 +328,47 @@ export class Router {
         // RFC 6121 §8.5.1: an IQ to an account that does not exist.
         return iqError(stanza, to, from, new StanzaError('service-unavailable'));
       }
-      return this.#d.iq.dispatch(stanza, from, to, 'account', session);
+      return this.#d.iq.dispatch(stanza, from, to, 'account', env.session);
     })();
     this.#reply(work, from);
   }
 
   // -------------------------------------------------------------- addressed to a full JID
 
-  #toFull(stanza: XmlElement, from: Jid, to: Jid): void {
+  #toFull(env: Envelope): void {
+    const { stanza, from, to } = env;
     const target = this.#d.sessions.get(to);
     const type = stanza.attrs.type;
     if (target) {
-      if (this.#inFilters.length > 0 && from.bare !== to.bare) {
-        const verdict = this.checkIn(stanza, from, to, target);
+      if (this.policy.hasIn && from.bare !== to.bare) {
+        const verdict = this.policy.checkIn(stanza, from, to, target);
         if (verdict !== null) {
           // Presence is never bounced (RFC 6121 §4.3.2); the rest gets the filter's error.
           // A message is refused as for an account with no such resource: from the bare JID.
-          if (verdict !== 'drop' && stanza.name === 'message') this.#refuse(stanza, from, to.toBare(), verdict);
-          else if (verdict !== 'drop' && stanza.name !== 'presence') this.bounce(stanza, from, to, verdict);
+          if (verdict === 'drop' || stanza.name === 'presence') this.delivery.drop(env, 'policy');
+          else if (stanza.name === 'message') this.delivery.refuse(env.readdressed(to.toBare()), verdict);
+          else this.delivery.bounce(env, verdict);
           return;
         }
       }
-      if (stanza.name !== 'message' || this.stages.isEmpty) target.deliver(stanza);
-      else this.stages.deliver(stanza, from, to, [target]);
+      this.delivery.toSessions(env, [target]);
       return;
     }
     // RFC 6121 §8.5.3.2: no such resource.
     switch (stanza.name) {
       case 'message':
-        if (type === 'groupchat') this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
-        else if (type !== 'error') this.#messageToBare(stanza, from, to.toBare());
+        if (type === 'groupchat') this.delivery.bounce(env, new StanzaError('service-unavailable'));
+        else if (type === 'error') this.delivery.drop(env, 'error-stanza');
+        else this.#messageToBare(env.readdressed(to.toBare()));
         return;
       case 'presence':
         if (type === 'subscribe' || type === 'subscribed' || type === 'unsubscribe' || type === 'unsubscribed' || type === 'probe') {
-          this.#presenceToBare(stanza, from, to.toBare());
-        }
-        return; // available, unavailable and error presence to a gone resource: ignored
+          this.#presenceToBare(env.readdressed(to.toBare()));
+        } else this.delivery.drop(env, 'presence-no-resource'); // available, unavailable and error presence to a gone resource
+        return;
       case 'iq':
-        if (type === 'get' || type === 'set') this.bounce(stanza, from, to, new StanzaError('service-unavailable'));
+        if (type === 'get' || type === 'set') this.delivery.bounce(env, new StanzaError('service-unavailable'));
+        else this.delivery.drop(env, type === 'error' ? 'error-stanza' : 'unsolicited-reply');
         return;
     }
   }
@@ -516,44 +382,12 @@ export class Router {
    * are waiting. Only a reply from the addressed JID, to `from`, with the same id counts.
    */
   request(iq: XmlElement, from: Jid, to: Jid, timeoutMs = 10_000): Promise<XmlElement> {
-    if (this.#pendingIqs.size >= MAX_PENDING_IQS) return Promise.reject(new StanzaError('resource-constraint', 'too many IQs waiting for a reply'));
-    // In a cluster the id names this node: a reply routed on another node finds its way back.
-    const node = this.#cluster?.nodeId;
-    const id = `parley-${(++this.#iqSeq).toString(36)}-${Math.random().toString(36).slice(2, 10)}${node ? `@${node}` : ''}`;
-    iq.attrs.id = id;
-    iq.attrs.from = from.full;
-    iq.attrs.to = to.full;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pendingIqs.delete(id);
-        reject(new StanzaError('remote-server-timeout', 'no reply to the IQ'));
-      }, timeoutMs);
-      timer.unref();
-      this.#pendingIqs.set(id, { to: to.full, from: from.full, resolve, timer });
-      this.route(iq, from, to);
-    });
+    return this.#requests.request(iq, from, to, timeoutMs, (el) => this.route(el, from, to));
   }
 
   /** A result or error IQ for the server or an account: the reply to a request(), or dropped. */
-  #takeReply(stanza: XmlElement, from: Jid, to: Jid): void {
-    const id = stanza.attrs.id;
-    if (id === undefined) return;
-    const c = this.#cluster;
-    if (c && id.startsWith('parley-')) {
-      const at = id.lastIndexOf('@');
-      const node = at < 0 ? '' : id.slice(at + 1);
-      if (node !== '' && node !== c.nodeId) {
-        c.routeOn(node, stanza);
-        return;
-      }
-    }
-    if (this.#pendingIqs.size === 0) return;
-    const p = this.#pendingIqs.get(id);
-    // SECURITY: only the addressed entity may answer (no spoofed replies from others).
-    if (!p || p.to !== from.full || p.from !== to.full) return;
-    this.#pendingIqs.delete(id);
-    clearTimeout(p.timer);
-    p.resolve(stanza);
+  #takeReply(env: Envelope): void {
+    if (!this.#requests.take(env.stanza, env.from, env.to)) this.delivery.drop(env, env.stanza.attrs.type === 'error' ? 'error-stanza' : 'unsolicited-reply');
   }
 
   // -------------------------------------------------------------- errors and delivery
@@ -563,27 +397,20 @@ export class Router {
    * (RFC 6120 §8.3.1: never answer an error with an error).
    */
   bounce(stanza: XmlElement, from: Jid, to: Jid, error: StanzaError): void {
-    if (stanza.attrs.type === 'error') return;
-    const kind = stanza.name;
-    if (kind === 'message' || kind === 'presence' || kind === 'iq') this.#d.stats.stanzasBounced[kind]++;
-    this.route(this.#errorReply(stanza, from, to, error), to, from);
-  }
-
-  #errorReply(stanza: XmlElement, from: Jid, to: Jid, error: StanzaError): XmlElement {
-    const reply = new XmlElement(stanza.name, { type: 'error', id: stanza.attrs.id, from: to.full, to: from.full });
-    if (reply.attrs.id === undefined) delete reply.attrs.id;
-    for (const c of stanza.children) if (typeof c !== 'string') reply.append(c);
-    reply.append(error.toElement());
-    return reply;
+    this.delivery.bounce(new Envelope(stanza, from, to), error);
   }
 
   /**
-   * A message refused by the recipient's policy (privacy, blocking), bounced after the
-   * same account lookup a message to an unknown account costs: neither the error nor its
-   * timing tells a blocked sender from one writing to nobody.
+   * A message that was on its way to a resource that is gone (it ended, or its cluster
+   * node died) after the delivery stages ran for it: see Delivery.redeliver.
    */
-  #refuse(stanza: XmlElement, from: Jid, to: Jid, error: StanzaError): void {
-    this.#run(stanza, from, to, this.#d.userExists(to.local).then(() => Promise.reject(error)));
+  redeliver(stanza: XmlElement, from: Jid, to: Jid, copies?: readonly string[]): void {
+    this.delivery.redeliver(new Envelope(stanza, from, to), copies);
+  }
+
+  /** Hands a message for an account with no available resource to offline storage (see Delivery.toOffline). */
+  toOffline(stanza: XmlElement, from: Jid, to: Jid, opts?: { stagesDone?: boolean }): void {
+    this.delivery.toOffline(new Envelope(stanza, from, to), opts);
   }
 
   /** Delivers a server-made stanza, from `from` to a JID (routed like any other). */
@@ -599,22 +426,5 @@ export class Router {
       (reply) => this.route(reply, Jid.tryParse(reply.attrs.from) ?? this.domainJid, to),
       (err: unknown) => this.#d.log.error({ err }, 'IQ dispatch failed'),
     );
-  }
-
-  /** Waits for async work on a stanza; a failure becomes the sender's error. */
-  #run(stanza: XmlElement, from: Jid, to: Jid, work: Promise<unknown>): void {
-    this.#d.track(work).catch((err: unknown) => {
-      if (err instanceof StanzaError) {
-        this.bounce(stanza, from, to, err);
-        return;
-      }
-      if (err instanceof StorageError) {
-        this.#d.log.warn({ err, stanza: stanza.name }, 'storage failed while routing');
-        this.bounce(stanza, from, to, new StanzaError('internal-server-error', undefined, 'wait'));
-        return;
-      }
-      this.#d.log.error({ err, stanza: stanza.name }, 'routing failed');
-      this.bounce(stanza, from, to, new StanzaError('internal-server-error'));
-    });
   }
 }

@@ -11,27 +11,20 @@ import type { Storage } from '../storage/storage.js';
 import { DiscoRegistry } from './disco.js';
 import { HookBus } from './hooks.js';
 import { IqDispatcher } from './iq.js';
-import { ModuleHost, type ModuleDefinition, type StreamFeatureProvider } from './module.js';
+import { ModuleHost, type AnyModule, type StreamFeatureProvider } from './module.js';
 import { SessionRegistry } from './registry.js';
 import { Router } from './router.js';
+import type { Delivery } from './delivery.js';
+import { HttpRoutes } from './http-routes.js';
 import type { Services } from './services.js';
 import type { TlsIdentity } from '../support/tls.js';
 import { ServerStats } from '../support/stats.js';
 import { Limits } from './limits.js';
 import type { AccountsPort, AuthPort } from './auth-port.js';
-import type { ReplayGuard } from '../support/replay-guard.js';
-import type { FriendSource } from './services.js';
+import { SingleNode, type ClusterPort } from './cluster-port.js';
 
-/** What the core and the operations side see of this node's cluster membership. */
-export interface ClusterView {
-  readonly nodeId: string;
-  members(): string[];
-  stats(): Record<string, unknown>;
-  /** Tells the other nodes that what they keep in memory under (topic, key) changed. */
-  invalidate(topic: string, key: string): void;
-  /** One-time credentials used anywhere in the cluster (signed portal requests). */
-  readonly replayGuard: ReplayGuard;
-}
+/** The cluster port (core/cluster-port.ts), by its older name. */
+export type ClusterView = ClusterPort;
 
 /** What the core is built from; `U`: the account store, as its maker knows it. */
 export interface ServerCoreDeps<U extends AccountsPort = AccountsPort> {
@@ -42,11 +35,11 @@ export interface ServerCoreDeps<U extends AccountsPort = AccountsPort> {
   logs?: Logs;
   storage: Storage;
   users: U;
+  /** Makes this node's cluster part (the Redis cluster); default: a single node. */
+  cluster?: (core: ServerCore) => ClusterPort;
   tls: TlsIdentity;
   /** Where credentials are checked: built by the composition root with its password sources (src/auth). */
   authenticator: AuthPort;
-  /** The portal's friend lists (`portal.roster.source` http or sql); none: standard rosters. */
-  friendSource?: FriendSource | null;
 }
 
 /**
@@ -70,19 +63,19 @@ export class ServerCore<U extends AccountsPort = AccountsPort> {
   readonly router: Router;
   readonly modules: ModuleHost;
   readonly streamFeatures: StreamFeatureProvider[] = [];
+  /** HTTP routes modules serve (ctx.addHttpRoute); the HTTP listener asks `httpRoutes.route`. */
+  readonly httpRoutes = new HttpRoutes();
   readonly startedAt = new Date();
   /** Counters and histograms for /metrics and SNMP (src/ops). */
   readonly stats = new ServerStats();
   /** Per-user and per-address limits (src/core/limits.ts, docs/limits.md). */
   readonly limits: Limits;
-  /** This node's cluster, when `cluster.driver` is redis. */
-  cluster: ClusterView | null = null;
+  /** This node's cluster: a single node unless `cluster.driver` is redis (deps.cluster). */
+  readonly cluster: ClusterPort;
   /** Shutting down: health says not ready, no new sessions. */
   draining = false;
   /** Checks SASL credentials (own store, login tokens, a password source): the port of `./auth-port.ts`. */
   readonly authenticator: AuthPort;
-  /** The portal's friend lists, when rosters come from the portal. */
-  readonly friendSource: FriendSource | null;
   /** Work started for stanzas and sessions that shutdown must wait for (offline hand-off). */
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #services = new Map<string, unknown>();
@@ -99,7 +92,6 @@ export class ServerCore<U extends AccountsPort = AccountsPort> {
     this.limits = new Limits(deps.config, this.stats);
     this.limits.start();
     this.authenticator = deps.authenticator;
-    this.friendSource = deps.friendSource ?? null;
     this.hooks = new HookBus(this.log);
     this.iq = new IqDispatcher(this.logs.for('router'));
     this.router = new Router({
@@ -113,13 +105,23 @@ export class ServerCore<U extends AccountsPort = AccountsPort> {
       stats: this.stats,
     });
     this.modules = new ModuleHost(this);
+    // Nothing is lost: what a gone session did not deliver is routed again (to another
+    // resource, or offline storage), after the modules' handlers of the hook started.
+    this.cluster = deps.cluster ? deps.cluster(this) : new SingleNode(deps.config.cluster.nodeId ?? 'local');
+    this.router.attachCluster(this.cluster);
+    this.hooks.on('session-closed', (session, { undelivered }) => this.delivery.sessionGone(session, undelivered, this.router.domainJid), { priority: -1000, owner: 'core' });
   }
 
   get domain(): string {
     return this.config.domain;
   }
 
-  async loadModules(defs: readonly ModuleDefinition[]): Promise<void> {
+  /** The owner of every stanza's fate (core/delivery.ts). */
+  get delivery(): Delivery {
+    return this.router.delivery;
+  }
+
+  async loadModules(defs: readonly AnyModule[]): Promise<void> {
     for (const def of defs) await this.modules.load(def);
   }
 
@@ -159,10 +161,10 @@ export class ServerCore<U extends AccountsPort = AccountsPort> {
   /**
    * A module changed data that modules keep in memory (privacy lists, archive
    * preferences, avatar hashes, PEP node lists): in a cluster the other nodes drop their
-   * copy of (topic, key) and read it again when needed. Nothing happens without a cluster.
+   * copy of (topic, key) and read it again when needed. Nothing happens on a single node.
    */
   invalidate(topic: string, key: string): void {
-    this.cluster?.invalidate(topic, key);
+    this.cluster.invalidate(topic, key);
   }
 
   /**

@@ -51,8 +51,13 @@ export interface LocalSession {
   /** Waiting for stream resumption (XEP-0198), for the metrics; absent on remote sessions. */
   readonly isHibernated?: boolean;
   readonly isClosed: boolean;
-  /** Sends one stanza to the client. */
-  deliver(stanza: XmlElement): void;
+  /**
+   * Sends one stanza to the client. `together`: every session the stanza is delivered to
+   * at once (a message to a bare JID goes to each resource of the highest priority), this
+   * one included; a stand-in for another node's session passes it on, so that a copy
+   * that cannot be delivered tells whether the user has it already.
+   */
+  deliver(stanza: XmlElement, together?: readonly LocalSession[]): void;
   /**
    * Sends a stanza already serialized (fan-out: serialize once, send many). `el` is the
    * element behind it, kept when it is a message so it can be handed to offline storage
@@ -62,10 +67,3 @@ export interface LocalSession {
   /** Ends the session, with a stream error if given. */
   close(error?: StreamError): void;
 }
-
-/**
- * A message delivered to several resources at once (to a bare JID: every resource of the
- * highest priority) → those resources. When one of the copies cannot be delivered (its
- * cluster node died on the way), the others tell whether the user has it already.
- */
-export const deliveredTogether = new WeakMap<XmlElement, readonly LocalSession[]>();

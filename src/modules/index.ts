@@ -5,7 +5,8 @@
  * (services are looked up when used), so the order is the order of the features'
  * importance to a reader.
  */
-import type { ModuleDefinition } from '../core/module.js';
+import type { AnyModule } from '../core/module.js';
+import { buildConfigSchema, type ConfigSchema } from '../config/schema.js';
 import roster from './roster/index.js';
 import presence from './presence/index.js';
 import privacy from './privacy/index.js';
@@ -22,7 +23,7 @@ import contactInfo from './contact-info/index.js';
 import extdisco from './extdisco/index.js';
 import last from './last/index.js';
 
-export const MODULES: readonly ModuleDefinition[] = [
+export const MODULES: readonly AnyModule[] = [
   roster,
   presence,
   privacy,
@@ -39,3 +40,6 @@ export const MODULES: readonly ModuleDefinition[] = [
   extdisco,
   last,
 ];
+
+/** Every config key: the core's and each module's section (`parley config docs` lists them). */
+export const CONFIG_SCHEMA: ConfigSchema = buildConfigSchema(MODULES.flatMap((m) => (m.options ? [m.options] : [])));

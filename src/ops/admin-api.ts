@@ -78,7 +78,7 @@ export function serverStatus(core: ServerCore, storage: ShardedStorage): Record<
   const c = core.cluster;
   const shards = storage.status().map((s) => ({ name: s.name, address: s.address, healthy: s.healthy, breaker: s.breaker, draining: s.draining, latencyMs: s.latencyMs, lastError: s.lastError }));
   return {
-    node: c?.nodeId ?? null,
+    node: c.clustered ? c.nodeId : null,
     version: PARLEY_VERSION,
     domain: core.domain,
     startedAt: core.startedAt.toISOString(),
@@ -86,7 +86,7 @@ export function serverStatus(core: ServerCore, storage: ShardedStorage): Record<
     draining: core.draining,
     sessions: { total: core.sessions.size, users: core.sessions.users, byTransport },
     connections: core.connections.size,
-    cluster: c ? { members: c.members() } : null,
+    cluster: c.clustered ? { members: c.members() } : null,
     storage: { driver: core.config.storage.driver, healthy: shards.every((s) => s.healthy), shards },
     memory: { rssBytes: process.memoryUsage().rss, heapUsedBytes: process.memoryUsage().heapUsed },
   };
@@ -121,7 +121,7 @@ function intParam(url: URL, name: string, def: number, max: number): number {
 
 /** A page of sessions: one user's on every node, or this node's. */
 export function listSessions(core: ServerCore, opts: { user?: string; offset: number; limit: number }): Record<string, unknown> {
-  const here = core.cluster?.nodeId ?? null;
+  const here = core.cluster.clustered ? core.cluster.nodeId : null;
   if (opts.user !== undefined) {
     const j = parseJid(opts.user, 'user');
     const all = core.sessions.resources(j.bare).filter((s) => j.resource === '' || s.jid.resource === j.resource);

@@ -18,14 +18,14 @@ export function healthRoutes(core: ServerCore): HttpRoute {
       return true;
     }
     const c = core.cluster;
-    const member = c === null || c.members().includes(c.nodeId);
+    const member = c.members().includes(c.nodeId);
     const ready = !core.draining && member;
     const status = path === '/health/live' ? 200 : ready ? 200 : 503;
     const body = JSON.stringify({
       status: path === '/health/live' ? 'live' : ready ? 'ready' : core.draining ? 'draining' : 'not-a-member',
-      node: c?.nodeId ?? null,
+      node: c.clustered ? c.nodeId : null,
       sessions: core.sessions.size,
-      members: c?.members() ?? null,
+      members: c.clustered ? c.members() : null,
     });
     res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body + '\n');

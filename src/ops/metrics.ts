@@ -18,7 +18,7 @@ import { Registry, type Metric } from 'prom-client';
 import type { ClusterNode } from '../cluster/cluster-node.js';
 import type { ServerCore } from '../core/server.js';
 import type { TransportKind } from '../core/session.js';
-import { LIMIT_NAMES, type Histogram } from '../support/stats.js';
+import { DROP_RULES, LIMIT_NAMES, type Histogram } from '../support/stats.js';
 import type { ShardedStorage } from '../storage/sharded.js';
 import type { BoshManager } from '../transports/bosh/bosh-manager.js';
 import type { HttpRoute } from '../transports/http/http-listener.js';
@@ -138,6 +138,7 @@ export function createMetrics(src: MetricsSources): MetricsExporter {
   add('parley_stanzas_in_total', 'Stanzas received from clients of this node, by kind.', 'counter', () => byKind(stats.stanzasIn));
   add('parley_stanzas_out_total', 'Stanzas delivered to sessions of this node, by kind.', 'counter', () => byKind(stats.stanzasOut));
   add('parley_stanzas_bounced_total', 'Stanzas bounced to their sender with a stanza error, by kind.', 'counter', () => byKind(stats.stanzasBounced));
+  add('parley_stanzas_dropped_total', 'Stanzas dropped without an error to their sender, by the rule that says so.', 'counter', () => DROP_RULES.map((r) => [{ rule: r }, stats.stanzasDropped[r]]));
   add('parley_routing_delivery_seconds', 'Time from a message entering the router to its delivery to a local session.', 'histogram', () => histogramSamples(stats.routing));
   add('parley_offline_stored_total', 'Messages written to offline storage.', 'counter', () => one(stats.offlineStored));
   add('parley_offline_refused_total', 'Messages offline storage refused (full, store down): bounced to the sender.', 'counter', () => one(stats.offlineRefused));

@@ -4,7 +4,7 @@
  * is applied:
  *
  *   limits.*              copied into the live `core.config.limits` object (read at use time)
- *   offline.maxPerUser    the same, in `core.config.offline`
+ *   a module's live keys  the same, in its section (offline.maxPerUser: `live` in its options.ts)
  *   log.level, log.modules  the level of every part's logger
  *   the shard map         read again from its file (storage.driver mysql)
  *
@@ -14,7 +14,7 @@
  */
 import type { ServerCore } from '../core/server.js';
 import type { Config } from '../config/schema.js';
-import { configSchema } from '../config/schema.js';
+import type { ConfigSchema } from '../config/schema.js';
 import { loadConfigFile } from '../config/load.js';
 import { join, type Field, type ObjectField, type Shape } from '../config/schema-dsl.js';
 import { ConfigError, ParleyError } from '../support/errors.js';
@@ -47,7 +47,6 @@ function leaves(f: Field<unknown>, path = ''): string[] {
   const o = f as ObjectField<Shape>;
   return Object.keys(o.shape).flatMap((k) => leaves(o.shape[k]!, join(path, k)));
 }
-const LEAVES = leaves(configSchema);
 
 function get(c: unknown, path: string): unknown {
   let v: unknown = c;
@@ -56,13 +55,13 @@ function get(c: unknown, path: string): unknown {
 }
 
 /** The leaf keys whose values differ between two configurations. */
-export function changedKeys(a: Config, b: Config): string[] {
-  return LEAVES.filter((k) => JSON.stringify(get(a, k)) !== JSON.stringify(get(b, k)));
+export function changedKeys(schema: ConfigSchema, a: Config, b: Config): string[] {
+  return leaves(schema.root).filter((k) => JSON.stringify(get(a, k)) !== JSON.stringify(get(b, k)));
 }
 
-function isLive(key: string): boolean {
+function isLive(schema: ConfigSchema, key: string): boolean {
   if (key.startsWith('limits.')) return !LIMITS_FIXED_AT_START.has(key);
-  return key === 'offline.maxPerUser' || key === 'log.level' || key === 'log.modules';
+  return schema.live.has(key) || key === 'log.level' || key === 'log.modules';
 }
 
 export interface Reloader {
@@ -74,12 +73,12 @@ export interface Reloader {
  * The reloader of a running server. `file` is the config file it was started with
  * (undefined: built-in defaults, nothing to re-read). Reloads run one at a time.
  */
-export function configReloader(core: ServerCore, storage: ShardedStorage, file: string | undefined): Reloader {
+export function configReloader(core: ServerCore, storage: ShardedStorage, file: string | undefined, schema: ConfigSchema): Reloader {
   let running: Promise<unknown> = Promise.resolve();
   const log = core.logs.for('admin');
   return {
     reload() {
-      const run = running.then(() => reloadOnce(core, storage, file));
+      const run = running.then(() => reloadOnce(core, storage, file, schema));
       running = run.catch(() => undefined);
       return run.then((r) => {
         if (r.ok) log.info({ file: r.file, applied: r.applied, restartNeeded: r.restartNeeded, shards: r.shards }, 'configuration reloaded');
@@ -90,21 +89,21 @@ export function configReloader(core: ServerCore, storage: ShardedStorage, file: 
   };
 }
 
-async function reloadOnce(core: ServerCore, storage: ShardedStorage, file: string | undefined): Promise<ConfigReloadResult> {
+async function reloadOnce(core: ServerCore, storage: ShardedStorage, file: string | undefined, schema: ConfigSchema): Promise<ConfigReloadResult> {
   if (file === undefined) {
     return { ok: false, file: null, error: 'the server was started without a config file: there is nothing to read again', applied: [], restartNeeded: [] };
   }
   let next: Config;
   try {
-    next = loadConfigFile(file).config;
+    next = loadConfigFile(file, schema).config;
   } catch (e) {
     if (e instanceof ConfigError) return { ok: false, file, error: e.message, key: e.path || undefined, applied: [], restartNeeded: [] };
     throw e;
   }
   const live = core.config;
-  const changed = changedKeys(live, next);
-  const applied = changed.filter(isLive);
-  const restartNeeded = changed.filter((k) => !isLive(k));
+  const changed = changedKeys(schema, live, next);
+  const applied = changed.filter((k) => isLive(schema, k));
+  const restartNeeded = changed.filter((k) => !isLive(schema, k));
   // The shard map first: a bad map (or a reload the storage refuses) leaves everything as it was.
   let shards: ShardReloadResult | undefined;
   if (live.storage.driver === 'mysql' && next.storage.driver === 'mysql') {
@@ -122,7 +121,13 @@ async function reloadOnce(core: ServerCore, storage: ShardedStorage, file: strin
       (live.limits as Record<string, unknown>)[name] = next.limits[name];
     }
   }
-  if (applied.includes('offline.maxPerUser')) live.offline.maxPerUser = next.offline.maxPerUser;
+  // A module's live keys, in place in its section (the module holds the section object).
+  for (const k of applied) {
+    if (!schema.live.has(k)) continue;
+    const dot = k.lastIndexOf('.');
+    const section = get(live, k.slice(0, dot));
+    if (section !== null && typeof section === 'object') (section as Record<string, unknown>)[k.slice(dot + 1)] = get(next, k);
+  }
   if (applied.includes('log.level') || applied.includes('log.modules')) {
     live.log.level = next.log.level;
     live.log.modules = next.log.modules;

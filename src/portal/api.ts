@@ -24,7 +24,6 @@ import type { BoshManager } from '../transports/bosh/bosh-manager.js';
 import { StanzaError } from '../xmpp/errors.js';
 import { StorageError, ConfigError } from '../support/errors.js';
 import { bearerMatches, signLoginToken, verifyRequestSignature } from './tokens.js';
-import { MemoryReplayGuard } from '../support/replay-guard.js';
 import { EventError, PortalEvents } from './events.js';
 import { checkPortalUser, prebind } from './prebind.js';
 import { BOSH_COOKIE } from '../ops/haproxy-config.js';
@@ -48,9 +47,8 @@ export function portalApi(core: ServerCore<UserStore>, bosh: BoshManager | null)
   if (!secret || !cfg.api.enabled) return null;
   const allowed = blockListOf(cfg.api.allowFrom, 'portal.api.allowFrom');
   const events = new PortalEvents(core);
-  /** Signatures used within the skew window, on this node (no cluster) or in the cluster (a signed request is good once). */
-  const memory = new MemoryReplayGuard();
-  const replayGuard = () => core.cluster?.replayGuard ?? memory;
+  /** Signatures used within the skew window, on this node or in the cluster (a signed request is good once). */
+  const replayGuard = () => core.cluster.replayGuard;
 
   const route: HttpRoute = async (req, res, url) => {
     if (!url.pathname.startsWith('/api/')) return false;
@@ -105,7 +103,7 @@ export function portalApi(core: ServerCore<UserStore>, bosh: BoshManager | null)
           const resource = body.resource === undefined ? undefined : stringField(body, 'resource');
           // In a cluster the session lives on this node: the page's BOSH requests must come
           // here, so the answer names the haproxy cookie that pins them (haproxy-config.ts).
-          const node = core.cluster?.nodeId ?? null;
+          const node = core.cluster.clustered ? core.cluster.nodeId : null;
           send(res, 200, { ...(await prebind(core, bosh, user, { resource })), url: '/http-bind', node, cookie: node ? `${BOSH_COOKIE}=${node}` : null });
           return true;
         }

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import type { ServerCore } from '../core/server.js';
 import type { UserStore } from '../auth/user-store.js';
-import type { RosterItem } from '../core/services.js';
+import type { RosterItem } from '../modules/roster/api.js';
 import type { HttpRoute } from '../transports/http/http-listener.js';
 import type { BoshManager } from '../transports/bosh/bosh-manager.js';
 import { prebind } from './prebind.js';

@@ -15,6 +15,7 @@ import { StreamError } from '../xmpp/errors.js';
 import { normalizeUsername } from '../auth/authenticator.js';
 import type { ServerCore } from '../core/server.js';
 import type { UserStore } from '../auth/user-store.js';
+import { Envelope } from '../core/envelope.js';
 import { insertedUnlessDuplicate } from '../storage/storage.js';
 
 /** A bad event: the HTTP side answers 400 (or `status`) with the field and the problem. */
@@ -211,7 +212,7 @@ export class PortalEvents {
           }
           let stored = false;
           if (delivered === 0 && this.#core.config.portal.notificationsOffline) {
-            stored = await this.#core.hooks.handle('message-offline', { to: user, stanza: message });
+            stored = await this.#core.delivery.storeOffline(new Envelope(message, this.#core.router.domainJid, user));
           }
           return { user: user.bare, delivered, stored };
         };
@@ -222,7 +223,7 @@ export class PortalEvents {
         return async () => {
           const delivered = this.#broadcastHere(body, subject);
           this.#core.invalidate(BROADCAST_TOPIC, JSON.stringify({ body, subject }));
-          return { deliveredHere: delivered, nodes: this.#core.cluster ? this.#core.cluster.members().length : 1 };
+          return { deliveredHere: delivered, nodes: this.#core.cluster.members().length };
         };
       }
     }

@@ -13,7 +13,7 @@
  */
 import type { Logger } from 'pino';
 import { Jid } from '../xmpp/jid.js';
-import type { Friend, FriendSource } from '../core/services.js';
+import type { Friend, FriendSource } from '../modules/roster/api.js';
 import { readBody } from './auth-sources.js';
 import { PortalUnavailable, type PortalDb, type Row } from './portal-db.js';
 
@@ -56,6 +56,7 @@ export class HttpFriendSource implements FriendSource {
     readonly domain: string,
     readonly timeoutMs: number,
     readonly log: Logger,
+    readonly cacheTtl = 0,
   ) {}
 
   async friends(user: string): Promise<Friend[]> {
@@ -94,6 +95,7 @@ export class SqlFriendSource implements FriendSource {
     readonly query: string,
     readonly domain: string,
     readonly log: Logger,
+    readonly cacheTtl = 0,
   ) {}
 
   async friends(user: string): Promise<Friend[]> {

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../support/errors.js';
-import type { FriendSource } from '../core/services.js';
+import type { FriendSource } from '../modules/roster/api.js';
 import type { LoginTokenCheck, PasswordSource } from '../auth/password-source.js';
 import { HttpPasswordSource, PortalTokenCheck, SqlPasswordSource } from './auth-sources.js';
 import { HttpFriendSource, SqlFriendSource } from './friend-sources.js';
@@ -49,11 +49,11 @@ export function openPortalSources(config: Config, log: Logger): PortalSources {
   let friends: FriendSource | null = null;
   if (p.roster.source === 'http') {
     if (!p.roster.url!.includes('{user}')) throw new ConfigError('portal.roster.url', 'must contain {user}');
-    friends = new HttpFriendSource(p.roster.url!, config.domain, p.auth.timeout, plog);
+    friends = new HttpFriendSource(p.roster.url!, config.domain, p.auth.timeout, plog, p.roster.cacheTtl);
   }
   if (p.roster.source === 'sql') {
     checkQuery('portal.roster.query', p.roster.query!, ['user'], ['user']);
-    friends = new SqlFriendSource(portalDb(), p.roster.query!, config.domain, plog);
+    friends = new SqlFriendSource(portalDb(), p.roster.query!, config.domain, plog, p.roster.cacheTtl);
   }
   const tokens = p.secret === undefined ? null : new PortalTokenCheck(p.secret, config.domain, Math.floor(p.tokenMaxTtl / 1000));
   return {

@@ -13,7 +13,7 @@ import { makeCredentials } from '../auth/credentials.js';
 import { SqlUserStore } from '../auth/user-store-sql.js';
 import type { AccountCredentials } from '../auth/user-store.js';
 import { parseConfig } from '../config/load.js';
-import type { RosterItem } from '../core/services.js';
+import type { RosterItem } from '../modules/roster/api.js';
 import { SqlArchiveStore } from '../modules/mam/store-sql.js';
 import type { ArchiveEntry } from '../modules/mam/store.js';
 import { SqlOfflineStore } from '../modules/offline/store-sql.js';

@@ -9,7 +9,6 @@
  * kinds, limit names, SASL mechanisms Parley offers, shard names of the map).
  */
 
-import { performance } from 'node:perf_hooks';
 
 export type StanzaKind = 'message' | 'presence' | 'iq';
 
@@ -32,6 +31,30 @@ export const LIMIT_NAMES = [
   'pep-quota',
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
+
+/**
+ * The rules by which a stanza is dropped without an error to its sender, each one the
+ * RFC's or the XEP's (core/delivery.ts decides; `parley_stanzas_dropped_total{rule}`).
+ */
+export const DROP_RULES = [
+  /** A policy (privacy list, blocking, invisibility) said drop: XEP-0016 §2.1, XEP-0191 §3.5. */
+  'policy',
+  /** An error is never answered with an error (RFC 6120 §8.3.1) nor stored (RFC 6121 §8.5.2.1.1). */
+  'error-stanza',
+  /** A headline with no available resource (RFC 6121 §8.5.2.1.1). */
+  'headline-no-resource',
+  /** Presence that has no one to go to (to a gone resource, or to the server): RFC 6121 §8.5.3.2.2. */
+  'presence-no-resource',
+  /** An IQ result or error that answers no request of the server's. */
+  'unsolicited-reply',
+  /** A message the offline store declines by design: chat states, no-store hints (XEP-0160 §3, XEP-0334). */
+  'not-worth-storing',
+  /** A message to a user whose other resources have the copy already (a resource gone on the way). */
+  'already-delivered',
+  /** Presence to a node whose link is full: presence is never bounced (RFC 6121 §4.3.2). */
+  'link-full-presence',
+] as const;
+export type DropRule = (typeof DROP_RULES)[number];
 
 /** A histogram with fixed upper bounds (seconds), Prometheus-style (cumulative when exported). */
 export class Histogram {
@@ -69,6 +92,8 @@ export class ServerStats {
   readonly stanzasOut = byKind();
   /** Stanzas bounced with an error to their sender, by kind. */
   readonly stanzasBounced = byKind();
+  /** Stanzas dropped without an error, by rule (core/delivery.ts). */
+  readonly stanzasDropped = Object.fromEntries(DROP_RULES.map((n) => [n, 0])) as Record<DropRule, number>;
   /** Successful SASL logins by mechanism (PLAIN, SCRAM-SHA-256, ..., PREBIND). */
   readonly logins: Record<string, number> = Object.create(null) as Record<string, number>;
   /** Failed SASL attempts by mechanism. */
@@ -82,23 +107,6 @@ export class ServerStats {
   archiveWrites = 0;
   /** Time from a message entering the router to its delivery to a local session (seconds). */
   readonly routing = new Histogram(LATENCY_BUCKETS);
-
-  /** When each message in flight entered the router (ms, performance.now()): the routing histogram's start. */
-  readonly #entered = new WeakMap<object, number>();
-
-  /**
-   * A message enters the router: its clock starts (once, whatever hops it takes). One
-   * clock read per routed message; weak, so a message that is never delivered leaves nothing.
-   */
-  routed(message: object): void {
-    if (!this.#entered.has(message)) this.#entered.set(message, performance.now());
-  }
-
-  /** A routed message reached a local session: time to delivery into the histogram. */
-  delivered(message: object): void {
-    const t = this.#entered.get(message);
-    if (t !== undefined) this.routing.observe((performance.now() - t) / 1000);
-  }
 
   login(mechanism: string, ok: boolean): void {
     const m = ok ? this.logins : this.loginFailures;

@@ -49,6 +49,7 @@ import { mamQuery } from '../helpers/mam.js';
 import { TestClient } from '../helpers/client.js';
 import { until as waitUntil } from '../helpers/until.js';
 import { CleanupStack, runOnSignals, trackChild, trackDir, untrackChild, untrackDir } from '../helpers/reaper.js';
+import { CONFIG_SCHEMA } from '../../src/modules/index.js';
 
 export const FAULTS = ['kill9', 'sigstop', 'redis-restart', 'mysql-shard', 'partition', 'disk-full'] as const;
 export type FaultName = (typeof FAULTS)[number];
@@ -391,7 +392,7 @@ interface Env {
 }
 
 async function provisionSqlite(dataDir: string, users: string[], extra: string[]): Promise<void> {
-  const config = parseConfig({ domain: DOMAIN, dataDir });
+  const config = parseConfig({ domain: DOMAIN, dataDir }, CONFIG_SCHEMA);
   const storage = await openStorage(config, pino({ level: 'silent' }));
   await provision(storage, users, extra);
   await storage.close();
@@ -806,7 +807,7 @@ async function setupMysql(env: Env, users: string[]): Promise<unknown> {
     driver: 'mysql',
     mysql: { shardMap: map, poolSize: 4, connectTimeout: '1s', queryTimeout: '2s', retries: 1, retryBackoff: '20ms', breakerThreshold: 3, breakerCooldown: '300ms', healthInterval: '150ms' },
   };
-  const config = parseConfig({ domain: DOMAIN, dataDir: join(env.dir, 'data'), storage });
+  const config = parseConfig({ domain: DOMAIN, dataDir: join(env.dir, 'data'), storage }, CONFIG_SCHEMA);
   const st = await openStorage(config, pino({ level: 'silent' }));
   await provision(st, env.users, users.filter((u) => !env.users.includes(u)));
   await st.close();

@@ -12,6 +12,8 @@ import type { Config } from '../../src/config/schema.js';
 import { startServer, type RunningServer } from '../../src/main.js';
 import { makeCredentials } from '../../src/auth/credentials.js';
 import { makeSelfSignedCertificate } from '../../src/support/x509.js';
+import { CONFIG_SCHEMA } from '../../src/modules/index.js';
+import type { AnyModule } from '../../src/core/module.js';
 
 export const DOMAIN = 'example.test';
 /** cluster.secret of the test clusters (required with cluster.driver redis). */
@@ -50,7 +52,8 @@ function testCertificate(dir: string): { cert: string; key: string } {
   return { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
 }
 
-export async function startTestServer(overrides: DeepPartial<Record<string, unknown>> = {}): Promise<TestServer> {
+/** `modules`: the module list to load instead of the default one (src/modules/index.ts). */
+export async function startTestServer(overrides: DeepPartial<Record<string, unknown>> = {}, opts: { modules?: readonly AnyModule[] } = {}): Promise<TestServer> {
   const dataDir = typeof overrides.dataDir === 'string' ? overrides.dataDir : mkdtempSync(join(tmpdir(), 'parley-test-'));
   const { cert, key } = testCertificate(dataDir);
   const raw = merge(
@@ -63,9 +66,9 @@ export async function startTestServer(overrides: DeepPartial<Record<string, unkn
     },
     overrides,
   );
-  const config = parseConfig(raw);
+  const config = parseConfig(raw, CONFIG_SCHEMA);
   const log = pino({ level: process.env.PARLEY_TEST_LOG ?? 'silent' });
-  const server = await startServer(config, { log });
+  const server = await startServer(config, { log, ...(opts.modules ? { modules: opts.modules } : {}) });
   return {
     server,
     config,

@@ -39,8 +39,7 @@ const IM_PAYLOADS = new Set([
 export default defineModule({
   name: 'carbons',
   setup(ctx) {
-    const server = ctx.server;
-    const host = server.domain;
+    const host = ctx.domain;
     /** Sessions that enabled carbons (a flag other cluster nodes see too). */
     const enabled = { has: (s: LocalSession) => (s.flags & SessionFlag.Carbons) !== 0 };
 
@@ -54,7 +53,7 @@ export default defineModule({
       const flags = on ? s.flags | SessionFlag.Carbons : s.flags & ~SessionFlag.Carbons;
       if (flags !== s.flags) {
         s.flags = flags;
-        server.sessions.changed(s);
+        ctx.sessions.changed(s);
       }
       return null;
     };
@@ -70,10 +69,10 @@ export default defineModule({
         // user's own resources is copied as sent only (never twice to one resource).
         if (from.bare !== to.bare) {
           let inner: string | undefined;
-          for (const s of server.sessions.resources(to.bare)) {
+          for (const s of ctx.sessions.resources(to.bare)) {
             if (!enabled.has(s) || s.isClosed || delivered.includes(s)) continue;
             // The resource's own policy (an active privacy list) applies to the copy too.
-            if (server.router.checkIn(stanza, from, s.jid, s) !== null) continue;
+            if (ctx.policy.checkIn(stanza, from, s.jid, s) !== null) continue;
             inner ??= serialize(forwardable(stanza, null, null));
             s.deliverSerialized(wrap('received', to.bare, s.jid, stanza.attrs.type, inner), 'message');
           }
@@ -81,7 +80,7 @@ export default defineModule({
         // §6: sent copies for the sender's other resources, with the sender's archive id.
         if (from.domain === host && from.local !== '' && from.resource !== '') {
           let inner: string | undefined;
-          for (const s of server.sessions.resources(from.bare)) {
+          for (const s of ctx.sessions.resources(from.bare)) {
             if (!enabled.has(s) || s.isClosed || s.jid.full === from.full || delivered.includes(s)) continue;
             inner ??= serialize(forwardable(stanza, from.bare, msg.stanzaIds.get(from.bare) ?? null));
             s.deliverSerialized(wrap('sent', from.bare, s.jid, stanza.attrs.type, inner), 'message');

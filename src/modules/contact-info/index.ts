@@ -5,6 +5,7 @@
  */
 import { x } from '../../xml/element.js';
 import { NS } from '../../xmpp/ns.js';
+import { options } from './options.js';
 import { defineModule } from '../../core/module.js';
 
 export const SERVERINFO = 'http://jabber.org/network/serverinfo';
@@ -22,8 +23,9 @@ export const CONTACT_FIELDS = {
 
 export default defineModule({
   name: 'contact-info',
+  options,
   setup(ctx) {
-    const contact = ctx.server.config.contact;
+    const contact = ctx.options;
     const form = x('x', { xmlns: NS.X_DATA, type: 'result' }, x('field', { var: 'FORM_TYPE', type: 'hidden' }, x('value', null, SERVERINFO)));
     let any = false;
     for (const [key, field] of Object.entries(CONTACT_FIELDS)) {

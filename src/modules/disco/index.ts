@@ -5,14 +5,12 @@
 import { x, type XmlElement } from '../../xml/element.js';
 import { NS } from '../../xmpp/ns.js';
 import { StanzaError } from '../../xmpp/errors.js';
-import { defineModule, type IqScope } from '../../core/module.js';
-import type { ServerCore } from '../../core/server.js';
+import { defineModule, type DiscoView, type IqScope } from '../../core/module.js';
 import type { DiscoNodeHandler } from '../../core/disco.js';
 
 export default defineModule({
   name: 'disco',
   setup(ctx) {
-    const server = ctx.server;
     ctx.addFeature(NS.DISCO_INFO, 'host');
     ctx.addFeature(NS.DISCO_ITEMS, 'host');
     ctx.addIdentity({ category: 'server', type: 'im', name: 'Parley' }, 'host');
@@ -32,8 +30,8 @@ export default defineModule({
         }
         const scope = req.to.local === '' ? 'host' : 'account';
         const node = req.payload.attrs.node;
-        if (node !== undefined) return nodeHandler(server, node, scope).info(req);
-        return info(server, scope);
+        if (node !== undefined) return nodeHandler(ctx.disco, node, scope).info(req);
+        return info(ctx.disco, scope);
       },
       { scope: 'both' },
     );
@@ -46,9 +44,9 @@ export default defineModule({
         if (req.to.local !== '' && !req.isSelf) throw new StanzaError('service-unavailable');
         const node = req.payload.attrs.node;
         const scope = req.to.local === '' ? 'host' : 'account';
-        if (node !== undefined) return nodeHandler(server, node, scope).items(req);
+        if (node !== undefined) return nodeHandler(ctx.disco, node, scope).items(req);
         const q = x('query', { xmlns: NS.DISCO_ITEMS });
-        for (const provide of server.disco.itemProviders(scope)) for (const item of await provide(req)) q.append(item);
+        for (const provide of ctx.disco.itemProviders(scope)) for (const item of await provide(req)) q.append(item);
         return q;
       },
       { scope: 'both' },
@@ -57,16 +55,16 @@ export default defineModule({
 });
 
 /** The module answering a node; a node nobody answers does not exist (XEP-0030 §8). */
-function nodeHandler(server: ServerCore, node: string, scope: IqScope): DiscoNodeHandler {
-  const h = server.disco.node(node, scope);
+function nodeHandler(disco: DiscoView, node: string, scope: IqScope): DiscoNodeHandler {
+  const h = disco.node(node, scope);
   if (!h) throw new StanzaError('item-not-found');
   return h;
 }
 
-function info(server: ServerCore, scope: IqScope): XmlElement {
+function info(disco: DiscoView, scope: IqScope): XmlElement {
   const q = x('query', { xmlns: NS.DISCO_INFO });
-  for (const id of server.disco.identities(scope)) q.append(x('identity', { category: id.category, type: id.type, name: id.name }));
-  for (const f of server.disco.features(scope)) q.append(x('feature', { var: f }));
-  for (const form of server.disco.forms(scope)) q.append(form);
+  for (const id of disco.identities(scope)) q.append(x('identity', { category: id.category, type: id.type, name: id.name }));
+  for (const f of disco.features(scope)) q.append(x('feature', { var: f }));
+  for (const form of disco.forms(scope)) q.append(form);
   return q;
 }

@@ -10,6 +10,7 @@
 import { createHmac } from 'node:crypto';
 import { x, type XmlElement } from '../../xml/element.js';
 import { StanzaError } from '../../xmpp/errors.js';
+import { options } from './options.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
 import type { Config } from '../../config/schema.js';
 
@@ -41,10 +42,11 @@ export function serviceElement(s: ExternalService, user: string, now = Date.now(
 
 export default defineModule({
   name: 'extdisco',
+  options,
   setup(ctx) {
-    const services = ctx.server.config.externalServices;
+    const services = ctx.options;
     if (services.length === 0) return;
-    const domain = ctx.server.config.domain;
+    const domain = ctx.domain;
     ctx.addFeature(NS_EXTDISCO, 'host');
 
     /** SECURITY: services and credentials are for the server's own (authenticated) users only. */

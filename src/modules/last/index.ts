@@ -27,15 +27,14 @@ const MAX_STATUS = 1024;
 export default defineModule({
   name: 'last',
   setup(ctx) {
-    const server = ctx.server;
-    const host = server.domain;
-    const store: LastActivityStore = new SqlLastActivityStore(server.storage);
+    const host = ctx.domain;
+    const store: LastActivityStore = new SqlLastActivityStore(ctx.storage);
     const isInvisible = (s: LocalSession) => (s.flags & SessionFlag.Invisible) !== 0;
 
     ctx.addFeature(NS.LAST, 'host');
     ctx.addFeature(NS.LAST, 'account');
 
-    ctx.handleIq('get', NS.LAST, 'query', () => x('query', { xmlns: NS.LAST, seconds: String(Math.floor((Date.now() - server.startedAt.getTime()) / 1000)) }), { scope: 'host' });
+    ctx.handleIq('get', NS.LAST, 'query', () => x('query', { xmlns: NS.LAST, seconds: String(Math.floor((Date.now() - ctx.startedAt.getTime()) / 1000)) }), { scope: 'host' });
 
     ctx.handleIq(
       'get',
@@ -43,16 +42,16 @@ export default defineModule({
       'query',
       async (req) => {
         const user = req.to.toBare();
-        const visible = server.sessions.available(user.bare).filter((s) => !isInvisible(s));
+        const visible = ctx.sessions.available(user.bare).filter((s) => !isInvisible(s));
         if (!req.isSelf) {
           // SECURITY: the answer a stranger gets for anyone not allowed to see presence now.
           const forbidden = () => new StanzaError('forbidden', 'not allowed to see this user\'s last activity');
           const item = await ctx.service('roster').getItem(user, req.from.bare);
           if (!item || (item.subscription !== 'from' && item.subscription !== 'both')) throw forbidden();
-          const invisible = server.sessions.available(user.bare).some(isInvisible);
+          const invisible = ctx.sessions.available(user.bare).some(isInvisible);
           if (invisible) throw forbidden();
-          await server.router.prepare(user);
-          if (server.router.checkOut(x('presence'), user, req.from, null) !== null) throw forbidden();
+          await ctx.policy.prepare(user);
+          if (ctx.policy.checkOut(x('presence'), user, req.from, null) !== null) throw forbidden();
         }
         if (visible.length > 0) return x('query', { xmlns: NS.LAST, seconds: '0' });
         const seen = await store.get(host, user.local);
@@ -67,7 +66,7 @@ export default defineModule({
       // An invisible resource was never online for the others: it leaves no trace here.
       if (isInvisible(session) || session.jid.local === '') return;
       const task = store.set(host, session.jid.local, { at: Date.now(), status: status.slice(0, MAX_STATUS) }).catch((err: unknown) => ctx.log.warn({ err, jid: session.jid.bare }, 'last activity not stored'));
-      void server.track(task);
+      void ctx.track(task);
     };
 
     ctx.hook(

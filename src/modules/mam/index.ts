@@ -14,6 +14,7 @@ import { serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
+import { options } from './options.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
 import type { StagedMessage } from '../../core/message-stages.js';
 import { ArchiveIds, decodeId, encodeId, firstIdAt, timeOfId } from './ids.js';
@@ -37,14 +38,14 @@ interface Prefs {
 
 export default defineModule({
   name: 'mam',
+  options,
   setup(ctx) {
-    const server = ctx.server;
-    const host = server.domain;
-    const cfg = server.config.mam;
+    const host = ctx.domain;
+    const cfg = ctx.options;
     if (!cfg.enabled) return;
-    const store: ArchiveStore = new SqlArchiveStore(server.storage);
+    const store: ArchiveStore = new SqlArchiveStore(ctx.storage);
     const ids = new ArchiveIds();
-    const writer = new ArchiveWriter(store, server.stats);
+    const writer = new ArchiveWriter(store, ctx.stats);
     const defaults: Prefs = { default: cfg.default, always: new Set(), never: new Set() };
     /** Preferences by username; insertion order is the eviction order. */
     const prefsCache = new Map<string, Prefs>();
@@ -100,7 +101,7 @@ export default defineModule({
       await prefsOf(session.jid.local);
     });
 
-    ctx.onStop(server.onInvalidate('mam-prefs', (user) => prefsCache.delete(user), () => prefsCache.clear()));
+    ctx.onInvalidate('mam-prefs', (user) => prefsCache.delete(user), () => prefsCache.clear());
 
     ctx.hook('user-deleted', async (user) => {
       prefsCache.delete(user.local);
@@ -247,7 +248,7 @@ export default defineModule({
       if (items.length > 0 && index < 0) index = await store.count(host, user, { ...filter, beforeId: Math.min(filter.beforeId ?? Number.MAX_SAFE_INTEGER, items[0]!.id) });
 
       // The results, then the fin (the IQ result is routed after these are delivered).
-      const session = req.session ?? server.sessions.get(req.from);
+      const session = req.session ?? ctx.sessions.get(req.from);
       if (session && items.length > 0) {
         const order = q.flipPage ? [...items].reverse() : items;
         const head = `<message xmlns='jabber:client' from='${escapeAttr(req.to.bare)}' to='${escapeAttr(req.from.full)}'><result xmlns='${NS.MAM}'${
@@ -294,7 +295,7 @@ export default defineModule({
       const user = owner(req);
       const p = parsePrefs(req.payload);
       await store.setPrefs(host, user, p);
-      server.invalidate('mam-prefs', user);
+      ctx.invalidate('mam-prefs', user);
       return prefsElement(cachePrefs(user, toPrefs(p)));
     }, { scope: 'account' });
   },

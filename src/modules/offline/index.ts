@@ -18,6 +18,7 @@ import { serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
+import { options } from './options.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
 import type { LocalSession } from '../../core/session.js';
 import { SqlOfflineStore } from './store-sql.js';
@@ -45,10 +46,10 @@ const FLEX_MAX = 10_000;
 
 export default defineModule({
   name: 'offline',
+  options,
   setup(ctx) {
-    const server = ctx.server;
-    const host = server.domain;
-    const store: OfflineStore = new SqlOfflineStore(server.storage);
+    const host = ctx.domain;
+    const store: OfflineStore = new SqlOfflineStore(ctx.storage);
     /** One delivery at a time per user, so no message is fetched twice. */
     const delivering = new Map<string, Promise<void>>();
 
@@ -58,34 +59,27 @@ export default defineModule({
     const flexible = new Map<string, Set<LocalSession>>();
 
     ctx.hook('message-offline', async ({ to, stanza }) => {
-      if (!worthStoring(stanza)) return true; // chat states and no-store hints: dropped by design (XEP-0160 §3, XEP-0334)
+      if (!worthStoring(stanza)) return { dropped: 'not-worth-storing' }; // chat states and no-store hints: dropped by design (XEP-0160 §3, XEP-0334)
       // Read at the moment of use: a live reload of the configuration applies at once.
-      const result = await store.push(host, to.local, serialize(stanza), server.config.offline.maxPerUser, messageKey(stanza, to));
+      const result = await store.push(host, to.local, serialize(stanza), ctx.options.maxPerUser, messageKey(stanza, to));
       if (result === 'full') {
-        server.limits.hit('offline-per-user');
+        ctx.limits.hit('offline-per-user');
         throw new StanzaError('resource-constraint', 'the recipient’s offline storage is full', 'wait');
       }
-      server.stats.offlineStored++;
       // The user may have come online while this was being written.
-      const now = server.sessions.available(to.bare).find((s) => s.priority >= 0);
+      const now = ctx.sessions.available(to.bare).find((s) => s.priority >= 0);
       if (now && !isFlexible(to.bare)) deliverTo(now);
-      return true;
+      return 'stored';
     });
 
     ctx.hook('session-available', (session, initial) => {
       if (initial && session.priority >= 0 && !isFlexible(session.jid.bare)) deliverTo(session);
     });
 
-    // Nothing is lost: messages the session did not get to its client are routed again
-    // (to another resource of the user, or into offline storage).
-    ctx.hook('session-closed', (session, { undelivered }) => {
+    // (Nothing is lost: the core routes a closed session's undelivered messages again.)
+    ctx.hook('session-closed', (session) => {
       const flex = flexible.get(session.jid.bare);
       if (flex?.delete(session) && flex.size === 0) flexible.delete(session.jid.bare);
-      if (undelivered.length > 0) ctx.log.debug({ jid: session.jid.full, messages: undelivered.length, ids: undelivered.slice(0, 5).map((m) => m.attrs.id) }, 'messages not known to have reached a closed session routed again');
-      for (const msg of undelivered) {
-        const from = Jid.tryParse(msg.attrs.from) ?? server.router.domainJid;
-        server.router.route(msg, from, session.jid.toBare());
-      }
     });
 
     // ---------------------------------------------------------------- XEP-0013
@@ -108,7 +102,7 @@ export default defineModule({
       set.add(s);
     }
 
-    const removeNode = ctx.server.disco.addNode(NS.FLEX_OFFLINE, 'account', {
+    ctx.addDiscoNode(NS.FLEX_OFFLINE, 'account', {
       async info(req) {
         chooseFlexible(req);
         const n = await store.count(host, req.to.local);
@@ -135,7 +129,6 @@ export default defineModule({
         return q;
       },
     });
-    ctx.onStop(removeNode);
 
     // <offline/>: view (get) and remove (set) by node, fetch (get) and purge (set).
     const offlineCommand = async (req: IqRequest): Promise<null> => {
@@ -181,7 +174,7 @@ export default defineModule({
         el.append(x('delay', { xmlns: NS.DELAY, from: host, stamp: new Date(m.createdAt).toISOString() }, 'Offline storage'));
         el.append(x('offline', { xmlns: NS.FLEX_OFFLINE }, x('item', { node: String(m.id) })));
         if (req.session && !req.session.isClosed) req.session.deliver(el);
-        else server.router.route(el, Jid.tryParse(el.attrs.from) ?? server.router.domainJid, req.from);
+        else ctx.route(el, Jid.tryParse(el.attrs.from) ?? ctx.domainJid, req.from);
       }
     }
 

@@ -14,9 +14,11 @@ import { serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { StanzaError, type StanzaErrorCondition } from '../../xmpp/errors.js';
+import { options } from './options.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
 import type { LocalSession } from '../../core/session.js';
-import type { PepItem, PepService, RosterService } from '../../core/services.js';
+import type { PepItem, PepService } from './api.js';
+import type { RosterService } from '../roster/api.js';
 import { CapsCache, capsOf, verificationString, type CapsRef } from './caps.js';
 import { applyFields, configForm, defaultConfig, meetsPreconditions, readForm, type NodeConfig } from './node-config.js';
 import { SqlPepStore } from './store-sql.js';
@@ -62,12 +64,12 @@ const PUBSUB_FEATURES = [
 
 export default defineModule({
   name: 'pep',
+  options,
   setup(ctx) {
-    const server = ctx.server;
-    const host = server.domain;
-    const limits = server.config.pep;
+    const host = ctx.domain;
+    const limits = ctx.options;
     const defaults = defaultConfig(Math.min(limits.defaultMaxItems, limits.maxItems));
-    const store: PepStore = new SqlPepStore(server.storage, defaults);
+    const store: PepStore = new SqlPepStore(ctx.storage, defaults);
     const roster = (): RosterService => ctx.service('roster');
     const capsCache = new CapsCache(limits.capsCache);
     const interests = new WeakMap<LocalSession, Interest>();
@@ -99,9 +101,9 @@ export default defineModule({
     }
     const nodesChanged = (owner: Jid) => {
       nodeLists.delete(owner.bare);
-      server.invalidate('pep-nodes', owner.bare);
+      ctx.invalidate('pep-nodes', owner.bare);
     };
-    ctx.onStop(server.onInvalidate('pep-nodes', (bare) => nodeLists.delete(bare), () => nodeLists.clear()));
+    ctx.onInvalidate('pep-nodes', (bare) => nodeLists.delete(bare), () => nodeLists.clear());
 
     // XEP-0060 §5.2 (PEP: XEP-0163 §9): the account's disco#items lists its nodes (asked by the
     // owner: the disco module answers others' item queries with service-unavailable).
@@ -140,20 +142,20 @@ export default defineModule({
      */
     async function recipients(owner: Jid, node: string, config: NodeConfig): Promise<LocalSession[]> {
       const wants = (s: LocalSession) => !s.isClosed && interests.get(s)?.notify.has(node) === true;
-      const out = server.sessions.available(owner.bare).filter(wants);
+      const out = ctx.sessions.available(owner.bare).filter(wants);
       if (config.accessModel === 'whitelist') return out;
       for (const item of await roster().getItems(owner)) {
         if (item.subscription !== 'from' && item.subscription !== 'both') continue;
         const jid = Jid.tryParse(item.jid);
-        if (!jid || !server.router.isLocal(jid)) continue;
-        for (const s of server.sessions.available(jid.bare)) if (wants(s)) out.push(s);
+        if (!jid || !ctx.isLocal(jid)) continue;
+        for (const s of ctx.sessions.available(jid.bare)) if (wants(s)) out.push(s);
       }
       return out;
     }
 
     /** Makes the owner's privacy policy ready for router.checkOut (see Router.prepare). */
     async function preparePolicy(owner: Jid): Promise<void> {
-      const wait = server.router.prepare(owner);
+      const wait = ctx.policy.prepare(owner);
       if (wait) await wait;
     }
 
@@ -167,8 +169,8 @@ export default defineModule({
       msg.children = [event];
       if (delayStamp) msg.children = [event, x('delay', { xmlns: NS.DELAY, from: owner.bare, stamp: delayStamp })];
       // The owner's blocking/privacy policy on the contact (stanzas the server sends for the owner).
-      if (to.jid.bare !== owner.bare && server.router.checkOut(msg, owner, to.jid, null) !== null) return;
-      server.router.route(msg, owner, to.jid);
+      if (to.jid.bare !== owner.bare && ctx.policy.checkOut(msg, owner, to.jid, null) !== null) return;
+      ctx.route(msg, owner, to.jid);
     }
 
     async function broadcast(owner: Jid, node: string, config: NodeConfig, event: XmlElement): Promise<void> {
@@ -188,7 +190,7 @@ export default defineModule({
       for (const item of await roster().getItems(self)) {
         if (item.subscription !== 'to' && item.subscription !== 'both') continue;
         const jid = Jid.tryParse(item.jid);
-        if (jid && jid.local !== '' && server.router.isLocal(jid)) owners.push(jid);
+        if (jid && jid.local !== '' && ctx.isLocal(jid)) owners.push(jid);
       }
       for (const owner of owners) {
         if (session.isClosed) return;
@@ -286,7 +288,7 @@ export default defineModule({
       const iq = x('iq', { type: 'get' }, x('query', { xmlns: NS.DISCO_INFO, node: `${ref.node}#${ref.ver}` }));
       let reply: XmlElement;
       try {
-        reply = await server.router.request(iq, session.jid.toBare(), session.jid, CAPS_QUERY_TIMEOUT_MS);
+        reply = await ctx.request(iq, session.jid.toBare(), session.jid, CAPS_QUERY_TIMEOUT_MS);
       } catch {
         return null;
       }
@@ -319,12 +321,12 @@ export default defineModule({
         const quota = { items: limits.maxItemsPerAccount, bytes: limits.maxBytesPerAccount };
         const stored = await store.publish(host, owner.local, node, { id: item.id, payload: serialize(payload) }, Math.min(config.maxItems, limits.maxItems), quota);
         if (!stored) {
-          server.limits.hit('pep-quota');
+          ctx.limits.hit('pep-quota');
           throw new StanzaError('resource-constraint', `the account's PEP storage is full (at most ${quota.items} items, ${quota.bytes} bytes); retract or delete items first`, 'wait');
         }
       }
       await broadcast(owner, node, config, itemsEvent(node, x('item', { id: item.id }, payload)));
-      await server.hooks.notify('pep-published', owner, node, { id: item.id, payload }, byServer);
+      await ctx.notify('pep-published', owner, node, { id: item.id, payload }, byServer);
       return item.id;
     }
 

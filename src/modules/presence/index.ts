@@ -18,16 +18,16 @@ import { XmlElement, x } from '../../xml/element.js';
 import { SplitStanza, serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
-import { defineModule } from '../../core/module.js';
+import { defineModule, type ModuleContext } from '../../core/module.js';
 import { StanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../xmpp/errors.js';
 import type { LocalSession } from '../../core/session.js';
-import type { PresenceService, PrivacyService, RosterItem, RosterService } from '../../core/services.js';
-import type { ServerCore } from '../../core/server.js';
+import type { PresenceService } from './api.js';
+import type { PrivacyService } from '../privacy/api.js';
+import type { RosterItem, RosterService } from '../roster/api.js';
 
 export default defineModule({
   name: 'presence',
   setup(ctx) {
-    const server = ctx.server;
     const roster = (): RosterService => ctx.service('roster');
     /** Full JIDs a session sent directed available presence to (RFC 6121 §4.6). */
     const directed = new WeakMap<LocalSession, Set<string>>();
@@ -38,17 +38,17 @@ export default defineModule({
      * same presence sent again by the client is not broadcast a second time.
      */
     const republished = new WeakMap<LocalSession, string>();
-    const privacy = (): PrivacyService | null => (server.hasService('privacy') ? ctx.service('privacy') : null);
+    const privacy = (): PrivacyService | null => (ctx.hasService('privacy') ? ctx.service('privacy') : null);
 
     /** May the server show `s`'s presence to `to` (the sender's side)? */
     function shows(s: LocalSession, to: Jid, el: XmlElement): boolean {
       if (to.bare === s.jid.bare) return true;
-      return server.router.checkOut(el, s.jid, to, s) === null;
+      return ctx.policy.checkOut(el, s.jid, to, s) === null;
     }
 
     /** Does the recipient session `r` take presence `el` from `from` (presence-in)? */
     function takes(r: LocalSession, from: Jid, el: XmlElement): boolean {
-      return from.bare === r.jid.bare || server.router.checkIn(el, from, r.jid, r) === null;
+      return from.bare === r.jid.bare || ctx.policy.checkIn(el, from, r.jid, r) === null;
     }
 
     /** `s`'s presence may go to the session `r` (both sides' policies). */
@@ -64,7 +64,7 @@ export default defineModule({
       if (to === null || (to.bare === session.jid.bare && to.isBare && (type === undefined || type === 'unavailable'))) {
         if (type === undefined || type === 'unavailable') {
           // limits.presencePerMinute: unavailable is never refused (a client must be able to leave).
-          if (type === undefined && !server.limits.allowPresence(session.jid.bare)) {
+          if (type === undefined && !ctx.limits.allowPresence(session.jid.bare)) {
             refuse(session, stanza, session.jid.toBare(), 'too many presence updates; slow down and send again later', 'policy-violation', 'wait');
             return true;
           }
@@ -90,10 +90,10 @@ export default defineModule({
           // Clients should not probe (RFC 6121 §4.3); answer as the server would, after
           // the probed user's policy (a blocked prober gets nothing, as from no account).
           const target = to.toBare();
-          if (target.bare !== session.jid.bare && server.router.isLocal(target)) {
-            const wait = server.router.prepare(target);
+          if (target.bare !== session.jid.bare && ctx.isLocal(target)) {
+            const wait = ctx.policy.prepare(target);
             if (wait) await wait;
-            if (server.router.checkIn(stanza, session.jid, target, null) !== null) return true;
+            if (ctx.policy.checkIn(stanza, session.jid, target, null) !== null) return true;
           }
           await answerProbe(session.jid.toBare(), target, session.jid);
           return true;
@@ -101,7 +101,7 @@ export default defineModule({
         case undefined:
         case 'unavailable':
           if (!trackDirected(session, to, type)) {
-            server.limits.hit('directed-presences');
+            ctx.limits.hit('directed-presences');
             refuse(session, stanza, to, 'too many directed presences from this session; send unavailable to some first', 'resource-constraint', 'wait');
             return true;
           }
@@ -132,7 +132,7 @@ export default defineModule({
       session.presence = stanza;
       session.priority = priorityOf(stanza);
       // In a cluster: the directory has this presence before others' is read (see sync()).
-      const synced = server.sessions.sync(session);
+      const synced = ctx.sessions.sync(session);
       const items = await roster().getItems(user);
       await synced;
       // The lists of those whose presence the user gets now (initial presence) too: the
@@ -140,10 +140,10 @@ export default defineModule({
       await prepareAll(initial ? subscribers(items).concat(publishers(items)) : subscribers(items));
       // The presence the server published when the session went visible, sent again by
       // the client: contacts have it already (XEP-0186 §3.2: presence once).
-      if (again === undefined || again !== presenceKey(stanza)) fanOut(server, stanza, session, subscribers(items), directed.get(session), visibleTo);
+      if (again === undefined || again !== presenceKey(stanza)) fanOut(ctx, stanza, session, subscribers(items), directed.get(session), visibleTo);
       if (initial) {
         // The user's other available resources (a probe of one's own account).
-        for (const s of server.sessions.available(user.bare)) {
+        for (const s of ctx.sessions.available(user.bare)) {
           if (s !== session) session.deliverSerialized(withTo(s.presence!, s.jid.full, session.jid.full), 'presence', s.presence!);
         }
         if (privacy()?.probesContacts(session) ?? true) gatherContacts(session, items);
@@ -152,7 +152,7 @@ export default defineModule({
           if (item.askIn && item.askInStanza) session.deliverSerialized(item.askInStanza, 'presence');
         }
       }
-      await server.hooks.notify('session-available', session, initial);
+      await ctx.notify('session-available', session, initial);
     }
 
     /**
@@ -163,7 +163,7 @@ export default defineModule({
       gathered.add(session);
       for (const item of items) {
         if (item.subscription !== 'to' && item.subscription !== 'both') continue;
-        for (const s of server.sessions.available(item.jid)) {
+        for (const s of ctx.sessions.available(item.jid)) {
           if (visibleTo(s, session, s.presence!)) session.deliverSerialized(withTo(s.presence!, s.jid.full, session.jid.full), 'presence', s.presence!);
         }
       }
@@ -173,9 +173,9 @@ export default defineModule({
     async function prepareAll(bares: string[]): Promise<void> {
       let waits: Array<Promise<void>> | null = null;
       for (const bare of bares) {
-        if (server.sessions.resources(bare).length === 0) continue;
+        if (ctx.sessions.resources(bare).length === 0) continue;
         const jid = Jid.tryParse(bare);
-        const w = jid ? server.router.prepare(jid) : null;
+        const w = jid ? ctx.policy.prepare(jid) : null;
         if (w) (waits ??= []).push(w);
       }
       if (waits) await Promise.all(waits);
@@ -189,14 +189,14 @@ export default defineModule({
       el.attrs.type = 'unavailable';
       const wasAvailable = session.isAvailable;
       session.presence = null;
-      server.sessions.changed(session);
+      ctx.sessions.changed(session);
       const targets = directed.get(session);
       directed.delete(session);
       const items = wasAvailable ? await roster().getItems(user) : [];
       // RFC 6121 §4.5.2: the client's own unavailable presence goes back to it too (not the
       // one the server makes for a session that is gone).
       const echo = stanza !== null && wasAvailable && !session.isClosed;
-      fanOut(server, el, session, subscribers(items), targets, visibleTo, echo);
+      fanOut(ctx, el, session, subscribers(items), targets, visibleTo, echo);
     }
 
     /**
@@ -212,7 +212,7 @@ export default defineModule({
       }
       if (!set) directed.set(session, (set = new Set()));
       if (set.has(to.full)) return true;
-      if (set.size >= server.config.limits.directedPresences) return false;
+      if (set.size >= ctx.limits.settings.directedPresences) return false;
       set.add(to.full);
       return true;
     }
@@ -225,7 +225,7 @@ export default defineModule({
       const out = stanza.clone();
       out.attrs.from = user.bare;
       out.attrs.to = contact.bare;
-      const route = () => server.router.route(out, user, contact);
+      const route = () => ctx.route(out, user, contact);
       const r = roster();
       switch (type) {
         case 'subscribe': {
@@ -251,7 +251,7 @@ export default defineModule({
             });
             route();
             // The contact now sees the user: current presence from each available resource.
-            for (const s of server.sessions.available(user.bare)) sendPresenceOf(s, contact);
+            for (const s of ctx.sessions.available(user.bare)) sendPresenceOf(s, contact);
           } else if (!cur || (cur.subscription !== 'from' && cur.subscription !== 'both')) {
             // Pre-approval (RFC 6121 §3.4): remembered, not routed.
             await r.update(user, contact.bare, (c) => ({ ...(c ?? emptyItem(contact.bare)), approved: true, inRoster: true }));
@@ -286,8 +286,8 @@ export default defineModule({
           });
           route();
           if (wasFrom) {
-            for (const s of server.sessions.available(user.bare)) {
-              server.router.route(x('presence', { type: 'unavailable', from: s.jid.full, to: contact.bare }), s.jid, contact);
+            for (const s of ctx.sessions.available(user.bare)) {
+              ctx.route(x('presence', { type: 'unavailable', from: s.jid.full, to: contact.bare }), s.jid, contact);
             }
           }
           return;
@@ -301,7 +301,7 @@ export default defineModule({
       const type = stanza.attrs.type;
       const user = to.toBare();
       const contact = from.toBare();
-      if (!(await server.users.exists(server.domain, user.local))) return true; // silently ignored
+      if (!(await ctx.accounts.exists(user.local))) return true; // silently ignored
       const r = roster();
       // Portal mode: the roster follows friendships; requests from elsewhere change nothing.
       if (r.readOnly && (type === 'subscribe' || type === 'subscribed' || type === 'unsubscribe' || type === 'unsubscribed')) return true;
@@ -310,7 +310,7 @@ export default defineModule({
           const cur = await r.getItem(user, contact.bare);
           if (cur && (cur.subscription === 'from' || cur.subscription === 'both')) {
             // Already approved: the server answers for the user (RFC 6121 §3.1.3).
-            server.router.route(x('presence', { type: 'subscribed', from: user.bare, to: contact.bare }), user, contact);
+            ctx.route(x('presence', { type: 'subscribed', from: user.bare, to: contact.bare }), user, contact);
             return true;
           }
           if (cur?.approved) {
@@ -320,8 +320,8 @@ export default defineModule({
               item.approved = false;
               return item;
             });
-            server.router.route(x('presence', { type: 'subscribed', from: user.bare, to: contact.bare }), user, contact);
-            for (const s of server.sessions.available(user.bare)) sendPresenceOf(s, contact);
+            ctx.route(x('presence', { type: 'subscribed', from: user.bare, to: contact.bare }), user, contact);
+            for (const s of ctx.sessions.available(user.bare)) sendPresenceOf(s, contact);
             return true;
           }
           const request = stanza.clone();
@@ -329,7 +329,7 @@ export default defineModule({
           request.attrs.to = user.bare;
           const xml = serialize(request);
           await r.update(user, contact.bare, (c) => ({ ...(c ?? emptyItem(contact.bare)), askIn: true, askInStanza: xml }));
-          for (const s of server.sessions.available(user.bare)) s.deliverSerialized(xml, 'presence');
+          for (const s of ctx.sessions.available(user.bare)) s.deliverSerialized(xml, 'presence');
           return true;
         }
         case 'subscribed': {
@@ -344,10 +344,10 @@ export default defineModule({
           deliverToUser(user, stanza, contact);
           // The contact's current presence, now that the user may see it (after the
           // contact's policy: its lists first).
-          const wait = server.router.prepare(contact);
+          const wait = ctx.policy.prepare(contact);
           if (wait) await wait;
-          for (const cs of server.sessions.available(contact.bare)) {
-            for (const us of server.sessions.available(user.bare)) {
+          for (const cs of ctx.sessions.available(contact.bare)) {
+            for (const us of ctx.sessions.available(user.bare)) {
               if (visibleTo(cs, us, cs.presence!)) us.deliverSerialized(withTo(cs.presence!, cs.jid.full, us.jid.full), 'presence', cs.presence!);
             }
           }
@@ -367,8 +367,8 @@ export default defineModule({
           });
           deliverToUser(user, stanza, contact);
           if (wasFrom) {
-            for (const s of server.sessions.available(user.bare)) {
-              server.router.route(x('presence', { type: 'unavailable', from: s.jid.full, to: contact.bare }), s.jid, contact);
+            for (const s of ctx.sessions.available(user.bare)) {
+              ctx.route(x('presence', { type: 'unavailable', from: s.jid.full, to: contact.bare }), s.jid, contact);
             }
           }
           return true;
@@ -386,8 +386,8 @@ export default defineModule({
           });
           deliverToUser(user, stanza, contact);
           if (wasTo) {
-            for (const cs of server.sessions.available(contact.bare)) {
-              for (const us of server.sessions.available(user.bare)) {
+            for (const cs of ctx.sessions.available(contact.bare)) {
+              for (const us of ctx.sessions.available(user.bare)) {
                 const un = x('presence', { type: 'unavailable', from: cs.jid.full, to: us.jid.full });
                 if (visibleTo(cs, us, un)) us.deliver(un);
               }
@@ -416,16 +416,16 @@ export default defineModule({
         allowed = item !== null && (item.subscription === 'from' || item.subscription === 'both');
       }
       if (!allowed) return;
-      const sessions = self ? server.sessions.available(user.bare) : server.sessions.available(user.bare).filter((s) => shows(s, replyTo, s.presence!));
+      const sessions = self ? ctx.sessions.available(user.bare) : ctx.sessions.available(user.bare).filter((s) => shows(s, replyTo, s.presence!));
       if (sessions.length === 0) {
-        server.router.route(x('presence', { type: 'unavailable', from: user.bare, to: replyTo.full }), user, replyTo);
+        ctx.route(x('presence', { type: 'unavailable', from: user.bare, to: replyTo.full }), user, replyTo);
         return;
       }
       for (const s of sessions) {
         const p = s.presence!.clone();
         p.attrs.from = s.jid.full;
         p.attrs.to = replyTo.full;
-        server.router.route(p, s.jid, replyTo);
+        ctx.route(p, s.jid, replyTo);
       }
     }
 
@@ -434,7 +434,7 @@ export default defineModule({
       const el = stanza.clone();
       el.attrs.from = contact.bare;
       el.attrs.to = user.bare;
-      for (const s of server.sessions.available(user.bare)) s.deliver(el);
+      for (const s of ctx.sessions.available(user.bare)) s.deliver(el);
     }
 
     /** Sends a session's current presence to a contact (all of the contact's available resources). */
@@ -443,7 +443,7 @@ export default defineModule({
       const p = s.presence.clone();
       p.attrs.from = s.jid.full;
       p.attrs.to = contact.bare;
-      server.router.route(p, s.jid, contact);
+      ctx.route(p, s.jid, contact);
     }
 
     // ---------------------------------------------------------------- policy changes
@@ -459,15 +459,15 @@ export default defineModule({
     function snapshot(user: Jid, items: RosterItem[]): Snapshot {
       const out = new Map<LocalSession, Map<string, LocalSession>>();
       const subs = subscribers(items);
-      const mine = server.sessions.available(user.bare);
+      const mine = ctx.sessions.available(user.bare);
       for (const s of mine) {
         const seen = new Map<string, LocalSession>();
         const p = s.presence!;
-        for (const bare of subs) for (const r of server.sessions.available(bare)) if (visibleTo(s, r, p)) seen.set(r.jid.full, r);
+        for (const bare of subs) for (const r of ctx.sessions.available(bare)) if (visibleTo(s, r, p)) seen.set(r.jid.full, r);
         for (const t of directed.get(s) ?? []) {
           const jid = Jid.tryParse(t);
-          if (!jid || !server.router.isLocal(jid) || jid.bare === user.bare) continue;
-          const rs = jid.isBare ? server.sessions.available(jid.bare) : [server.sessions.get(jid)].filter((r): r is LocalSession => r !== undefined);
+          if (!jid || !ctx.isLocal(jid) || jid.bare === user.bare) continue;
+          const rs = jid.isBare ? ctx.sessions.available(jid.bare) : [ctx.sessions.get(jid)].filter((r): r is LocalSession => r !== undefined);
           for (const r of rs) if (visibleTo(s, r, p)) seen.set(r.jid.full, r);
         }
         out.set(s, seen);
@@ -477,7 +477,7 @@ export default defineModule({
         if (!gathered.has(u)) continue;
         for (const item of items) {
           if (item.subscription !== 'to' && item.subscription !== 'both') continue;
-          for (const cs of server.sessions.available(item.jid)) {
+          for (const cs of ctx.sessions.available(item.jid)) {
             if (visibleTo(cs, u, cs.presence!)) inbound.set(`${u.jid.full}|${cs.jid.full}`, [u, cs]);
           }
         }
@@ -522,7 +522,7 @@ export default defineModule({
           if (!before.in.has(key) && !u.isClosed && cs.presence) u.deliverSerialized(withTo(cs.presence, cs.jid.full, u.jid.full), 'presence', cs.presence);
         }
         // A session that went visible without having probed (XEP-0186 probe='false').
-        for (const u of server.sessions.available(user.bare)) {
+        for (const u of ctx.sessions.available(user.bare)) {
           if (!gathered.has(u) && (privacy()?.probesContacts(u) ?? true)) gatherContacts(u, items);
         }
         return result;
@@ -538,13 +538,13 @@ export default defineModule({
           // its lists hid from a contact, had shown that contact nothing to take back.
           const gone = last?.get(jid.full);
           if (gone) {
-            const wait = server.router.prepare(jid.toBare());
+            const wait = ctx.policy.prepare(jid.toBare());
             if (wait) await wait;
           }
           const split = new SplitStanza(el, 'to');
           const sent = new Set<string>();
           for (const bare of [...subscribers(items), jid.bare]) {
-            for (const s of server.sessions.available(bare)) {
+            for (const s of ctx.sessions.available(bare)) {
               if (sent.has(s.jid.full) || s.jid.full === jid.full) continue;
               sent.add(s.jid.full);
               if (gone && !visibleTo(gone, s, el)) continue;
@@ -614,7 +614,7 @@ function withTo(presence: XmlElement, from: string, to: string): string {
  * subscriber, to the user's own available resources, and to directed-presence targets.
  */
 function fanOut(
-  server: ServerCore,
+  ctx: ModuleContext,
   presence: XmlElement,
   session: LocalSession,
   subscriberJids: string[],
@@ -632,12 +632,12 @@ function fanOut(
   };
   for (const bare of subscriberJids) {
     const jid = Jid.tryParse(bare);
-    if (!jid || !server.router.isLocal(jid)) continue;
-    for (const s of server.sessions.available(bare)) {
+    if (!jid || !ctx.isLocal(jid)) continue;
+    for (const s of ctx.sessions.available(bare)) {
       if (visibleTo(session, s, presence)) sendTo(s);
     }
   }
-  for (const s of server.sessions.available(session.jid.bare)) sendTo(s);
+  for (const s of ctx.sessions.available(session.jid.bare)) sendTo(s);
   if (session.isAvailable || echo) sendTo(session);
   if (directedTo) {
     for (const full of directedTo) {
@@ -646,7 +646,7 @@ function fanOut(
       if (!jid) continue;
       const el = presence.clone();
       el.attrs.to = full;
-      server.router.route(el, session.jid, jid);
+      ctx.route(el, session.jid, jid);
     }
   }
 }

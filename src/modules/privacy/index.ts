@@ -46,7 +46,9 @@ import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule, type IqRequest } from '../../core/module.js';
 import { SessionFlag, type LocalSession } from '../../core/session.js';
 import type { StanzaFilter } from '../../core/router.js';
-import type { PresenceService, PrivacyService, RosterItem } from '../../core/services.js';
+import type { PresenceService } from '../presence/api.js';
+import type { PrivacyService } from './api.js';
+import type { RosterItem } from '../roster/api.js';
 import {
   NOT_IN_ROSTER,
   blockedJids,
@@ -102,9 +104,8 @@ interface SessionPrivacy {
 export default defineModule({
   name: 'privacy',
   setup(ctx) {
-    const server = ctx.server;
-    const host = server.domain;
-    const store: PrivacyStore = new SqlPrivacyStore(server.storage);
+    const host = ctx.domain;
+    const store: PrivacyStore = new SqlPrivacyStore(ctx.storage);
     const online = new Map<string, UserState>();
     const recent = new Map<string, UserState>();
     const loading = new Map<string, Promise<UserState>>();
@@ -120,7 +121,7 @@ export default defineModule({
 
     // ------------------------------------------------------------------ state in memory
 
-    const hasSessions = (bare: string) => server.sessions.resources(bare).length > 0;
+    const hasSessions = (bare: string) => ctx.sessions.resources(bare).length > 0;
 
     function lookup(bare: string): UserState | undefined {
       const s = online.get(bare);
@@ -133,8 +134,7 @@ export default defineModule({
       return r;
     }
 
-    ctx.onStop(
-      server.onInvalidate(
+    ctx.onInvalidate(
         'privacy',
         (bare) => {
           // Read again before the next stanza to or from the user is judged (router.prepare).
@@ -145,8 +145,7 @@ export default defineModule({
           online.clear();
           recent.clear();
         },
-      ),
-    );
+      );
 
     function keep(bare: string, st: UserState): void {
       if (hasSessions(bare)) {
@@ -211,7 +210,7 @@ export default defineModule({
     ctx.hook('roster-changed', (user, contact, item) => {
       const st = online.get(user.bare) ?? recent.get(user.bare);
       // Lists by group or subscription read the roster: other nodes read it again.
-      server.invalidate('privacy', user.bare);
+      ctx.invalidate('privacy', user.bare);
       if (!st?.roster) return;
       const v = item ? viewOf(item) : null;
       if (v) st.roster.set(contact, v);
@@ -228,7 +227,7 @@ export default defineModule({
     function setActive(s: LocalSession, me: SessionPrivacy, name: string | null): Promise<void> {
       me.active = name;
       s.privacyList = name;
-      return server.sessions.sync(s);
+      return ctx.sessions.sync(s);
     }
 
     function judge(st: UserState, active: string | null, contact: Jid, cls: StanzaClass): Decision {
@@ -262,7 +261,7 @@ export default defineModule({
       if (from.bare === to.bare || !isAccount(from)) return null;
       // Presence the server makes for a resource may come with no session: find it (on
       // this node or, as a stand-in, on another).
-      const s = session ?? (from.resource !== '' ? (server.sessions.get(from) ?? null) : null);
+      const s = session ?? (from.resource !== '' ? (ctx.sessions.get(from) ?? null) : null);
       const type = stanza.attrs.type;
       const notification = stanza.name === 'presence' && (type === undefined || type === 'unavailable');
       // SECURITY: an invisible resource (XEP-0186; the flag is published, so this holds for
@@ -310,7 +309,7 @@ export default defineModule({
     function serial<T>(user: Jid, fn: () => Promise<T>): Promise<T> {
       const prev = chains.get(user.bare) ?? Promise.resolve();
       // Other cluster nodes drop their copy of the user's lists once the change is in.
-      const next = prev.then(fn, fn).finally(() => server.invalidate('privacy', user.bare));
+      const next = prev.then(fn, fn).finally(() => ctx.invalidate('privacy', user.bare));
       const tail = next.catch(() => undefined);
       chains.set(user.bare, tail);
       void tail.then(() => {
@@ -321,13 +320,13 @@ export default defineModule({
 
     /** Applies a policy change with presence following it (when the presence module is there). */
     function withPresence<T>(user: Jid, change: () => Promise<T> | T, opts?: { forgetDirected?: LocalSession; republish?: LocalSession }): Promise<T> {
-      const presence: PresenceService | null = server.hasService('presence') ? ctx.service('presence') : null;
+      const presence: PresenceService | null = ctx.hasService('presence') ? ctx.service('presence') : null;
       return presence ? presence.applyPolicyChange(user, change, opts) : Promise.resolve().then(change);
     }
 
     /** Does another session of the user run on the default list (no active list of its own)? */
     function defaultInUseByOthers(user: Jid, sender: LocalSession): boolean {
-      for (const s of server.sessions.resources(user.bare)) {
+      for (const s of ctx.sessions.resources(user.bare)) {
         if (s !== sender && activeOf(s) === null) return true;
       }
       return false;
@@ -335,7 +334,7 @@ export default defineModule({
 
     /** Is the list `name` applied to another session of the user (as its active list or as the default)? */
     function inUseByOthers(user: Jid, st: UserState, sender: LocalSession, name: string): boolean {
-      for (const s of server.sessions.resources(user.bare)) {
+      for (const s of ctx.sessions.resources(user.bare)) {
         if (s === sender) continue;
         const effective = activeOf(s) ?? st.defaultName;
         if (effective === name) return true;
@@ -344,14 +343,14 @@ export default defineModule({
     }
 
     function pushPrivacy(user: Jid, name: string): void {
-      for (const s of server.sessions.resources(user.bare)) {
+      for (const s of ctx.sessions.resources(user.bare)) {
         if (s.isClosed || !perSession.get(s)?.usesPrivacy) continue;
         s.deliver(x('iq', { type: 'set', id: `privacy-push-${++pushId}`, to: s.jid.full }, x('query', { xmlns: NS.PRIVACY }, x('list', { name }))));
       }
     }
 
     function pushBlocking(user: Jid, what: 'block' | 'unblock', jids: string[]): void {
-      for (const s of server.sessions.resources(user.bare)) {
+      for (const s of ctx.sessions.resources(user.bare)) {
         if (s.isClosed || !perSession.get(s)?.wantsBlocklist) continue;
         const el = x(what, { xmlns: NS.BLOCKING });
         for (const j of jids) el.append(x('item', { jid: j }));
@@ -640,7 +639,7 @@ export default defineModule({
               await store.removeList(host, user.local, name);
               await setListInMemory(user, st, null, name);
               st.defaultName = null;
-              for (const s of server.sessions.resources(user.bare)) {
+              for (const s of ctx.sessions.resources(user.bare)) {
                 const p = perSession.get(s);
                 if (p?.active === name) await setActive(s, p, null);
               }
@@ -687,7 +686,7 @@ export default defineModule({
                 me.invisible = { probe, talkedTo: new Set() };
                 session.flags |= SessionFlag.Invisible;
                 // Other nodes have the flag before the IQ result goes back.
-                return server.sessions.sync(session);
+                return ctx.sessions.sync(session);
               },
               { forgetDirected: session },
             );
@@ -713,7 +712,7 @@ export default defineModule({
               () => {
                 me.invisible = null;
                 session.flags &= ~SessionFlag.Invisible;
-                return server.sessions.sync(session);
+                return ctx.sessions.sync(session);
               },
               { republish: session },
             );

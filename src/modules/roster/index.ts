@@ -17,7 +17,7 @@ import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { defineModule, type ModuleContext } from '../../core/module.js';
-import type { Friend, FriendshipService, RosterItem, RosterService } from '../../core/services.js';
+import type { Friend, FriendshipService, RosterItem, RosterService } from './api.js';
 import { SqlRosterStore } from './store-sql.js';
 import type { RosterStore } from './store.js';
 
@@ -32,15 +32,14 @@ const MAX_FRESH = 200_000;
 export default defineModule({
   name: 'roster',
   setup(ctx) {
-    const server = ctx.server;
-    const store: RosterStore = new SqlRosterStore(server.storage);
-    const host = server.domain;
+      const store: RosterStore = new SqlRosterStore(ctx.storage);
+    const host = ctx.domain;
     let pushId = 0;
 
     /** Sends a roster push for `item` (or a removal) to every interested resource. */
     const push = (user: Jid, item: RosterItem | null, contact: string, version: number): void => {
       const el = item && item.inRoster ? itemElement(item) : x('item', { jid: contact, subscription: 'remove' });
-      for (const s of server.sessions.resources(user.bare)) {
+      for (const s of ctx.sessions.resources(user.bare)) {
         if (!s.rosterRequested || s.isClosed) continue;
         s.deliver(
           x('iq', { type: 'set', id: `push${++pushId}`, to: s.jid.full }, x('query', { xmlns: NS.ROSTER, ver: String(version) }, el)),
@@ -48,16 +47,16 @@ export default defineModule({
       }
     };
 
-    const source = server.friendSource;
+    const source = ctx.hasService('friends') ? ctx.service('friends') : null;
     const readOnly = source !== null;
-    const ttl = server.config.portal.roster.cacheTtl;
+    const ttl = source?.cacheTtl ?? 0;
     /** Bare JID → when its friend list was last read from the portal (or a retry is due). */
     const readAt = new Map<string, number>();
     const reading = new Map<string, Promise<void>>();
 
     /** Reads the portal's list now when the copy is too old; failures keep the copy. */
     const fresh = async (user: Jid): Promise<void> => {
-      if (!source || !server.router.isLocal(user) || !user.local) return;
+      if (!source || !ctx.isLocal(user) || !user.local) return;
       const t = readAt.get(user.bare);
       if (t !== undefined && Date.now() - t < ttl) return;
       let p = reading.get(user.bare);
@@ -89,10 +88,10 @@ export default defineModule({
     const refresh = async (user: Jid): Promise<void> => {
       if (!source) return;
       let friends = await source.friends(user.local);
-      const max = server.config.limits.maxRosterSize;
+      const max = ctx.limits.settings.maxRosterSize;
       if (friends.length > max) {
         // Capped, with a warning: the mirror keeps the first maxRosterSize friends.
-        server.limits.hit('roster-size');
+        ctx.limits.hit('roster-size');
         ctx.log.warn({ user: user.bare, friends: friends.length, max }, 'portal friend list longer than limits.maxRosterSize: cut');
         friends = friends.slice(0, max);
       }
@@ -119,13 +118,13 @@ export default defineModule({
       },
       getItem: (user, contact) => store.get(host, user.local, contact),
       async update(user, contact, change) {
-        const max = server.config.limits.maxRosterSize;
+        const max = ctx.limits.settings.maxRosterSize;
         const { before, after, version, full } = await store.update(host, user.local, contact, change, max);
         if (full) {
-          server.limits.hit('roster-size');
+          ctx.limits.hit('roster-size');
           throw new StanzaError('not-allowed', `the roster is full (at most ${max} items)`, 'cancel');
         }
-        if (before !== after) await server.hooks.notify('roster-changed', user, contact, after);
+        if (before !== after) await ctx.notify('roster-changed', user, contact, after);
         if (visibleChanged(before, after)) push(user, after, contact, version);
         return after;
       },
@@ -134,7 +133,7 @@ export default defineModule({
 
     /** Sends the current presence of `from`'s available resources to `to` (its available resources). */
     const presenceTo = (from: Jid, to: Jid, type?: 'unavailable'): void => {
-      for (const s of server.sessions.available(from.bare)) {
+      for (const s of ctx.sessions.available(from.bare)) {
         if (!s.presence) continue;
         let p: XmlElement;
         if (type === 'unavailable') p = x('presence', { type: 'unavailable', from: s.jid.full, to: to.bare });
@@ -143,7 +142,7 @@ export default defineModule({
           p.attrs.from = s.jid.full;
           p.attrs.to = to.bare;
         }
-        server.router.route(p, s.jid, to);
+        ctx.route(p, s.jid, to);
       }
     };
     const sees = (item: RosterItem | null) => item !== null && (item.subscription === 'from' || item.subscription === 'both');
@@ -154,7 +153,7 @@ export default defineModule({
         const A = a.toBare();
         const B = b.toBare();
         if (A.bare === B.bare) throw new Error('a user cannot befriend itself');
-        for (const u of [A, B]) if (server.router.isLocal(u) && u.local) await server.users.ensure(host, u.local);
+        for (const u of [A, B]) if (ctx.isLocal(u) && u.local) await ctx.accounts.ensure(u.local);
         const make = (cur: RosterItem | null, jid: string, name: string | null | undefined, groups: string[] | undefined): RosterItem => ({
           ...(cur ?? emptyItem(jid)),
           name: name === undefined ? (cur?.name ?? null) : name,
@@ -181,14 +180,14 @@ export default defineModule({
         const aDone = await capped(A, B.bare, (cur) => make(cur, B.bare, opts?.nameOfB, opts?.groupsOfB));
         let bBefore: RosterItem | null = null;
         let bDone = false;
-        if (server.router.isLocal(B)) {
+        if (ctx.isLocal(B)) {
           bBefore = await store.get(host, B.local, A.bare);
           bDone = await capped(B, A.bare, (cur) => make(cur, A.bare, opts?.nameOfA, opts?.groupsOfA));
         }
         if (!aDone && !bDone) return;
         // Presence both ways, from the resources the other side did not see yet.
         if (!sees(aBefore)) presenceTo(A, B);
-        if (server.router.isLocal(B) && !sees(bBefore)) presenceTo(B, A);
+        if (ctx.isLocal(B) && !sees(bBefore)) presenceTo(B, A);
       },
       async unfriend(a, b) {
         const A = a.toBare();
@@ -196,7 +195,7 @@ export default defineModule({
         const aBefore = await store.get(host, A.local, B.bare);
         if (aBefore) await service.update(A, B.bare, () => null);
         let bBefore: RosterItem | null = null;
-        if (server.router.isLocal(B)) {
+        if (ctx.isLocal(B)) {
           bBefore = await store.get(host, B.local, A.bare);
           if (bBefore) await service.update(B, A.bare, () => null);
         }
@@ -215,7 +214,7 @@ export default defineModule({
         if (!req.isSelf) throw new StanzaError('forbidden', 'a roster belongs to its account');
         if (req.session && !req.session.rosterRequested) {
           req.session.rosterRequested = true;
-          server.sessions.changed(req.session);
+          ctx.sessions.changed(req.session);
         }
         await fresh(req.from.toBare());
         const [items, version] = await Promise.all([store.list(host, req.from.local), store.version(host, req.from.local)]);
@@ -272,16 +271,15 @@ function isFriendItem(i: RosterItem, name: string | null, groups: string[]): boo
 
 /** RFC 6121 §2.5: removing an item cancels both directions of the subscription. */
 async function removeItem(ctx: ModuleContext, service: RosterService, user: Jid, contact: Jid): Promise<void> {
-  const server = ctx.server;
   const current = await service.getItem(user, contact.bare);
   if (!current || !current.inRoster) throw new StanzaError('item-not-found');
   await service.update(user, contact.bare, () => null);
-  const send = (type: string) => server.router.route(x('presence', { type, from: user.bare, to: contact.bare }), user, contact);
+  const send = (type: string) => ctx.route(x('presence', { type, from: user.bare, to: contact.bare }), user, contact);
   if (current.subscription === 'from' || current.subscription === 'both' || current.askIn) {
     send('unsubscribed');
     // The contact no longer sees this user: each available resource goes unavailable for it.
-    for (const s of server.sessions.available(user.bare)) {
-      server.router.route(x('presence', { type: 'unavailable', from: s.jid.full, to: contact.bare }), s.jid, contact);
+    for (const s of ctx.sessions.available(user.bare)) {
+      ctx.route(x('presence', { type: 'unavailable', from: s.jid.full, to: contact.bare }), s.jid, contact);
     }
   }
   if (current.subscription === 'to' || current.subscription === 'both' || current.askOut) send('unsubscribe');

@@ -1,6 +1,6 @@
 /** RosterStore on the SQL query layer (SQLite and MySQL alike). */
 import type { Kysely, Selectable, Transaction } from 'kysely';
-import type { RosterItem, Subscription } from '../../core/services.js';
+import type { RosterItem, Subscription } from './api.js';
 import type { Database, RosterTable } from '../../storage/schema.js';
 import type { Storage } from '../../storage/storage.js';
 import type { RosterStore } from './store.js';

@@ -1,5 +1,5 @@
 /** The roster module's storage interface. */
-import type { RosterItem } from '../../core/services.js';
+import type { RosterItem } from './api.js';
 
 export interface RosterStore {
   /** All items of a user, including stored inbound requests. */

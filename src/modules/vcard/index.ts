@@ -14,6 +14,7 @@ import { serialize } from '../../xml/serializer.js';
 import { NS } from '../../xmpp/ns.js';
 import { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
+import { options } from './options.js';
 import { defineModule } from '../../core/module.js';
 import { photoHashOf, readPhoto, sha1Hex, stampPresence, withPhoto, type Photo } from './photo.js';
 import { SqlVcardStore } from './store-sql.js';
@@ -24,16 +25,16 @@ const HASH_CACHE = 50_000;
 
 export default defineModule({
   name: 'vcard',
+  options,
   setup(ctx) {
-    const server = ctx.server;
-    const host = server.domain;
-    const maxSize = server.config.vcard.maxSize;
-    const store: VcardStore = new SqlVcardStore(server.storage);
+    const host = ctx.domain;
+    const maxSize = ctx.options.maxSize;
+    const store: VcardStore = new SqlVcardStore(ctx.storage);
     /** bare JID → photo hash ('' without photo), least recently used out first. */
     const hashes = new Map<string, string>();
     /** One vCard write at a time per user, so the hash and the stored vCard agree. */
     const writes = new Map<string, Promise<unknown>>();
-    const conversion = server.hasService('pep');
+    const conversion = ctx.hasService('pep');
 
     ctx.addFeature(NS.VCARD, 'host');
     ctx.addFeature(NS.VCARD, 'account');
@@ -121,7 +122,7 @@ export default defineModule({
     function remember(user: Jid, hash: string): void {
       hashes.delete(user.bare);
       hashes.set(user.bare, hash);
-      server.invalidate('vcard-hash', user.bare);
+      ctx.invalidate('vcard-hash', user.bare);
       while (hashes.size > HASH_CACHE) hashes.delete(hashes.keys().next().value!);
     }
 
@@ -149,7 +150,7 @@ export default defineModule({
      */
     function rebroadcast(user: Jid): void {
       let elsewhere = false;
-      for (const s of server.sessions.available(user.bare)) {
+      for (const s of ctx.sessions.available(user.bare)) {
         if (s.node !== undefined) {
           elsewhere = true;
           continue;
@@ -158,9 +159,9 @@ export default defineModule({
         const p = s.presence.clone();
         delete p.attrs.to;
         p.attrs.from = s.jid.full;
-        server.router.fromClient(s, p, null);
+        ctx.sendAsClient(s, p, null);
       }
-      if (elsewhere) server.invalidate('vcard-presence', user.bare);
+      if (elsewhere) ctx.invalidate('vcard-presence', user.bare);
     }
 
     // ------------------------------------------------------------------ XEP-0398
@@ -227,14 +228,12 @@ export default defineModule({
       await store.remove(host, user.local);
       hashes.delete(user.bare);
     });
-    ctx.onStop(server.onInvalidate('vcard-hash', (bare) => hashes.delete(bare), () => hashes.clear()));
+    ctx.onInvalidate('vcard-hash', (bare) => hashes.delete(bare), () => hashes.clear());
     // Another node changed the photo of a user with sessions here: their presence again.
-    ctx.onStop(
-      server.onInvalidate('vcard-presence', (bare) => {
+    ctx.onInvalidate('vcard-presence', (bare) => {
         hashes.delete(bare);
         const user = Jid.tryParse(bare);
         if (user) rebroadcast(user);
-      }),
-    );
+      });
   },
 });

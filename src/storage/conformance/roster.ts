@@ -1,7 +1,7 @@
 /** Conformance: rosters and roster versions (modules/roster). */
 import assert from 'node:assert/strict';
 import { SqlRosterStore } from '../../modules/roster/store-sql.js';
-import type { RosterItem } from '../../core/services.js';
+import type { RosterItem } from '../../modules/roster/api.js';
 import { HOST, type ConformanceSuite } from './suite.js';
 
 function item(jid: string, over: Partial<RosterItem> = {}): RosterItem {
