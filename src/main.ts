@@ -24,7 +24,9 @@ import { portalApi, type PortalApi } from './portal/api.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import { checkClusterSecret } from './cluster/secret.js';
 import { SqlUserStore } from './auth/user-store-sql.js';
+import type { UserStore } from './auth/user-store.js';
 import { Authenticator } from './auth/authenticator.js';
+import { VerifiedPasswordCache } from './auth/plain-cache.js';
 import { openPortalSources, type PortalSources } from './portal/sources.js';
 import { StreamError } from './xmpp/errors.js';
 import { C2sEndpoint } from './c2s/c2s-endpoint.js';
@@ -46,7 +48,8 @@ export interface Listener {
 }
 
 export interface RunningServer {
-  readonly core: ServerCore;
+  /** The core, with the whole account store (the core itself sees only its AccountsPort side). */
+  readonly core: ServerCore<UserStore>;
   readonly listeners: Record<string, Listener>;
   /** The BOSH connection manager, when BOSH is on. */
   readonly bosh: BoshManager | null;
@@ -84,7 +87,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   if (ensurePrivateDir(resolve(config.dataDir))) log.warn({ dataDir: config.dataDir }, 'the data directory could be read by other users: its mode is now 0700');
   // Every known module's tables, loaded or not (see openStorage), and those of extra modules.
   const storage = await openStorage(config, schemasOf([...MODULES, ...(opts.modules ?? [])]), logs.for('storage'));
-  let core: ServerCore | undefined;
+  let core: ServerCore<UserStore> | undefined;
   let bosh: BoshManager | null = null;
   /** The Redis cluster part, when there is one (the ops side reads its figures). */
   let cluster = null as ClusterNode | null;
@@ -97,13 +100,24 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   try {
     const tls = await loadTlsIdentity({ domain: config.domain, dataDir: resolve(config.dataDir), cert: config.tls.cert, key: config.tls.key });
     portal = openPortalSources(config, logs.for('portal'));
-    const ps = portal;
+    const users = new SqlUserStore(storage);
+    // auth owns the password-source ports; the portal implements them; the core gets the built authenticator.
+    const authenticator = new Authenticator({
+      users,
+      domain: config.domain,
+      log: logs.for('auth'),
+      verified: new VerifiedPasswordCache(config.limits.plainLoginCache, config.limits.plainLoginCacheTtl),
+      tokens: portal.tokens,
+      source: portal.passwords,
+      cacheTtlMs: config.portal.auth.cacheTtl,
+      cacheMax: Math.max(config.limits.plainLoginCache, 1000),
+    });
     core = new ServerCore({
       config,
       log,
       logs,
       storage,
-      users: new SqlUserStore(storage),
+      users,
       tls,
       cluster:
         config.cluster.driver === 'redis'
@@ -123,21 +137,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
               return cluster;
             }
           : undefined,
-      authenticator: ({ users, verified, log: l }) =>
-        new Authenticator({
-          users,
-          domain: config.domain,
-          log: l,
-          verified,
-          secret: config.portal.secret,
-          tokenMaxTtlSeconds: Math.floor(config.portal.tokenMaxTtl / 1000),
-          source: ps.passwords,
-          cacheTtlMs: config.portal.auth.cacheTtl,
-          cacheMax: Math.max(config.limits.plainLoginCache, 1000),
-        }),
+      authenticator,
     });
     // The portal's friend lists plug into the roster module's port (modules/roster/api.ts).
-    if (ps.friends) core.provideService('friends', ps.friends);
+    if (portal.friends) core.provideService('friends', portal.friends);
     await core.loadModules(opts.modules ?? DEFAULT_MODULES);
     if (!config.demo.enabled) {
       const disabled = await disableDemoAccounts(core);

@@ -16,6 +16,16 @@ let ts: TestServer;
 let url: string;
 const clients: TestClient[] = [];
 
+/** The request window of a session, as the server sees it (the BOSH manager's read-only view). */
+function windowOf(b: RawBosh): { held: number; early: number; queued: number } {
+  return ts.server.bosh!.requestsOf(b.sid) ?? { held: 0, early: 0, queued: 0 };
+}
+
+/** Waits until the server holds a request of this session (it arrived and waits for data or its wait). */
+async function held(b: RawBosh, n = 1): Promise<void> {
+  await until(`${n} request(s) of ${b.sid} held`, () => windowOf(b).held >= n);
+}
+
 before(async () => {
   ts = await startTestServer({
     bosh: { inactivity: '5s', minWait: '100ms', hibernateAfter: '1s', presenceDelay: '250ms' },
@@ -179,7 +189,7 @@ describe('request ids', () => {
     const first = b.next({}, `<message xmlns='jabber:client' to='dan@${DOMAIN}' type='chat' id='o1'><body>one</body></message>`);
     const second = b.next({}, `<message xmlns='jabber:client' to='dan@${DOMAIN}' type='chat' id='o2'><body>two</body></message>`);
     const early = post(url, second.xml);
-    await new Promise((r) => setTimeout(r, 200));
+    await until('the early request reached the server and waits', () => windowOf(b).early >= 1);
     await tc.expectNone((el) => el.attrs.id === 'o2', 100, 'message of the early request');
     const late = post(url, first.xml);
     await tc.waitFor((el) => el.attrs.id === 'o1');
@@ -226,10 +236,10 @@ describe('hold and wait', () => {
   test('with hold=1 a new request answers the held one with an empty body', async () => {
     const b = new RawBosh(url);
     await b.create({ wait: '10', hold: '1' });
-    const held = b.send();
-    await new Promise((r) => setTimeout(r, 100));
+    const pending = b.send();
+    await held(b);
     const next = b.send();
-    const r = await held;
+    const r = await pending;
     assert.equal(r.text, `<body xmlns='${HTTPBIND}'/>`);
     void next;
   });
@@ -255,13 +265,14 @@ describe('hold and wait', () => {
   // The wait (60 s) is far above the test's timeout: the message can only arrive in time
   // by going out at once.
   test('data for the client goes out at once on a held request', { timeout: 20_000 }, async () => {
+    // The TCP contact first: a slow machine must not end the idle BOSH session (inactivity) meanwhile.
+    const tc = await tcp('fay');
     const b = new RawBosh(url);
     await b.login('eve', 'secret', { create: { wait: '60' } });
-    const tc = await tcp('fay');
-    const held = b.send();
-    await new Promise((r) => setTimeout(r, 100)); // the request reaches the server and is held before the message
+    const pending = b.send();
+    await held(b); // the request reaches the server and is held before the message
     await tc.send(xml('message', { to: b.jid, type: 'chat', id: 'fast' }, xml('body', null, 'now')));
-    const r = await held;
+    const r = await pending;
     assert.ok(r.body.elements().some((e) => e.attrs.id === 'fast'));
   });
 });
@@ -282,9 +293,9 @@ describe('acknowledgements, pause, termination', () => {
   });
 
   test('pause and resume keep the session without presence flapping for contacts', async () => {
+    const contact = await tcp('hal');
     const b = new RawBosh(url);
     await b.login('gus', 'secret', { create: { wait: '2' } });
-    const contact = await tcp('hal');
     // Make them see each other.
     await contact.send(xml('presence', { to: `gus@${DOMAIN}`, type: 'subscribe' }));
     await b.until(await b.send(), 'presence', (p) => p.attrs.type === 'subscribe');
@@ -294,8 +305,9 @@ describe('acknowledgements, pause, termination', () => {
     // The page goes away: pause.
     const paused = await b.send({ pause: '30' });
     assert.equal(paused.body.elements().length, 0, 'a pause response carries no payloads');
+    const queued = windowOf(b).queued;
     await contact.send(xml('message', { to: `gus@${DOMAIN}`, type: 'chat', id: 'while-paused' }, xml('body', null, 'hello?')));
-    await new Promise((r) => setTimeout(r, 300));
+    await until('the message is queued in the paused session', () => windowOf(b).queued > queued);
     // The next page resumes with the same sid and the next rid, without logging in.
     const got = await b.until(await b.send(), 'message', (m) => m.attrs.id === 'while-paused');
     assert.equal(got.getChildText('body'), 'hello?');
@@ -303,9 +315,9 @@ describe('acknowledgements, pause, termination', () => {
   });
 
   test('a terminate request logs out: contacts see unavailable once, and the session is gone', async () => {
+    const contact = await tcp('jon');
     const b = new RawBosh(url);
     await b.login('ida', 'secret', { create: { wait: '2' } });
-    const contact = await tcp('jon');
     await contact.send(xml('presence', { to: `ida@${DOMAIN}`, type: 'subscribe' }));
     await b.until(await b.send(), 'presence', (p) => p.attrs.type === 'subscribe');
     await b.send({}, `<presence xmlns='jabber:client' to='jon@${DOMAIN}' type='subscribed'/>`);
@@ -313,8 +325,8 @@ describe('acknowledgements, pause, termination', () => {
     const r = await b.send({ type: 'terminate' }, "<presence xmlns='jabber:client' type='unavailable'/>");
     assert.equal(r.body.attrs.type, 'terminate');
     await contact.presence((p) => p.attrs.from === b.jid && p.attrs.type === 'unavailable');
-    await new Promise((res) => setTimeout(res, 200));
-    assert.equal(contact.received.filter((p) => p.name === 'presence' && p.attrs.from === b.jid && p.attrs.type === 'unavailable').length, 1, 'once');
+    // Once: no second unavailable follows (a window is the only way to see that nothing comes).
+    await contact.expectNone((p) => p.name === 'presence' && p.attrs.from === b.jid && p.attrs.type === 'unavailable', 200, 'a second unavailable');
     const after = await b.send();
     assert.equal(after.body.attrs.type, 'terminate');
   });
@@ -324,11 +336,11 @@ describe('server-side termination', () => {
   test('a session replaced by a new login with the same resource ends with remote-stream-error conflict', async () => {
     const b = new RawBosh(url);
     await b.login('sue', 'secret', { create: { wait: '10' }, resource: 'same' });
-    const held = b.send();
-    await new Promise((res) => setTimeout(res, 100));
+    const pending = b.send();
+    await held(b);
     const other = await connectClient({ port: ts.port, username: 'sue', resource: 'same' });
     clients.push(other);
-    const r = await held;
+    const r = await pending;
     assert.equal(r.body.attrs.type, 'terminate');
     assert.equal(r.body.attrs.condition, 'remote-stream-error');
     assert.ok(r.body.getChild('error')?.getChild('conflict'), r.text);
@@ -360,14 +372,15 @@ describe('nothing is lost', () => {
 
 describe('grouped presence, adaptive wait, statistics', () => {
   test('presence from several contacts goes out together in one response', async () => {
+    // The TCP contacts first: a slow machine must not end the idle BOSH session (inactivity) meanwhile.
+    const contacts = [await tcp('ned'), await tcp('oli'), await tcp('pam')];
     const b = new RawBosh(url);
     await b.login('max', 'secret', { create: { wait: '10' } });
-    const contacts = [await tcp('ned'), await tcp('oli'), await tcp('pam')];
-    const held = b.send();
-    await new Promise((res) => setTimeout(res, 50));
+    const pending = b.send();
+    await held(b);
     // Three presence updates at about the same time (directed, so no subscription is needed).
     for (const c of contacts) await c.send(xml('presence', { to: b.jid }, xml('show', null, 'away')));
-    const resp = await held;
+    const resp = await pending;
     const aways = resp.body.elements().filter((e) => e.name === 'presence' && e.getChildText('show') === 'away');
     assert.equal(aways.length, 3, `one response with all three: ${resp.text}`);
     assert.ok(ts.server.bosh!.stats.groupedPresences >= 3);
@@ -381,6 +394,8 @@ describe('grouped presence, adaptive wait, statistics', () => {
     const ctl = new AbortController();
     const cutBefore = ts.server.bosh!.stats.cutRequests;
     const pending = post(url, body, { signal: ctl.signal }).catch(() => null);
+    await held(b);
+    // The scenario's own clock: the front end's cut, which the session learns its wait from.
     await new Promise((res) => setTimeout(res, 600));
     ctl.abort();
     await pending;

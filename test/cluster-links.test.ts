@@ -12,6 +12,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { until } from './helpers/until.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,14 +48,6 @@ async function freePort(): Promise<number> {
   const p = (s.address() as { port: number }).port;
   await new Promise((r) => s.close(r));
   return p;
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function framed(body: string | Buffer): Buffer {
@@ -242,6 +235,11 @@ function closedBy(sock: Socket, ms: number): Promise<void> {
   });
 }
 
+/**
+ * A bare socket to n2's link port. Not the shared RawClient on purpose: the link protocol
+ * is binary frames (recorded and forged ones are written as bytes), and the test watches
+ * the socket's own close.
+ */
 function linkSocket(): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect(n2LinkPort, '127.0.0.1', () => resolve(s));

@@ -5,6 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { until } from './helpers/until.js';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { XmlClient } from './helpers/xml-client.js';
 import type { XmlElement } from '../src/xml/element.js';
@@ -45,15 +46,7 @@ async function iq(c: XmlClient, type: 'get' | 'set', payload: string, to?: strin
 async function store(from: XmlClient, to: string, bodies: string[]): Promise<void> {
   for (const b of bodies) from.write(`<message to='${to}' type='chat'><body>${b}</body></message>`);
   const user = to.split('@')[0]!;
-  await until(async () => (await ts.server.core.storage.forUser(DOMAIN, user, 'test', (db) => db.selectFrom('offline').selectAll().where('username', '=', user).execute())).length >= bodies.length);
-}
-
-async function until(check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 4000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until('the offline rows are written', async () => (await ts.server.core.storage.forUser(DOMAIN, user, 'test', (db) => db.selectFrom('offline').selectAll().where('username', '=', user).execute())).length >= bodies.length);
 }
 
 const count = async (c: XmlClient): Promise<string | undefined> => {
@@ -148,7 +141,7 @@ test('messages left on the server are flooded to the next session that does not 
   first.write('<presence/>');
   await first.expectNone((el) => el.name === 'message', 200, 'flood');
   first.end();
-  await new Promise((r) => setTimeout(r, 100));
+  await until('the flexible session has ended', () => ts.server.core.sessions.resources(`una@${DOMAIN}`).length === 0);
   const second = await login('una', 'plain');
   second.write('<presence/>');
   const m = await second.waitFor((el) => el.name === 'message', 'flood at initial presence');

@@ -6,11 +6,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { BOSH_COOKIE } from '../src/ops/haproxy-config.js';
 import { startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
 import { needHaproxy } from './helpers/tools.js';
 import { within } from './helpers/until.js';
+import { RawClient } from './helpers/client.js';
 
 /** A node as haproxy sees it: /health/ready, /http-bind answering its name, a c2s port greeting with its name. */
 interface FakeNode {
@@ -84,15 +85,11 @@ async function bosh(hp: RunningHaproxy, cookie?: string): Promise<Answer> {
   };
 }
 
-/** Opens a c2s connection through haproxy and resolves with the greeting (the node's name); the socket stays open. */
-function c2sGreeting(hp: RunningHaproxy, open: Socket[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port: hp.c2sPort });
-    open.push(s);
-    s.setEncoding('utf8');
-    s.once('data', (d: string) => resolve(d));
-    s.once('error', reject);
-  });
+/** Opens a c2s connection through haproxy (the shared RawClient) and resolves with the greeting (the node's name); the connection stays open. */
+async function c2sGreeting(hp: RunningHaproxy, open: RawClient[]): Promise<string> {
+  const c = await RawClient.connect(hp.c2sPort);
+  open.push(c);
+  return c.until(/\S/, 10_000);
 }
 
 describe('haproxy in front of two nodes', { skip: needHaproxy() }, () => {
@@ -118,13 +115,13 @@ describe('haproxy in front of two nodes', { skip: needHaproxy() }, () => {
   });
 
   test('c2s connections are spread over the nodes (leastconn)', async () => {
-    const open: Socket[] = [];
+    const open: RawClient[] = [];
     try {
       const greetings: string[] = [];
       for (let i = 0; i < 4; i++) greetings.push(await c2sGreeting(hp, open));
       assert.deepEqual(greetings.sort(), ['a', 'a', 'b', 'b']);
     } finally {
-      for (const s of open) s.destroy();
+      for (const c of open) c.close();
     }
   });
 
@@ -151,11 +148,11 @@ describe('haproxy in front of two nodes', { skip: needHaproxy() }, () => {
         assert.equal(fresh.node, 'b');
         assert.equal(fresh.setCookie, 'b');
       }
-      const open: Socket[] = [];
+      const open: RawClient[] = [];
       try {
         for (let i = 0; i < 3; i++) assert.equal(await c2sGreeting(hp, open), 'b');
       } finally {
-        for (const s of open) s.destroy();
+        for (const c of open) c.close();
       }
       const old = await bosh(hp, 'a'); // option persist
       assert.equal(old.node, 'a');

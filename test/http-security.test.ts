@@ -7,10 +7,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
-import { connectClient, xml, type TestClient } from './helpers/client.js';
+import { connectClient, RawClient, xml, type TestClient } from './helpers/client.js';
 import { RawBosh, post, HTTPBIND } from './helpers/bosh.js';
 
 const NO_PAGE_CSP = "default-src 'none'; frame-ancestors 'none'";
@@ -37,26 +36,27 @@ after(async () => {
   await ts.stop();
 });
 
-/** A raw HTTP/1.1 exchange on a fresh connection; resolves with the head and body text. */
-function raw(request: string): Promise<{ status: number; headers: Map<string, string>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port: ts.httpPort }, () => s.write(request));
-    let buf = '';
-    s.setEncoding('latin1');
-    s.on('data', (d: string) => {
-      buf += d;
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const lines = buf.slice(0, end).split('\r\n');
-      const headers = new Map<string, string>();
-      for (const l of lines.slice(1)) headers.set(l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim());
-      const length = Number(headers.get('content-length') ?? 0);
-      if (buf.length < end + 4 + length) return;
-      s.destroy();
-      resolve({ status: Number(lines[0]!.split(' ')[1]), headers, body: buf.slice(end + 4, end + 4 + length) });
-    });
-    s.on('error', reject);
-  });
+/** A raw HTTP/1.1 exchange on a fresh connection (the shared RawClient, latin1 so lengths are bytes); resolves with the head and body text. */
+async function raw(request: string): Promise<{ status: number; headers: Map<string, string>; body: string }> {
+  const c = await RawClient.connect(ts.httpPort, { encoding: 'latin1' });
+  c.write(request);
+  const got: { answer?: { status: number; headers: Map<string, string>; body: string } } = {};
+  const parse = (): boolean => {
+    const buf = c.text;
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) return false;
+    const lines = buf.slice(0, end).split('\r\n');
+    const headers = new Map<string, string>();
+    for (const l of lines.slice(1)) headers.set(l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim());
+    const length = Number(headers.get('content-length') ?? 0);
+    if (buf.length < end + 4 + length) return false;
+    got.answer = { status: Number(lines[0]!.split(' ')[1]), headers, body: buf.slice(end + 4, end + 4 + length) };
+    return true;
+  };
+  await c.when(() => parse() || c.closed, 10_000, () => `no whole answer: ${c.text}`);
+  c.close();
+  if (!got.answer) throw new Error(`the connection closed before a whole answer: ${c.text}`);
+  return got.answer;
 }
 
 function assertSafe(what: string, type: string | null | undefined, nosniff: string | null | undefined, csp: string | null | undefined): void {

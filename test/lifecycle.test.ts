@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { startTestServer, DOMAIN } from './helpers/server.js';
 import { connectClient, rawLogin, xml } from './helpers/client.js';
 import { RawBosh } from './helpers/bosh.js';
+import { until } from './helpers/until.js';
 
 test('a client that stops reading is disconnected and every message reaches it or offline storage', async () => {
   const ts = await startTestServer({ listen: { c2s: { requireTls: false } }, limits: { maxSendBuffer: '64KiB', closeTimeout: '120s', messagesPerSecond: 0 }, offline: { maxPerUser: 100000 } });
@@ -48,8 +49,8 @@ test('a client that stops reading is disconnected and every message reaches it o
     assert.match(sleeper.text, /<policy-violation/, 'the stream error came after the last message written');
     const beforeOffline = got.size;
 
-    // The rest waits in offline storage.
-    await new Promise((r) => setTimeout(r, 300));
+    // The rest waits in offline storage: the hand-off of the closed session is tracked work.
+    assert.ok(await ts.server.core.settle(30_000), 'the offline hand-off finished');
     const back = await rawLogin(ts.port, 'sleeper', 'secret', 'back');
     back.write('<presence/>');
     const deadline = Date.now() + 60_000;
@@ -100,7 +101,7 @@ test('shutdown answers held BOSH requests with system-shutdown and stores what w
   const b = new RawBosh(`${ts.httpUrl}/http-bind`);
   await b.login('cat', 'secret', { create: { wait: '30' } });
   const held = b.send();
-  await new Promise((r) => setTimeout(r, 100));
+  await until('the request is held', () => (ts.server.bosh!.requestsOf(b.sid)?.held ?? 0) >= 1);
   const stopping = ts.stop({ keepData: true });
   const r = await held;
   assert.equal(r.body.attrs.type, 'terminate');

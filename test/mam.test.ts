@@ -6,6 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { until } from './helpers/until.js';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type Element, type TestClient } from './helpers/client.js';
 import { connectWebSocket, errorCondition, forwardedMessage, mamQuery, stanzaId, MAM, SID } from './helpers/mam.js';
@@ -225,7 +226,7 @@ test('a message is archived before it is delivered, and a client that comes back
   // Offline: the messages are archived and also stored for offline delivery.
   for (const b of ['while away 1', 'while away 2', 'while away 3']) await dave.send(chat(jid('kate'), b));
   const store = new SqlArchiveStore(ts.server.core.storage);
-  for (let i = 0; i < 100 && (await store.count(DOMAIN, 'kate', {})) < 4; i++) await new Promise((r) => setTimeout(r, 20));
+  await until('the offline messages are archived', async () => (await store.count(DOMAIN, 'kate', {})) >= 4);
 
   // Back without presence (so offline storage is not flushed): the archive has everything after the last id seen.
   const back = await tcp('kate', 'phone', false);

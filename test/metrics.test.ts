@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { until } from './helpers/until.js';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { authFailure, connectClient, xml, type TestClient } from './helpers/client.js';
 import { RawBosh } from './helpers/bosh.js';
@@ -42,7 +43,7 @@ describe('/metrics', () => {
     await alice.waitFor((el) => el.is('message') && el.attrs.type === 'error' && el.attrs.id === 'm3', 5000, 'the bounce');
     await alice.iq(xml('iq', { type: 'get', to: DOMAIN, id: 'p1' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
     // The offline write lands after the bounce of m3 at the latest (one chain per recipient, m2 first).
-    for (let i = 0; i < 50 && ts.server.core.stats.offlineStored < 1; i++) await new Promise((r) => setTimeout(r, 20));
+    await until('the offline write of m2', () => ts.server.core.stats.offlineStored >= 1);
 
     const r = await scrape(ts);
     assert.equal(r.status, 200);

@@ -5,6 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { until } from './helpers/until.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -64,12 +65,9 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
 
 /** The stream error a client got (xmpp.js reports it as an error with a condition and text). */
 async function streamError(c: TestClient): Promise<{ condition: string; text?: string }> {
-  for (let i = 0; i < 100; i++) {
-    const e = c.errors.find((err) => (err as { condition?: string }).condition !== undefined) as { condition: string; text?: string } | undefined;
-    if (e) return e;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${c.jid}: no stream error; errors: ${c.errors.map(String).join(', ')}`);
+  const found = () => c.errors.find((err) => (err as { condition?: string }).condition !== undefined) as { condition: string; text?: string } | undefined;
+  await until(`${c.jid}: a stream error (errors: ${c.errors.map(String).join(', ')})`, () => found() !== undefined, 5000);
+  return found()!;
 }
 
 before(async () => {

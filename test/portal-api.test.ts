@@ -6,6 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { until } from './helpers/until.js';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type Element, type TestClient } from './helpers/client.js';
 import { RawBosh } from './helpers/bosh.js';
@@ -68,12 +69,9 @@ function rosterPush(c: TestClient, contact: string, pred: (item: Element) => boo
 
 /** The stream error a client got (xmpp.js reports it as an error with a condition). */
 async function streamError(c: TestClient): Promise<string> {
-  for (let i = 0; i < 100; i++) {
-    const e = c.errors.find((err) => (err as { condition?: string }).condition !== undefined) as { condition?: string } | undefined;
-    if (e) return e.condition!;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${c.jid}: no stream error; errors: ${c.errors.map(String).join(', ')}`);
+  const found = () => c.errors.find((err) => (err as { condition?: string }).condition !== undefined) as { condition?: string } | undefined;
+  await until(`${c.jid}: a stream error (errors: ${c.errors.map(String).join(', ')})`, () => found() !== undefined, 5000);
+  return found()!.condition!;
 }
 
 before(async () => {

@@ -14,14 +14,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
-import { connect as tlsConnect } from 'node:tls';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { startHaproxy, type RunningHaproxy } from './helpers/haproxy.js';
 import { needHaproxy } from './helpers/tools.js';
-import { boshCreate, Conn, plainAttempt, postFrom, waitUntil } from './helpers/limits.js';
+import { boshCreate, Conn, plainAttempt, postFrom } from './helpers/limits.js';
 import { rawSocket, wsStream } from './helpers/attacks.js';
-import { STREAM_HEADER } from './helpers/client.js';
+import { RawClient, rawHttp, STREAM_HEADER } from './helpers/client.js';
 import { buildProxyV2 } from '../src/transports/proxy-protocol.js';
 
 const PROXY = '127.0.0.9';
@@ -33,18 +31,10 @@ interface Answer {
   text: string;
 }
 
-/** An HTTP request from `localAddress` (node:http: fetch cannot choose its source address). */
-function http(url: string, opts: { localAddress?: string; method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: opts.method ?? 'GET', localAddress: opts.localAddress ?? '127.0.0.1', headers: opts.headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
+/** An HTTP request from `localAddress` (the shared rawHttp: fetch cannot choose its source address). */
+async function http(url: string, opts: { localAddress?: string; method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
+  const { status, text } = await rawHttp(url, opts);
+  return { status, text };
 }
 
 async function attempt(port: number, user: string, password: string, from: string): Promise<string> {
@@ -145,37 +135,26 @@ describe('haproxy in front of a node that trusts it', { skip: needHaproxy() }, (
   });
 
   test('direct TLS from a trusted proxy: the PROXY header comes before the handshake, and the session has the client\'s address', async () => {
-    const raw = await rawSocket(ts.tlsPort, PROXY);
+    const raw = await RawClient.connect(ts.tlsPort, { localAddress: PROXY });
     raw.write(buildProxyV2({ command: 'proxy', source: { address: '192.0.2.33', port: 40000 }, destination: { address: '127.0.0.1', port: ts.tlsPort } }));
-    const tls = tlsConnect({ socket: raw, servername: DOMAIN, ALPNProtocols: ['xmpp-client'] });
-    let text = '';
-    tls.setEncoding('utf8');
-    tls.on('data', (d: string) => (text += d));
-    tls.on('error', () => undefined);
-    await new Promise((r) => tls.once('secureConnect', r));
+    const tls = await raw.startTls({ servername: DOMAIN, ALPNProtocols: ['xmpp-client'] });
     tls.write(STREAM_HEADER);
-    await waitUntil(() => text.includes('</stream:features>'), 10_000, () => text);
+    await tls.until(/<\/stream:features>/, 10_000);
     tls.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0carol\0${PASSWORD}`).toString('base64')}</auth>`);
-    await waitUntil(() => text.includes('<success'), 10_000, () => text);
-    const at = text.length;
+    await tls.take(/<success/, 10_000);
     tls.write(STREAM_HEADER);
-    await waitUntil(() => text.slice(at).includes('<bind'), 10_000, () => text);
+    await tls.until(/<bind/, 10_000);
     tls.write(`<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`);
-    await waitUntil(() => text.includes("id='b2'"), 10_000, () => text);
+    await tls.until(/id='b2'/, 10_000);
     assert.deepEqual((await sessionsOf('carol')).map((s) => s.remoteAddress), ['192.0.2.33']);
-    tls.destroy();
+    tls.close();
 
     // Another address on the same listener: plain direct TLS, no PROXY read.
-    const direct = tlsConnect({ socket: await rawSocket(ts.tlsPort, '127.0.0.2'), servername: DOMAIN, ALPNProtocols: ['xmpp-client'] });
-    let got = '';
-    direct.setEncoding('utf8');
-    direct.on('data', (d: string) => (got += d));
-    direct.on('error', () => undefined);
-    await new Promise((r) => direct.once('secureConnect', r));
-    assert.equal(direct.alpnProtocol, 'xmpp-client');
+    const direct = await (await RawClient.connect(ts.tlsPort, { localAddress: '127.0.0.2' })).startTls({ servername: DOMAIN, ALPNProtocols: ['xmpp-client'] });
+    assert.equal(direct.tls!.alpnProtocol, 'xmpp-client');
     direct.write(STREAM_HEADER);
-    await waitUntil(() => got.includes('</stream:features>'), 10_000, () => got);
-    direct.destroy();
+    await direct.until(/<\/stream:features>/, 10_000);
+    direct.close();
   });
 
   test('a connection from the trusted proxy without a PROXY header is closed unanswered, on c2s and HTTP', async () => {

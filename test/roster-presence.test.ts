@@ -6,6 +6,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { connectClient, xml, type Element, type TestClient } from './helpers/client.js';
+import { until } from './helpers/until.js';
+import { Jid } from '../src/xmpp/jid.js';
 
 let ts: TestServer;
 const open: TestClient[] = [];
@@ -149,7 +151,7 @@ test('the subscription handshake ends in both, with pushes and presence on each 
 test('a subscription request to an offline user is stored and delivered at login', async () => {
   const lady = await login('lady');
   await lady.send(xml('presence', { to: jid('prince'), type: 'subscribe', id: 'sub1' }, xml('status', null, 'may I?')));
-  await new Promise((r) => setTimeout(r, 200));
+  await until('the request is stored for prince', async () => (await ts.server.core.service('roster').getItem(Jid.of('prince', DOMAIN), jid('lady')))?.askInStanza != null);
   const prince = await login('prince');
   const req = await prince.presence((p) => p.attrs.type === 'subscribe' && p.attrs.from === jid('lady'));
   assert.equal(req.getChildText('status'), 'may I?');

@@ -5,7 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { createHash, X509Certificate } from 'node:crypto';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { RawClient, STREAM_HEADER } from './helpers/client.js';
@@ -19,35 +19,18 @@ before(async () => {
 });
 after(() => ts.stop());
 
-/** A TLS stream after STARTTLS, with a reader that waits for patterns. */
+/** A TLS stream after STARTTLS (the shared RawClient), with a reader that takes what matched. */
 async function starttls(): Promise<{ tls: TLSSocket; until(re: RegExp): Promise<string>; write(s: string): void }> {
   const raw = await RawClient.connect(ts.port);
   raw.write(STREAM_HEADER);
   await raw.until(/<\/stream:features>/);
   raw.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
   await raw.until(/<proceed/);
-  raw.socket.removeAllListeners('data');
-  const tls = tlsConnect({ socket: raw.socket, servername: DOMAIN });
-  await new Promise<void>((resolve, reject) => {
-    tls.once('secureConnect', resolve);
-    tls.once('error', reject);
-  });
-  let buf = '';
-  tls.setEncoding('utf8');
-  tls.on('data', (d: string) => (buf += d));
+  const secure = await raw.startTls({ servername: DOMAIN });
   return {
-    tls,
-    write: (s) => tls.write(s),
-    async until(re) {
-      const deadline = Date.now() + 5000;
-      while (!re.test(buf)) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; got ${buf}`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      const out = buf;
-      buf = '';
-      return out;
-    },
+    tls: secure.tls!,
+    write: (s) => secure.write(s),
+    until: (re) => secure.take(re, 5000),
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { until } from './helpers/until.js';
 import { startTestServer, DOMAIN, type TestServer } from './helpers/server.js';
 import { XmlClient } from './helpers/xml-client.js';
 import { connectClient, xml, type TestClient } from './helpers/client.js';
@@ -58,15 +59,6 @@ async function untilBodies(c: XmlClient, bodies: string[]): Promise<void> {
   for (const b of bodies) await c.waitFor((el) => el.name === 'message' && el.getChildText('body') === b, `message ${b}`);
 }
 
-/** Polls until `check` holds. */
-async function until(check: () => boolean, what: string, timeoutMs = 4000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** The server's session for a full JID (the c2s session: hibernation is visible on it). */
 function session(user: string, resource: string): { isHibernated: boolean; transport: string } | undefined {
   return ts.server.core.sessions.get(Jid.of(user, DOMAIN, resource)) as unknown as { isHibernated: boolean; transport: string } | undefined;
@@ -114,7 +106,7 @@ describe('enabling', () => {
     assert.equal(enabled.attrs.id, undefined);
     assert.equal(enabled.attrs.resume, undefined);
     c.cut();
-    await until(() => ts.server.core.sessions.resources(`carol@${DOMAIN}`).length === 0, 'the session ended');
+    await until('the session ended', () => ts.server.core.sessions.resources(`carol@${DOMAIN}`).length === 0);
   });
 
   test('<r/> and <a/> before enabling fail with unexpected-request', async () => {
@@ -140,7 +132,7 @@ describe('acknowledgements', () => {
       const a = await c.sm('a');
       assert.equal(a.attrs.h, '4');
       c.end();
-      await until(() => ts.server.core.sessions.resources(`dave@${DOMAIN}`).length === 0, 'closed');
+      await until('closed', () => ts.server.core.sessions.resources(`dave@${DOMAIN}`).length === 0);
     }
   });
 
@@ -152,7 +144,7 @@ describe('acknowledgements', () => {
     await c.sm('r');
     c.ack();
     c.cut();
-    await until(() => session('erin', 'phone')?.isHibernated === true, 'hibernated');
+    await until('hibernated', () => session('erin', 'phone')?.isHibernated === true);
     const again = await tcp();
     await again.login('erin');
     const resumed = await again.resume(id, c.h!);
@@ -172,7 +164,7 @@ describe('acknowledgements', () => {
       assert.ok(detail, 'the SM condition');
       assert.equal(detail.attrs.h, String(sent + 5));
       assert.equal(detail.attrs['send-count'], String(sent));
-      await until(() => c.streamClosed || c.closed, 'stream closed');
+      await until('stream closed', () => c.streamClosed || c.closed);
     }
   });
 
@@ -199,7 +191,7 @@ describe('resumption', () => {
       const handled = c.h!;
       const firstBodies = c.bodies();
       c.cut();
-      await until(() => session(user, name)?.isHibernated === true, 'hibernated');
+      await until('hibernated', () => session(user, name)?.isHibernated === true);
       // While it is away its contacts still see it (no unavailable presence), and messages queue.
       sendMessages(s, to, ['m4', 'm5']);
       sendMessages(s, `${user}@${DOMAIN}`, ['m6']);
@@ -252,7 +244,7 @@ describe('resumption', () => {
     const again = await ws();
     await again.login('lou');
     assert.equal((await again.resume(id, handled)).name, 'resumed');
-    await until(() => c.streamClosed || c.closed, 'the old connection was closed');
+    await until('the old connection was closed', () => c.streamClosed || c.closed);
     sendMessages(s, `lou@${DOMAIN}/half`, ['h2']);
     await untilBodies(again, ['h2']);
     assert.deepEqual(again.bodies(), ['h2']);
@@ -268,7 +260,7 @@ describe('resumption', () => {
     await untilBodies(c, ['q1']);
     await c.sm('r');
     // No answer: after ackTimeout (1 s here) the server lets the connection go.
-    await until(() => c.streamClosed || c.closed, 'the server closed the silent connection', 4000);
+    await until('the server closed the silent connection', () => c.streamClosed || c.closed, 4000);
     const again = await tcp();
     await again.login('ned');
     assert.equal((await again.resume(id, 0)).name, 'resumed');
@@ -313,10 +305,10 @@ describe('failed resumption', () => {
     c.ack(c.h! - 1); // o2 not acknowledged
     await new Promise((r) => setTimeout(r, 50));
     c.cut();
-    await until(() => session('dave', 'gone')?.isHibernated === true, 'hibernated');
+    await until('hibernated', () => session('dave', 'gone')?.isHibernated === true);
     sendMessages(s, `dave@${DOMAIN}/gone`, ['o3']);
     sendMessages(s, `dave@${DOMAIN}`, ['o4']);
-    await until(() => ts.server.core.sessions.resources(`dave@${DOMAIN}`).length === 0, 'the session expired', 4000);
+    await until('the session expired', () => ts.server.core.sessions.resources(`dave@${DOMAIN}`).length === 0, 4000);
     await new Promise((r) => setTimeout(r, 100));
 
     const late = await tcp();
@@ -345,7 +337,7 @@ describe('failed resumption', () => {
     again.write(`<resume xmlns='${SM}' previd='${id}' h='${h + 10}'/>`);
     const err = await again.waitFor((el) => el.localName === 'error' && !!el.getChild('undefined-condition', STREAMS), 'stream error');
     assert.ok(err.getChild('handled-count-too-high', SM));
-    await until(() => ts.server.core.sessions.resources(`frank@${DOMAIN}`).length === 0, 'the old session ended');
+    await until('the old session ended', () => ts.server.core.sessions.resources(`frank@${DOMAIN}`).length === 0);
     const next = await tcp();
     await next.login('frank');
     await next.bind('next');
@@ -361,7 +353,7 @@ describe('failed resumption', () => {
     sendMessages(s, `hank@${DOMAIN}/same`, ['r1']);
     await untilBodies(c, ['r1']);
     c.cut();
-    await until(() => session('hank', 'same')?.isHibernated === true, 'hibernated');
+    await until('hibernated', () => session('hank', 'same')?.isHibernated === true);
     sendMessages(s, `hank@${DOMAIN}/same`, ['r2']);
     await new Promise((r) => setTimeout(r, 50));
     const fresh = await tcp();
@@ -409,7 +401,7 @@ describe('with @xmpp/client', () => {
     libClients.push(bob);
     const alice = await connectClient({ port: ts.port, username: 'kim', resource: 'lib' });
     libClients.push(alice);
-    await until(() => (bob.xmpp.streamManagement?.enabled as boolean) === true, 'SM enabled');
+    await until('SM enabled', () => (bob.xmpp.streamManagement?.enabled as boolean) === true);
     const id = bob.xmpp.streamManagement.id as string;
     assert.ok(id);
     await alice.send(xml('message', { to: `jack@${DOMAIN}/lib`, type: 'chat', id: 'x1' }, xml('body', null, 'before')));
@@ -418,9 +410,9 @@ describe('with @xmpp/client', () => {
     const resumed = new Promise<void>((resolve) => bob.xmpp.streamManagement.once('resumed', () => resolve()));
     bob.xmpp.reconnect.delay = 50;
     bob.xmpp.reconnect.start();
-    await until(() => session('jack', 'lib') !== undefined, 'bound');
+    await until('bound', () => session('jack', 'lib') !== undefined);
     bob.xmpp.socket.socket.destroy();
-    await until(() => session('jack', 'lib')?.isHibernated === true, 'hibernated');
+    await until('hibernated', () => session('jack', 'lib')?.isHibernated === true);
     await alice.send(xml('message', { to: `jack@${DOMAIN}/lib`, type: 'chat', id: 'x2' }, xml('body', null, 'while away')));
     await resumed;
     await bob.waitFor((el) => el.attrs.id === 'x2');
@@ -442,7 +434,7 @@ describe('bounds and shutdown', () => {
       const bodies = Array.from({ length: 12 }, (_, i) => `b${i}`);
       sendMessages(s, `quinn@${DOMAIN}/slow`, bodies);
       await c.c.waitFor((el) => el.localName === 'error' && !!el.getChild('resource-constraint', STREAMS), 'resource-constraint');
-      await until(() => small.server.core.sessions.resources(`quinn@${DOMAIN}`).length === 0, 'the session ended');
+      await until('the session ended', () => small.server.core.sessions.resources(`quinn@${DOMAIN}`).length === 0);
       const back = await XmlClient.tcp(small.port);
       await back.login('quinn');
       await back.bind('back');
@@ -470,7 +462,7 @@ describe('bounds and shutdown', () => {
       sendMessages(s, `sid@${DOMAIN}/away`, ['k1']);
       await untilBodies(c, ['k1']);
       c.cut();
-      await until(() => (srv.server.core.sessions.get(Jid.of('sid', DOMAIN, 'away')) as unknown as { isHibernated: boolean } | undefined)?.isHibernated === true, 'hibernated');
+      await until('hibernated', () => (srv.server.core.sessions.get(Jid.of('sid', DOMAIN, 'away')) as unknown as { isHibernated: boolean } | undefined)?.isHibernated === true);
       sendMessages(s, `sid@${DOMAIN}/away`, ['k2']);
       await new Promise((r) => setTimeout(r, 100));
       s.cut();

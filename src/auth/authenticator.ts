@@ -1,11 +1,15 @@
 /**
  * Checks credentials for SASL (RFC 6120 §6), from one of these sources:
  * - Parley's own SCRAM store (`portal.auth.source: internal`): SCRAM and PLAIN;
- * - a portal login token as the PLAIN password (when `portal.secret` is set, in every
- *   mode; see src/portal/tokens.ts);
- * - the portal over HTTP or SQL (`portal.auth.source: http | sql`, src/portal/auth-sources.ts):
+ * - a login token as the PLAIN password (a LoginTokenCheck, in every mode: the portal's
+ *   when `portal.secret` is set);
+ * - a PasswordSource (the portal over HTTP or SQL, `portal.auth.source: http | sql`):
  *   PLAIN only, since Parley holds no SCRAM keys for those users; accepted passwords are
  *   remembered (an HMAC, for `portal.auth.cacheTtl`).
+ * The sources are ports this part declares (`./password-source.ts`); the portal
+ * implements them and the composition root (`src/main.ts`) plugs them in, so `auth`
+ * knows nothing of the portal. The core sees the built Authenticator through the port it
+ * declares (`src/core/auth-port.ts`).
  * In every mode an account flagged banned or deleted (user store `getFlag`) is refused with
  * `account-disabled` (RFC 6120 §6.5.1) and the ban reason as text, after its credentials
  * were checked (so the flag tells nothing to someone without them). A user who logs in
@@ -17,8 +21,7 @@ import { fakeScramCredentials, checkScramPassword, type ChannelBindingType, type
 import type { SaslServerContext } from '../xmpp/sasl/server.js';
 import { SaslFailure } from '../xmpp/errors.js';
 import { usernameCaseMapped } from '../xmpp/precis.js';
-import { looksLikeToken, verifyLoginToken } from '../portal/tokens.js';
-import type { PasswordSource } from '../portal/auth-sources.js';
+import type { LoginTokenCheck, PasswordSource } from './password-source.js';
 import type { UserStore } from './user-store.js';
 import { VerifiedPasswordCache } from './plain-cache.js';
 
@@ -38,11 +41,9 @@ export interface AuthenticatorOptions {
   log: Logger;
   /** Recent internal PLAIN logins (skips PBKDF2 when logging in again). */
   verified?: VerifiedPasswordCache;
-  /** `portal.secret`: portal login tokens are accepted when set. */
-  secret?: string;
-  /** `portal.tokenMaxTtl` in seconds. */
-  tokenMaxTtlSeconds?: number;
-  /** The portal's password check (http or sql), or none (internal). */
+  /** Login tokens accepted as the PLAIN password (the portal's, when `portal.secret` is set), or none. */
+  tokens?: LoginTokenCheck | null;
+  /** Where every other PLAIN password is checked (the portal over http or sql), or none: the own store. */
   source?: PasswordSource | null;
   /** How long a password the portal accepted is remembered (0: not at all). */
   cacheTtlMs?: number;
@@ -53,6 +54,14 @@ export interface AuthenticatorOptions {
 /** A stand-in "stored key" for the portal cache: portal passwords have none. */
 const PORTAL_KEY = Buffer.from('portal');
 
+/**
+ * Checks SASL credentials against the own store, login tokens and a password source;
+ * refuses banned and deleted accounts; provisions accounts for users the source vouches for.
+ *
+ * @example
+ * const auth = new Authenticator({ users, domain: 'example.com', log, tokens: portalTokens, source: null });
+ * const sasl = auth.saslContext((type) => transport.channelBinding(type));
+ */
 export class Authenticator {
   readonly #o: AuthenticatorOptions;
   readonly #portalCache: VerifiedPasswordCache;
@@ -69,20 +78,21 @@ export class Authenticator {
     return !this.#o.source;
   }
 
-  /** The portal's password check, if any (for stats and tests). */
+  /** The password source, if any (for stats and tests). */
   get source(): PasswordSource | null {
     return this.#o.source ?? null;
   }
 
   /**
-   * Will this PLAIN password be checked as a portal login token (a secret is set and it
-   * has the token's form)? Such a check is one HMAC, and a token cannot be guessed, so the
+   * Will this PLAIN password be checked as a login token (a token check is plugged in and
+   * the password has a token's form)? Such a check is one HMAC, and a token cannot be guessed, so the
    * login limits neither refuse nor slow it because of password failures (c2s session).
    */
   isPortalToken(password: string): boolean {
-    return this.#o.secret !== undefined && looksLikeToken(password);
+    return this.#o.tokens?.claims(password) ?? false;
   }
 
+  /** The SASL server's view of the accounts, for one connection (its channel bindings). */
   saslContext(channelBinding: (type: ChannelBindingType) => Buffer | null): SaslServerContext {
     const { users, domain, verified } = this.#o;
     return {
@@ -94,10 +104,11 @@ export class Authenticator {
       },
       verifyPlain: async (username: string, password: string): Promise<boolean> => {
         const local = normalizeUsername(username);
-        if (local !== null && this.#o.secret !== undefined && looksLikeToken(password)) {
-          const verdict = verifyLoginToken(this.#o.secret, domain, local, password, { maxTtlSeconds: this.#o.tokenMaxTtlSeconds ?? 86_400 });
-          if (verdict !== 'ok') {
-            this.#o.log.debug({ user: local, verdict }, 'portal login token refused');
+        const tokens = this.#o.tokens;
+        if (local !== null && tokens?.claims(password)) {
+          const verdict = tokens.verify(local, password);
+          if (!verdict.ok) {
+            this.#o.log.debug({ user: local, verdict: verdict.reason }, 'login token refused');
             return false;
           }
           await this.#admit(local, true);

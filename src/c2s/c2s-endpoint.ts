@@ -12,7 +12,7 @@ import type { Config } from '../config/schema.js';
 import type { Logs } from '../support/logger.js';
 import type { ServerStats } from '../support/stats.js';
 import type { TlsIdentity } from '../support/tls.js';
-import type { Authenticator } from '../auth/authenticator.js';
+import type { AuthPort } from '../core/auth-port.js';
 import type { HookBus } from '../core/hooks.js';
 import type { Limits } from '../core/limits.js';
 import type { StreamFeatureProvider } from '../core/module.js';
@@ -32,7 +32,7 @@ export interface C2sCore {
   readonly tls: TlsIdentity;
   readonly stats: ServerStats;
   readonly limits: Limits;
-  readonly authenticator: Authenticator;
+  readonly authenticator: AuthPort;
   readonly streamFeatures: readonly StreamFeatureProvider[];
   readonly hooks: Pick<HookBus, 'notify'>;
   /** The registry of bound sessions: a session joins it when bound, leaves it when it closes. */

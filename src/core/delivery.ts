@@ -20,7 +20,7 @@ import { StorageError } from '../support/errors.js';
 import { Jid } from '../xmpp/jid.js';
 import { performance } from 'node:perf_hooks';
 import type { DropRule, ServerStats } from '../support/stats.js';
-import type { HookBus } from './hooks.js';
+import type { HookBus, OfflineVerdict } from './hooks.js';
 import type { SessionRegistry } from './registry.js';
 import type { LocalSession } from './session.js';
 import type { Policy } from './policy.js';
@@ -41,8 +41,7 @@ export interface DeliveryDeps {
   route(env: Envelope): void;
 }
 
-/** What the offline store did with a message (the `message-offline` hook's answer). */
-export type OfflineVerdict = 'stored' | { dropped: DropRule };
+export type { OfflineVerdict } from './hooks.js';
 
 export class Delivery {
   readonly #d: DeliveryDeps;

@@ -4,7 +4,7 @@
  * modules.
  */
 import type { XmlElement } from '../xml/element.js';
-import type { Identity, IqRequest, IqScope } from './module.js';
+import type { Identity, IqRequest, IqScope } from './iq-types.js';
 import { ANY_HOST, scopeKey, type HostScope } from './hosts.js';
 
 /**

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { XmlElement } from '../xml/element.js';
 import type { Jid } from '../xmpp/jid.js';
 import type { LocalSession } from './session.js';
-import type { OfflineVerdict } from './delivery.js';
+import type { DropRule } from '../support/stats.js';
 
 /** Why a session ended (a stats and log label). */
 export type CloseReason = 'client' | 'error' | 'conflict' | 'shutdown' | 'timeout' | 'kicked' | 'transport';
@@ -29,6 +29,9 @@ export interface NotifyHooks {
   /** An account was deleted: modules drop what they keep for it. */
   'user-deleted': (user: Jid) => void | Promise<void>;
 }
+
+/** What the offline store did with a message (the `message-offline` hook's answer). */
+export type OfflineVerdict = 'stored' | { dropped: DropRule };
 
 export interface MessageToOffline {
   /** The recipient (bare). */

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { XmlElement } from '../xml/element.js';
 import { StanzaError } from '../xmpp/errors.js';
 import type { Jid } from '../xmpp/jid.js';
-import type { IqHandler, IqScope, IqType } from './module.js';
+import type { IqHandler, IqScope, IqType } from './iq-types.js';
 import type { LocalSession } from './session.js';
 import { ANY_HOST, scopeKey } from './hosts.js';
 

@@ -27,8 +27,8 @@ import type { Jid } from '../xmpp/jid.js';
 import type { HandlerHooks, NotifyHooks } from './hooks.js';
 import type { Services } from './services.js';
 import type { LocalSession } from './session.js';
-import type { ServerCore } from './server.js';
-import type { FilterPrepare, FilterVerdict, StanzaFilter } from './router.js';
+import type { FilterPrepare, FilterVerdict, StanzaFilter } from './policy.js';
+import type { IqHandler, IqScope, IqType, Identity } from './iq-types.js';
 import type { MessageStage } from './message-stages.js';
 import type { Storage } from '../storage/storage.js';
 import type { ServerStats } from '../support/stats.js';
@@ -38,39 +38,18 @@ import type { Config } from '../config/schema.js';
 import type { DiscoNodeHandler } from './disco.js';
 import type { HttpRoute } from './http-routes.js';
 import type { SchemaPart } from '../storage/migrations.js';
-import type { HostHandler, HostScope } from './hosts.js';
+import type { HostHandler, HostTable } from './hosts.js';
+import type { Router } from './router.js';
+import type { SessionRegistry } from './registry.js';
+import type { HookBus } from './hooks.js';
+import type { IqDispatcher } from './iq.js';
+import type { DiscoRegistry } from './disco.js';
+import type { HttpRoutes } from './http-routes.js';
+import type { Logs } from '../support/logger.js';
+import type { AccountsPort } from './auth-port.js';
 
-export type IqType = 'get' | 'set';
-/**
- * `host`: IQs to the server's domain; `account`: IQs to a user's bare JID (or with no
- * `to`); `{ host }`: IQs to a host a module serves (`ctx.addHost`), `{ host: '*' }`: to
- * every such host (see HostScope).
- */
-export type IqScope = 'host' | 'account' | HostScope;
+export type { IqType, IqScope, IqRequest, IqHandler, Identity } from './iq-types.js';
 export type { HostHandler, HostScope } from './hosts.js';
-
-export interface IqRequest {
-  stanza: XmlElement;
-  type: IqType;
-  /** The one child element of the IQ. */
-  payload: XmlElement;
-  from: Jid;
-  /** The addressed entity: the domain (host scope) or a bare JID (account scope). */
-  to: Jid;
-  /** The sender addressed its own account. */
-  isSelf: boolean;
-  /** The local session the IQ came from, when it came from one. */
-  session: LocalSession | null;
-}
-
-/** Returns the result payload, null for an empty result, or throws StanzaError. */
-export type IqHandler = (req: IqRequest) => XmlElement | null | Promise<XmlElement | null>;
-
-export interface Identity {
-  category: string;
-  type: string;
-  name?: string;
-}
 
 /** A stream feature offered by a module, per session (RFC 6120 §4.3.2). */
 export type StreamFeatureProvider = (session: LocalSession | null, stage: 'pre-bind' | 'post-bind') => XmlElement | null;
@@ -249,12 +228,42 @@ interface Loaded {
   stops: Array<() => void | Promise<void>>;
 }
 
+/**
+ * What the module host uses of the server core to build the modules' contexts (the core
+ * is one; declared here so that this file does not import the server).
+ */
+export interface ModuleHostCore {
+  readonly config: Config;
+  readonly domain: string;
+  readonly log: Logger;
+  readonly logs: Logs;
+  readonly storage: Storage;
+  readonly users: AccountsPort;
+  readonly sessions: SessionRegistry;
+  readonly router: Router;
+  readonly hooks: HookBus;
+  readonly iq: IqDispatcher;
+  readonly disco: DiscoRegistry;
+  readonly hosts: HostTable;
+  readonly limits: { hit(name: LimitName): void; allowPresence(bare: string): boolean };
+  readonly stats: ServerStats;
+  readonly startedAt: Date;
+  readonly streamFeatures: StreamFeatureProvider[];
+  readonly httpRoutes: HttpRoutes;
+  track<T>(p: Promise<T>): Promise<T>;
+  invalidate(topic: string, key: string): void;
+  onInvalidate(topic: string, fn: (key: string) => void, all?: () => void): () => void;
+  provideService<K extends keyof Services>(name: K, impl: Services[K]): () => void;
+  service<K extends keyof Services>(name: K): Services[K];
+  hasService(name: keyof Services): boolean;
+}
+
 /** Loads modules and tears them down. Owned by the server core. */
 export class ModuleHost {
-  readonly #core: ServerCore;
+  readonly #core: ModuleHostCore;
   readonly #loaded: Loaded[] = [];
 
-  constructor(core: ServerCore) {
+  constructor(core: ModuleHostCore) {
     this.#core = core;
   }
 

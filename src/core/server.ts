@@ -5,7 +5,6 @@
  */
 import type { Logger } from 'pino';
 import { Logs } from '../support/logger.js';
-import type { UserStore } from '../auth/user-store.js';
 import type { Config } from '../config/schema.js';
 import type { StreamError } from '../xmpp/errors.js';
 import type { Storage } from '../storage/storage.js';
@@ -21,37 +20,41 @@ import { HostTable } from './hosts.js';
 import { ComponentHub } from './components.js';
 import type { Services } from './services.js';
 import type { TlsIdentity } from '../support/tls.js';
-import { VerifiedPasswordCache } from '../auth/plain-cache.js';
 import { ServerStats } from '../support/stats.js';
 import { Limits } from './limits.js';
-import { Authenticator } from '../auth/authenticator.js';
+import type { AccountsPort, AuthPort } from './auth-port.js';
 import { SingleNode, type ClusterPort } from './cluster-port.js';
 
 /** The cluster port (core/cluster-port.ts), by its older name. */
 export type ClusterView = ClusterPort;
 
-export interface ServerCoreDeps {
+/** What the core is built from; `U`: the account store, as its maker knows it. */
+export interface ServerCoreDeps<U extends AccountsPort = AccountsPort> {
   config: Config;
   /** A logger; its level is the default of the per-part loggers made from it. */
   log: Logger;
   /** The per-part loggers (levels per module, changed by reloads); made from `log` when absent. */
   logs?: Logs;
   storage: Storage;
-  users: UserStore;
+  users: U;
   /** Makes this node's cluster part (the Redis cluster); default: a single node. */
   cluster?: (core: ServerCore) => ClusterPort;
   tls: TlsIdentity;
-  /** Where passwords are checked; default: Parley's own store only. */
-  authenticator?: (core: { users: UserStore; verified: VerifiedPasswordCache; log: Logger }) => Authenticator;
+  /** Where credentials are checked: built by the composition root with its password sources (src/auth). */
+  authenticator: AuthPort;
 }
 
-export class ServerCore {
+/**
+ * The server core. `U` is the account store as the composition root knows it (auth's
+ * `UserStore`); the core itself and the modules use only its `AccountsPort` side.
+ */
+export class ServerCore<U extends AccountsPort = AccountsPort> {
   readonly config: Config;
   /** The core's logger (`module: core`); parts take theirs from `logs.for(name)`. */
   readonly log: Logger;
   readonly logs: Logs;
   readonly storage: Storage;
-  readonly users: UserStore;
+  readonly users: U;
   readonly tls: TlsIdentity;
   readonly hooks: HookBus;
   readonly iq: IqDispatcher;
@@ -77,17 +80,15 @@ export class ServerCore {
   readonly cluster: ClusterPort;
   /** Shutting down: health says not ready, no new sessions. */
   draining = false;
-  /** Recent PLAIN logins, so logging in again skips PBKDF2. */
-  readonly verifiedPasswords: VerifiedPasswordCache;
-  /** Checks SASL credentials: own store, portal tokens, the portal's HTTP or SQL source. */
-  readonly authenticator: Authenticator;
+  /** Checks SASL credentials (own store, login tokens, a password source): the port of `./auth-port.ts`. */
+  readonly authenticator: AuthPort;
   /** Work started for stanzas and sessions that shutdown must wait for (offline hand-off). */
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #services = new Map<string, unknown>();
   readonly #invalidations = new Map<string, Array<(key: string) => void>>();
   readonly #invalidateAll = new Set<() => void>();
 
-  constructor(deps: ServerCoreDeps) {
+  constructor(deps: ServerCoreDeps<U>) {
     this.config = deps.config;
     this.logs = deps.logs ?? new Logs(deps.log, { level: deps.log.level as Logs['settings']['level'], modules: deps.config.log.modules, sensitive: deps.config.log.sensitive });
     this.log = this.logs.root;
@@ -96,10 +97,7 @@ export class ServerCore {
     this.tls = deps.tls;
     this.limits = new Limits(deps.config, this.stats);
     this.limits.start();
-    this.verifiedPasswords = new VerifiedPasswordCache(deps.config.limits.plainLoginCache, deps.config.limits.plainLoginCacheTtl);
-    this.authenticator = deps.authenticator
-      ? deps.authenticator({ users: deps.users, verified: this.verifiedPasswords, log: this.logs.for('auth') })
-      : new Authenticator({ users: deps.users, domain: deps.config.domain, verified: this.verifiedPasswords, log: this.logs.for('auth') });
+    this.authenticator = deps.authenticator;
     this.hooks = new HookBus(this.log);
     this.iq = new IqDispatcher(this.logs.for('router'));
     this.hosts = new HostTable(deps.config.domain);

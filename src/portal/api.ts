@@ -18,6 +18,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerCore } from '../core/server.js';
+import type { UserStore } from '../auth/user-store.js';
 import type { HttpRoute } from '../transports/http/http-listener.js';
 import type { BoshManager } from '../transports/bosh/bosh-manager.js';
 import { StanzaError } from '../xmpp/errors.js';
@@ -40,7 +41,7 @@ export interface PortalApi {
 }
 
 /** The API's route, or null when the API is off (no secret, or disabled). */
-export function portalApi(core: ServerCore, bosh: BoshManager | null): PortalApi | null {
+export function portalApi(core: ServerCore<UserStore>, bosh: BoshManager | null): PortalApi | null {
   const cfg = core.config.portal;
   const secret = cfg.secret;
   if (!secret || !cfg.api.enabled) return null;

@@ -1,8 +1,10 @@
 /**
- * Where portal passwords are checked (`portal.auth.source`): the portal's HTTP endpoint
- * or a query on the portal's database. Both answer "accepted", "refused", or throw
- * PortalUnavailable (the login then fails with `temporary-auth-failure`, not
- * `not-authorized`: the password may well be right).
+ * The portal's implementations of the ports of `src/auth/password-source.ts`:
+ * - where portal passwords are checked (`portal.auth.source`): the portal's HTTP endpoint
+ *   or a query on the portal's database. Both answer "accepted", "refused", or throw
+ *   PortalUnavailable (the login then fails with `temporary-auth-failure`, not
+ *   `not-authorized`: the password may well be right);
+ * - the portal's login tokens (`portal.secret`, see ./tokens.ts) as PLAIN passwords.
  *
  * Password hashes in the portal's table (column `password_hash` of the auth query's row):
  * - bcrypt: `$2a$`, `$2b$`, `$2y$` (PHP's password_hash) with any cost;
@@ -13,15 +15,32 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import bcrypt from 'bcryptjs';
+import type { LoginTokenCheck, LoginTokenVerdict, PasswordSource } from '../auth/password-source.js';
 import { PortalUnavailable, type PortalDb } from './portal-db.js';
+import { looksLikeToken, verifyLoginToken } from './tokens.js';
 
-/** Checks a user's password with the portal. */
-export interface PasswordSource {
-  readonly kind: 'http' | 'sql';
-  /** True: accepted; false: refused; throws PortalUnavailable when the portal did not answer. */
-  check(user: string, password: string): Promise<boolean>;
-  /** Is `user` one of the portal's users? Null when this source cannot tell (not configured). */
-  userExists(user: string): Promise<boolean | null>;
+/**
+ * The portal's login tokens (`pt1.…`, signed with `portal.secret`) as PLAIN passwords.
+ *
+ * @example
+ * new Authenticator({ users, domain, log, tokens: new PortalTokenCheck(secret, domain, 86_400) });
+ */
+export class PortalTokenCheck implements LoginTokenCheck {
+  constructor(
+    readonly secret: string,
+    readonly domain: string,
+    /** `portal.tokenMaxTtl` in seconds: a token valid for longer is refused. */
+    readonly maxTtlSeconds: number,
+  ) {}
+
+  claims(password: string): boolean {
+    return looksLikeToken(password);
+  }
+
+  verify(user: string, token: string): LoginTokenVerdict {
+    const verdict = verifyLoginToken(this.secret, this.domain, user, token, { maxTtlSeconds: this.maxTtlSeconds });
+    return verdict === 'ok' ? { ok: true } : { ok: false, reason: verdict };
+  }
 }
 
 /** Largest answer body read from the portal. */

@@ -21,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import type { ServerCore } from '../core/server.js';
+import type { UserStore } from '../auth/user-store.js';
 import type { RosterItem } from '../modules/roster/api.js';
 import type { HttpRoute } from '../transports/http/http-listener.js';
 import type { BoshManager } from '../transports/bosh/bosh-manager.js';
@@ -95,7 +96,7 @@ export function demoSecret(config: Config): string {
 }
 
 /** Creates the demo users and their friendships when missing; running it again changes nothing. */
-export async function seedDemo(core: ServerCore): Promise<void> {
+export async function seedDemo(core: ServerCore<UserStore>): Promise<void> {
   const domain = core.config.domain;
   for (const u of DEMO_USERS) {
     if (!(await core.users.exists(domain, u.user))) await core.users.create(domain, u.user, await makeCredentials(DEMO_PASSWORD));
@@ -138,7 +139,7 @@ export const DEMO_DISABLED_REASON = 'a demo account: it logs in only while the d
  * `account-disabled`, prebind refused), until demo mode seeds it again. Returns the
  * accounts it disabled now, for the start-up warning.
  */
-export async function disableDemoAccounts(core: ServerCore): Promise<string[]> {
+export async function disableDemoAccounts(core: ServerCore<UserStore>): Promise<string[]> {
   const domain = core.config.domain;
   const disabled: string[] = [];
   for (const u of DEMO_USERS) {
@@ -155,7 +156,7 @@ export async function disableDemoAccounts(core: ServerCore): Promise<string[]> {
  * The demo portal of `config.demo.enabled`: seeds its users (after the modules loaded:
  * the roster service is needed) and returns its routes.
  */
-export async function demoPortal(core: ServerCore, bosh: BoshManager | null): Promise<HttpRoute> {
+export async function demoPortal(core: ServerCore<UserStore>, bosh: BoshManager | null): Promise<HttpRoute> {
   await seedDemo(core);
   return demoRoutes(core, {
     secret: demoSecret(core.config),
@@ -197,7 +198,7 @@ function cookieUser(secret: string, req: IncomingMessage): string | null {
 
 // ------------------------------------------------------------------ routes
 
-export function demoRoutes(core: ServerCore, opts: DemoOptions): HttpRoute {
+export function demoRoutes(core: ServerCore<UserStore>, opts: DemoOptions): HttpRoute {
   const widgetDir = opts.widgetDir ?? WIDGET_DIR;
   const domain = core.config.domain;
 

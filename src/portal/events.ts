@@ -14,6 +14,7 @@ import { NS } from '../xmpp/ns.js';
 import { StreamError } from '../xmpp/errors.js';
 import { normalizeUsername } from '../auth/authenticator.js';
 import type { ServerCore } from '../core/server.js';
+import type { UserStore } from '../auth/user-store.js';
 import { Envelope } from '../core/envelope.js';
 import { insertedUnlessDuplicate } from '../storage/storage.js';
 
@@ -72,12 +73,12 @@ const BROADCAST_TOPIC = 'portal-broadcast';
 
 /** Reads, checks and applies portal events for one server. */
 export class PortalEvents {
-  readonly #core: ServerCore;
+  readonly #core: ServerCore<UserStore>;
   readonly #host: string;
   readonly #sweep: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
 
-  constructor(core: ServerCore) {
+  constructor(core: ServerCore<UserStore>) {
     this.#core = core;
     this.#host = core.domain;
     const retention = core.config.portal.api.eventRetention;

@@ -5,6 +5,7 @@
  * `authentication: 'prebind'`) without credentials.
  */
 import type { ServerCore } from '../core/server.js';
+import type { UserStore } from '../auth/user-store.js';
 import type { BoshManager } from '../transports/bosh/bosh-manager.js';
 import { Jid } from '../xmpp/jid.js';
 import { normalizeUsername } from '../auth/authenticator.js';
@@ -22,7 +23,7 @@ export interface Prebound {
  * except when the portal checks passwords (portal.auth.source http or sql), where it is
  * made on first use — and be neither banned nor deleted.
  */
-export async function checkPortalUser(core: ServerCore, user: string): Promise<Jid> {
+export async function checkPortalUser(core: ServerCore<UserStore>, user: string): Promise<Jid> {
   const at = user.lastIndexOf('@');
   if (at >= 0 && user.slice(at + 1).toLowerCase() !== core.domain) throw new EventError('user', `must be a user of ${core.domain}`);
   const local = normalizeUsername(at >= 0 ? user.slice(0, at) : user);
@@ -35,7 +36,7 @@ export async function checkPortalUser(core: ServerCore, user: string): Promise<J
   return jid;
 }
 
-export async function prebind(core: ServerCore, bosh: BoshManager, user: string, opts: { resource?: string } = {}): Promise<Prebound> {
+export async function prebind(core: ServerCore<UserStore>, bosh: BoshManager, user: string, opts: { resource?: string } = {}): Promise<Prebound> {
   const jid = await checkPortalUser(core, user);
   if (opts.resource !== undefined && (opts.resource.length > 256 || opts.resource.trim() === '')) throw new EventError('resource', 'must be 1 to 256 characters');
   return bosh.prebind(jid.local, { resource: opts.resource });

@@ -1,18 +1,23 @@
 /**
- * Builds the portal's password and friend sources from the configuration
- * (`portal.auth.*`, `portal.roster.*`, `portal.db`). Bad queries stop startup with the
- * key's path and the reason.
+ * Builds the portal's password, login-token and friend sources from the configuration
+ * (`portal.auth.*`, `portal.secret`, `portal.roster.*`, `portal.db`). Bad queries stop
+ * startup with the key's path and the reason. The composition root plugs the password
+ * and token sources into the Authenticator (src/auth), the friends into the core.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../support/errors.js';
 import type { FriendSource } from '../modules/roster/api.js';
-import { HttpPasswordSource, SqlPasswordSource, type PasswordSource } from './auth-sources.js';
+import type { LoginTokenCheck, PasswordSource } from '../auth/password-source.js';
+import { HttpPasswordSource, PortalTokenCheck, SqlPasswordSource } from './auth-sources.js';
 import { HttpFriendSource, SqlFriendSource } from './friend-sources.js';
 import { compileQuery, openPortalDb, type PortalDb } from './portal-db.js';
 
+/** The portal's sources of passwords, login tokens and friends; none where it is not configured. */
 export interface PortalSources {
   passwords: PasswordSource | null;
+  /** Login tokens, when `portal.secret` is set. */
+  tokens: LoginTokenCheck | null;
   friends: FriendSource | null;
   close(): Promise<void>;
 }
@@ -28,6 +33,7 @@ function checkQuery(path: string, query: string, placeholders: string[], require
   for (const r of required) if (!names.includes(r)) throw new ConfigError(path, `must use the placeholder :${r}`);
 }
 
+/** Opens the configured sources (the portal database on first use); `close` releases it. */
 export function openPortalSources(config: Config, log: Logger): PortalSources {
   const p = config.portal;
   const plog = log.child({ part: 'portal' });
@@ -49,8 +55,10 @@ export function openPortalSources(config: Config, log: Logger): PortalSources {
     checkQuery('portal.roster.query', p.roster.query!, ['user'], ['user']);
     friends = new SqlFriendSource(portalDb(), p.roster.query!, config.domain, plog, p.roster.cacheTtl);
   }
+  const tokens = p.secret === undefined ? null : new PortalTokenCheck(p.secret, config.domain, Math.floor(p.tokenMaxTtl / 1000));
   return {
     passwords,
+    tokens,
     friends,
     async close() {
       await db?.close();

@@ -2,10 +2,19 @@
  * Serializer: element → string, escaping per XML 1.0. Attributes are written with single
  * quotes, in insertion order. Empty elements are self-closed.
  */
-import type { XmlElement } from './element.js';
 import { escapeAttr, escapeText } from './escape.js';
 
-export function serialize(el: XmlElement): string {
+/**
+ * What the serializer reads of an element (XmlElement is one). Declared here, not imported,
+ * so that element.ts (which serializes itself) and this file do not import each other.
+ */
+export interface SerializableElement {
+  readonly name: string;
+  readonly attrs: Readonly<Record<string, string | undefined>>;
+  readonly children: ReadonlyArray<string | SerializableElement>;
+}
+
+export function serialize(el: SerializableElement): string {
   let s = '<' + el.name;
   const attrs = el.attrs;
   for (const k in attrs) s += ' ' + k + "='" + escapeAttr(attrs[k]!) + "'";
@@ -13,7 +22,7 @@ export function serialize(el: XmlElement): string {
 }
 
 /** Everything after the attributes: `/>`, or `>children</name>`. */
-function serializeRest(el: XmlElement): string {
+function serializeRest(el: SerializableElement): string {
   const children = el.children;
   if (children.length === 0) return '/>';
   let s = '>';
@@ -30,7 +39,7 @@ export class SplitStanza {
   readonly #tail: string;
   readonly #attr: string;
 
-  constructor(el: XmlElement, attr: string) {
+  constructor(el: SerializableElement, attr: string) {
     let head = '<' + el.name;
     for (const k in el.attrs) if (k !== attr) head += ' ' + k + "='" + escapeAttr(el.attrs[k]!) + "'";
     this.#head = head;

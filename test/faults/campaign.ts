@@ -22,9 +22,10 @@
  * Recovery: from the fault's end (injection for kill -9) until every chatter is online
  * again and a fresh login through haproxy sends a message that arrives.
  *
- * Everything started is registered in a cleanup list run in reverse order at the end,
- * on an error, and on SIGINT/SIGTERM: nodes, haproxy, redis-server, mariadbd, mounts,
- * network namespaces, databases. Redis is always a private server on a free port.
+ * Everything started is registered in a cleanup stack (test/helpers/reaper.ts) run in
+ * reverse order at the end, on an error, and on SIGINT/SIGTERM: nodes, haproxy,
+ * redis-server, mariadbd, mounts, network namespaces, databases; every child process is
+ * tracked by the reaper as well. Redis is always a private server on a free port.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, closeSync, unlinkSync } from 'node:fs';
@@ -47,6 +48,8 @@ import { startHaproxy, type RunningHaproxy } from '../helpers/haproxy.js';
 import { startPrivateMariadb, type PrivateMariadb } from '../helpers/mariadb-server.js';
 import { mamQuery } from '../helpers/mam.js';
 import { TestClient } from '../helpers/client.js';
+import { until as waitUntil } from '../helpers/until.js';
+import { CleanupStack, runOnSignals, trackChild, trackDir, untrackChild, untrackDir } from '../helpers/reaper.js';
 
 export const FAULTS = ['kill9', 'sigstop', 'redis-restart', 'mysql-shard', 'partition', 'disk-full'] as const;
 export type FaultName = (typeof FAULTS)[number];
@@ -95,13 +98,8 @@ export async function freePort(): Promise<number> {
   return p;
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** The shared until (helpers/until.ts) with the campaign's more generous bound (node processes under faults). */
+const until = (what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> => waitUntil(what, cond, ms);
 
 function sh(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -109,52 +107,8 @@ function sh(cmd: string, args: string[]): void {
 }
 
 // ------------------------------------------------------------------ cleanup
-
-/** What to undo, in reverse order of creation; also run on SIGINT/SIGTERM and at process exit (sync parts). */
-class Cleanup {
-  #steps: Array<{ what: string; fn: () => Promise<void> | void }> = [];
-  #syncSteps: Array<() => void> = [];
-  add(what: string, fn: () => Promise<void> | void, syncFn?: () => void): void {
-    this.#steps.push({ what, fn });
-    if (syncFn) this.#syncSteps.push(syncFn);
-  }
-  async run(): Promise<void> {
-    while (this.#steps.length > 0) {
-      const s = this.#steps.pop()!;
-      try {
-        await Promise.race([s.fn(), sleep(15_000)]);
-      } catch (e) {
-        console.error(`cleanup: ${s.what}: ${(e as Error).message}`);
-      }
-    }
-    this.#syncSteps = [];
-  }
-  /** Last resort at process exit: kill what is left without waiting. */
-  runSync(): void {
-    for (const f of this.#syncSteps.reverse()) {
-      try {
-        f();
-      } catch {
-        // best effort
-      }
-    }
-    this.#syncSteps = [];
-  }
-}
-
-let activeCleanup: Cleanup | null = null;
-let signalsInstalled = false;
-function installSignals(): void {
-  if (signalsInstalled) return;
-  signalsInstalled = true;
-  const onSignal = (sig: NodeJS.Signals) => {
-    console.error(`fault campaign: ${sig}, cleaning up`);
-    void (activeCleanup?.run() ?? Promise.resolve()).finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  process.on('exit', () => activeCleanup?.runSync());
-}
+// The shared reaper (test/helpers/reaper.ts): the ordered CleanupStack with sync
+// fallbacks at exit, SIGINT/SIGTERM, and every child process tracked (SIGKILLed at exit).
 
 // ------------------------------------------------------------------ redis
 
@@ -165,14 +119,17 @@ interface PrivateRedis {
   kill(): void;
 }
 
-async function privateRedis(cleanup: Cleanup, binds: string[]): Promise<PrivateRedis> {
+async function privateRedis(cleanup: CleanupStack, binds: string[]): Promise<PrivateRedis> {
   const port = await freePort();
   let proc: ChildProcess | null = null;
   const r: PrivateRedis = {
     port,
     host: binds[binds.length - 1]!,
     async start() {
-      proc = spawn('redis-server', ['--port', String(port), '--bind', binds.join(' '), '--save', '', '--appendonly', 'no', ...(binds.length > 1 ? ['--protected-mode', 'no'] : [])], { stdio: 'ignore' });
+      const child = spawn('redis-server', ['--port', String(port), '--bind', binds.join(' '), '--save', '', '--appendonly', 'no', ...(binds.length > 1 ? ['--protected-mode', 'no'] : [])], { stdio: 'ignore' });
+      trackChild(child);
+      child.once('exit', () => untrackChild(child));
+      proc = child;
       await until('redis-server up', async () => {
         const c = new Redis(port, r.host, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
         c.on('error', () => {});
@@ -191,7 +148,7 @@ async function privateRedis(cleanup: Cleanup, binds: string[]): Promise<PrivateR
       proc = null;
     },
   };
-  cleanup.add('redis-server', () => r.kill(), () => r.kill());
+  cleanup.add('redis-server', () => r.kill());
   await r.start();
   return r;
 }
@@ -221,7 +178,7 @@ interface NodeSpec {
   clusterHost?: string;
 }
 
-async function startNode(spec: NodeSpec, cleanup: Cleanup): Promise<Node> {
+async function startNode(spec: NodeSpec, cleanup: CleanupStack): Promise<Node> {
   const c2sPort = await freePort();
   const httpPort = await freePort();
   const host = spec.host ?? '127.0.0.1';
@@ -256,6 +213,8 @@ async function startNode(spec: NodeSpec, cleanup: Cleanup): Promise<Node> {
   );
   const argv = [process.execPath, BIN, 'start', '--config', file];
   const proc = spec.netns ? spawn('ip', ['netns', 'exec', spec.netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  trackChild(proc);
+  proc.once('exit', () => untrackChild(proc));
   const log: string[] = [];
   const keep = (b: Buffer) => {
     log.push(...b.toString().split('\n').filter(Boolean));
@@ -269,7 +228,7 @@ async function startNode(spec: NodeSpec, cleanup: Cleanup): Promise<Node> {
       proc.kill('SIGKILL');
     }
   };
-  cleanup.add(`node ${spec.name}`, kill, kill);
+  cleanup.add(`node ${spec.name}`, kill);
   const node = { name: spec.name, host, c2sPort, httpPort, proc, log };
   await until(`${spec.name} ready`, () => ready(node), 30_000).catch((e: Error) => {
     throw new Error(`${e.message}; log:\n${log.slice(-20).join('\n')}`);
@@ -415,7 +374,7 @@ class Chatter {
 
 interface Env {
   dir: string;
-  cleanup: Cleanup;
+  cleanup: CleanupStack;
   nodes: Node[];
   hp: RunningHaproxy;
   front: { c2s: number; http: number };
@@ -505,11 +464,14 @@ interface Plan {
 
 async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultResult> {
   const log = opts.log ?? ((l: string) => console.error(l));
-  const cleanup = new Cleanup();
-  activeCleanup = cleanup;
-  installSignals();
+  const cleanup = new CleanupStack();
+  const stopSignals = runOnSignals(cleanup);
   const dir = mkdtempSync(join(tmpdir(), `parley-faults-${name}-`));
-  cleanup.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
+  trackDir(dir);
+  cleanup.add('temp dir', () => {
+    rmSync(dir, { recursive: true, force: true });
+    untrackDir(dir);
+  });
   const notes: string[] = [];
   try {
     const users = Array.from({ length: opts.short ? 6 : 12 }, (_, i) => `c${i}`);
@@ -721,7 +683,7 @@ async function runFault(name: FaultName, opts: CampaignOptions): Promise<FaultRe
     return result;
   } finally {
     await cleanup.run();
-    activeCleanup = null;
+    stopSignals();
   }
 }
 
@@ -741,6 +703,8 @@ function startLoadtest(env: Env, seconds: number): { result: Promise<LoadSummary
     [BIN, 'loadtest', '--host', '127.0.0.1', '--domain', DOMAIN, '--tcpPort', String(env.front.c2s), '--httpPort', String(env.front.http), '--users', String(LOAD_USERS), '--prefix', 'lt', '--password', 'secret', '--transports', 'tcp:1', '--messagesPerMinute', '20', '--warmup', '1s', '--duration', `${seconds}s`, '--drain', '3s', '--workers', '1', '--json', out, '--progress', 'false'],
     { stdio: 'ignore' },
   );
+  trackChild(p);
+  p.once('exit', () => untrackChild(p));
   const result = new Promise<LoadSummary | null>((resolve) => {
     const t = setTimeout(() => p.kill('SIGKILL'), (seconds + 60) * 1000);
     p.on('exit', () => {

@@ -3,12 +3,13 @@
  * every message, a byte pump that sends a huge amount without holding it in memory, an
  * HTTP request written by hand on a raw socket, and the resident set size.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { WebSocket } from 'ws';
 import { DOMAIN } from './server.js';
+import { RawClient } from './client.js';
 import { waitUntil } from './limits.js';
 
 export const WS_OPEN = `<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='${DOMAIN}' version='1.0'/>`;
@@ -93,16 +94,10 @@ export function pump(socket: Socket, chunk: Buffer, total: number): Promise<numb
   });
 }
 
-/** A raw TCP socket to 127.0.0.1:port, from `localAddress`. */
-export function rawSocket(port: number, localAddress = '127.0.0.1'): Promise<Socket & { received: () => string }> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const s = netConnect({ port, host: '127.0.0.1', localAddress }, () => resolve(Object.assign(s, { received: () => buf })));
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (buf += d));
-    s.on('error', () => undefined);
-    s.once('error', reject);
-  });
+/** A raw TCP socket to 127.0.0.1:port, from `localAddress` (the shared RawClient's), with the text received so far. */
+export async function rawSocket(port: number, localAddress = '127.0.0.1'): Promise<Socket & { received: () => string }> {
+  const c = await RawClient.connect(port, { localAddress });
+  return Object.assign(c.socket, { received: () => c.text });
 }
 
 setFlagsFromString('--expose-gc');
@@ -140,18 +135,14 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A WebSocket upgrade written by hand on a raw socket; resolves once the server answered 101. */
 export async function wsRawUpgrade(port: number, localAddress = '127.0.0.1'): Promise<Socket & { received: () => string }> {
-  const s = await rawSocket(port, localAddress);
-  s.write(
+  const c = await RawClient.connect(port, { localAddress });
+  c.write(
     'GET /xmpp-websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
       'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n',
   );
-  const deadline = Date.now() + 10_000;
-  while (!/\r\n\r\n/.test(s.received())) {
-    if (Date.now() > deadline) throw new Error(`no upgrade answer: ${s.received()}`);
-    await sleep(10);
-  }
-  if (!s.received().startsWith('HTTP/1.1 101')) throw new Error(`upgrade refused: ${s.received()}`);
-  return s;
+  await c.when(() => c.text.includes('\r\n\r\n'), 10_000, () => `no upgrade answer: ${c.text}`);
+  if (!c.text.startsWith('HTTP/1.1 101')) throw new Error(`upgrade refused: ${c.text}`);
+  return Object.assign(c.socket, { received: () => c.text });
 }
 
 /**

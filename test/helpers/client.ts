@@ -1,8 +1,10 @@
 /**
  * Test clients: a real XMPP client library (@xmpp/client) with a few conveniences, and
- * a raw socket for sending bytes no library would send.
+ * the one raw connection (RawClient, rawHttp) for sending bytes no library would send.
  */
 import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 // @ts-expect-error @xmpp/client ships no type declarations
 import { client as xmppClient, xml as xmppXml } from '@xmpp/client';
 import { DOMAIN } from './server.js';
@@ -146,9 +148,18 @@ export async function connectClient(opts: ClientOptions): Promise<TestClient> {
   return c;
 }
 
+/** How a raw connection is opened. */
+export interface RawConnectOptions {
+  /** The local address to connect from (the whole 127.0.0.0/8 is loopback on Linux: "another client address"). */
+  localAddress?: string;
+  /** How received bytes become text: utf8, or latin1 to count bytes (HTTP Content-Length). */
+  encoding?: BufferEncoding;
+}
+
 /**
- * A raw TCP connection: bytes in, text out (for XMPP streams written by hand and raw
- * HTTP/1.1). Waits are woken by the socket's events; their timeouts are only bounds.
+ * The one raw connection of the tests: bytes in, text out (for XMPP streams written by
+ * hand, raw HTTP/1.1, PROXY headers, STARTTLS and direct TLS). Waits are woken by the
+ * socket's events; their timeouts are only bounds.
  */
 export class RawClient {
   #buf = '';
@@ -157,10 +168,13 @@ export class RawClient {
   /** Settles when the connection is closed (by either side). */
   readonly whenClosed: Promise<void>;
   readonly socket: Socket;
+  /** The TLS socket, on a connection made by `startTls()`; null on plain TCP. */
+  readonly tls: TLSSocket | null;
 
-  private constructor(socket: Socket) {
+  private constructor(socket: Socket, encoding: BufferEncoding, tls: TLSSocket | null = null) {
     this.socket = socket;
-    socket.setEncoding('utf8');
+    this.tls = tls;
+    socket.setEncoding(encoding);
     socket.on('data', (d: string) => {
       this.#buf += d;
       this.#wake();
@@ -175,10 +189,26 @@ export class RawClient {
     socket.on('error', () => undefined);
   }
 
-  static connect(port: number): Promise<RawClient> {
+  /** Connects to 127.0.0.1:port (from `localAddress`, given as a string or in the options). */
+  static connect(port: number, opts: RawConnectOptions | string = {}): Promise<RawClient> {
+    const o = typeof opts === 'string' ? { localAddress: opts } : opts;
     return new Promise((resolve, reject) => {
-      const s = netConnect({ port, host: '127.0.0.1' }, () => resolve(new RawClient(s)));
+      const s = netConnect({ port, host: '127.0.0.1', localAddress: o.localAddress }, () => resolve(new RawClient(s, o.encoding ?? 'utf8')));
       s.once('error', reject);
+    });
+  }
+
+  /**
+   * TLS on this connection from now on (after `<proceed/>` of STARTTLS, or at once for
+   * direct TLS, after a PROXY header if any): resolves with the client of the TLS stream
+   * once the handshake is done. This client reads no more.
+   */
+  startTls(opts: ConnectionOptions = {}): Promise<RawClient> {
+    this.socket.removeAllListeners('data');
+    const tls = tlsConnect({ ...opts, socket: this.socket });
+    return new Promise((resolve, reject) => {
+      tls.once('secureConnect', () => resolve(new RawClient(tls, 'utf8', tls)));
+      tls.once('error', reject);
     });
   }
 
@@ -198,7 +228,8 @@ export class RawClient {
     for (const check of [...this.#checks]) check();
   }
 
-  #wait(ready: () => boolean, timeoutMs: number, failure: () => string): Promise<void> {
+  /** Waits until `ready()` holds, checked whenever data comes or the connection closes; fails with `failure()` after `timeoutMs`. */
+  when(ready: () => boolean, timeoutMs: number, failure: () => string): Promise<void> {
     if (ready()) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const check = (): void => {
@@ -217,7 +248,7 @@ export class RawClient {
 
   /** Waits until the received text matches; returns all of it. */
   async until(re: RegExp, timeoutMs = 3000): Promise<string> {
-    await this.#wait(() => re.test(this.#buf), timeoutMs, () => `timed out waiting for ${re}; got: ${this.#buf}`);
+    await this.when(() => re.test(this.#buf), timeoutMs, () => `timed out waiting for ${re}; got: ${this.#buf}`);
     return this.#buf;
   }
 
@@ -229,12 +260,36 @@ export class RawClient {
   }
 
   async untilClosed(timeoutMs = 3000): Promise<void> {
-    await this.#wait(() => this.#closed, timeoutMs, () => 'connection did not close');
+    await this.when(() => this.#closed, timeoutMs, () => 'connection did not close');
   }
 
   close(): void {
     this.socket.destroy();
   }
+}
+
+/** An HTTP answer, read whole. */
+export interface RawHttpAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+}
+
+/**
+ * One HTTP request with node:http, for what fetch cannot do: choose the local address,
+ * send any method, header or body bytes. The answer is read whole.
+ */
+export function rawHttp(url: string, opts: { localAddress?: string; method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<RawHttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: opts.method ?? 'GET', localAddress: opts.localAddress ?? '127.0.0.1', headers: opts.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
 }
 
 /**

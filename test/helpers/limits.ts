@@ -1,56 +1,53 @@
 /**
  * Helpers for the limits tests: raw connections from a chosen local address (the whole
  * 127.0.0.0/8 is loopback on Linux, so 127.0.0.2 is "another IP address" for per-IP
- * limits), PLAIN logins on them, BOSH requests from a chosen address, and a wait on a
- * condition (no timed assertions).
+ * limits; RawClient of ./client.ts underneath), PLAIN logins on them, BOSH requests from
+ * a chosen address, and a wait on a condition (no timed assertions).
  */
-import { connect as netConnect, type Socket } from 'node:net';
-import { request } from 'node:http';
-import { STREAM_HEADER } from './client.js';
+import type { Socket } from 'node:net';
+import { RawClient, rawHttp, STREAM_HEADER } from './client.js';
 
+/**
+ * A raw connection from a chosen address whose waits look at the text from an offset on
+ * (a login's answers, after what came before): the shared RawClient underneath.
+ */
 export class Conn {
-  #buf = '';
-  #closed = false;
-  readonly socket: Socket;
+  readonly #raw: RawClient;
 
-  private constructor(socket: Socket) {
-    this.socket = socket;
-    socket.setEncoding('utf8');
-    socket.on('data', (d: string) => (this.#buf += d));
-    socket.on('close', () => (this.#closed = true));
-    socket.on('error', () => undefined);
+  private constructor(raw: RawClient) {
+    this.#raw = raw;
   }
 
-  static open(port: number, localAddress = '127.0.0.1'): Promise<Conn> {
-    return new Promise((resolve, reject) => {
-      const s = netConnect({ port, host: '127.0.0.1', localAddress }, () => resolve(new Conn(s)));
-      s.once('error', reject);
-    });
+  static async open(port: number, localAddress = '127.0.0.1'): Promise<Conn> {
+    return new Conn(await RawClient.connect(port, { localAddress }));
   }
 
+  get socket(): Socket {
+    return this.#raw.socket;
+  }
   get text(): string {
-    return this.#buf;
+    return this.#raw.text;
   }
   get closed(): boolean {
-    return this.#closed;
+    return this.#raw.closed;
   }
 
   write(data: string): void {
-    this.socket.write(data);
+    this.#raw.write(data);
   }
 
   /** Waits until the received text (from `from` on) matches; returns that part. */
   async until(re: RegExp, from = 0, timeoutMs = 10_000): Promise<string> {
-    await waitUntil(() => re.test(this.#buf.slice(from)), timeoutMs, () => `${re} in ${this.#buf}`);
-    return this.#buf.slice(from);
+    await this.#raw.when(() => re.test(this.#raw.text.slice(from)), timeoutMs, () => `timed out waiting for ${re} in ${this.#raw.text}`);
+    return this.#raw.text.slice(from);
   }
 
   async untilClosed(timeoutMs = 10_000): Promise<void> {
-    await waitUntil(() => this.#closed, timeoutMs, () => `the connection to close (got ${this.#buf})`);
+    await this.#raw.when(() => this.#raw.closed, timeoutMs, () => `timed out waiting for the connection to close (got ${this.#raw.text})`);
   }
 
   close(): void {
-    this.socket.destroy();
+    this.#raw.close();
   }
 }
 
@@ -92,17 +89,9 @@ export async function login(port: number, user: string, password = 'secret', res
 }
 
 /** POSTs to a BOSH endpoint from `localAddress`. */
-export function postFrom(url: string, body: string, localAddress: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', localAddress, headers: { 'Content-Type': 'text/xml; charset=utf-8', 'Content-Length': Buffer.byteLength(body) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+export async function postFrom(url: string, body: string, localAddress: string): Promise<{ status: number; text: string }> {
+  const { status, text } = await rawHttp(url, { method: 'POST', localAddress, headers: { 'Content-Type': 'text/xml; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)) }, body });
+  return { status, text };
 }
 
 /** A BOSH session creation request body. */

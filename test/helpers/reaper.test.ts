@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { until } from './until.js';
@@ -51,3 +51,39 @@ for (const how of ['exits normally', 'is SIGKILLed'] as const) {
     await until('the directory is gone', () => !existsSync(dir));
   });
 }
+
+test('a cleanup stack undoes its steps in reverse order, past a step that fails or hangs', async () => {
+  const { CleanupStack } = (await import(REAPER)) as typeof import('./reaper.js');
+  const stack = new CleanupStack(200);
+  const done: string[] = [];
+  stack.add('first', () => void done.push('first'));
+  stack.add('hangs', () => new Promise<void>(() => undefined));
+  stack.add('fails', () => {
+    done.push('fails');
+    throw new Error('on purpose');
+  });
+  stack.add('last', () => void done.push('last'));
+  await stack.run();
+  assert.deepEqual(done, ['last', 'fails', 'first']);
+});
+
+test('the sync fallback of a cleanup step that never ran runs when the process exits, and not after run()', { timeout: 20_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-reaper-test-'));
+  const code = `
+    import { writeFileSync } from 'node:fs';
+    import { join } from 'node:path';
+    import { CleanupStack } from ${JSON.stringify(REAPER)};
+    const dir = ${JSON.stringify(dir)};
+    const ran = new CleanupStack();
+    ran.add('ran', () => undefined, () => writeFileSync(join(dir, 'ran-twice'), ''));
+    await ran.run();
+    const left = new CleanupStack();
+    left.add('left', () => undefined, () => writeFileSync(join(dir, 'fallback'), ''));
+    process.exit(0);
+  `;
+  const p = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await new Promise((r) => p.once('exit', r));
+  assert.equal(existsSync(join(dir, 'fallback')), true, 'the fallback ran at exit');
+  assert.equal(existsSync(join(dir, 'ran-twice')), false, 'a step run by run() is not undone again');
+  rmSync(dir, { recursive: true, force: true });
+});

@@ -11,7 +11,7 @@ import { NS } from '../../xmpp/ns.js';
 import type { Jid } from '../../xmpp/jid.js';
 import { StanzaError } from '../../xmpp/errors.js';
 import { SessionFlag, type LocalSession } from '../../core/session.js';
-import type { StanzaFilter } from '../../core/router.js';
+import type { StanzaFilter } from '../../core/policy.js';
 import { classifyIn, classifyOut } from './engine.js';
 import { judge, type PrivacyListCache } from './cache.js';
 import type { PrivacySessions } from './session-state.js';

@@ -110,6 +110,17 @@ export class BoshManager {
     };
   }
 
+  /**
+   * Read-only view of one session's request window, or null when `sid` is no session:
+   * requests held (waiting for data or their wait), requests that came early (waiting for
+   * a lower rid), and payloads queued for the client. For operators and tests, which
+   * await this state instead of sleeping.
+   */
+  requestsOf(sid: string): { held: number; early: number; queued: number } | null {
+    const s = this.#sessions.get(sid);
+    return s ? { held: s.heldCount, early: s.earlyCount, queued: s.queuedCount } : null;
+  }
+
   /** Handles one POST to the BOSH endpoint whose body has been read. */
   handle(data: Buffer, ex: HttpExchange, cors: Record<string, string>): void {
     let parsed: ParsedBody;

@@ -194,6 +194,14 @@ export class BoshSession implements C2sTransport {
   get heldCount(): number {
     return this.#held.length;
   }
+  /** Requests that arrived before their predecessors and wait for them (XEP-0124 §14.2). */
+  get earlyCount(): number {
+    return this.#early?.size ?? 0;
+  }
+  /** Payloads waiting for a request to carry them to the client. */
+  get queuedCount(): number {
+    return this.#queue?.length ?? 0;
+  }
   get isPaused(): boolean {
     return this.#pauseUntil > this.#s.now();
   }

@@ -23,6 +23,7 @@ interface Reply {
   text: string;
 }
 
+/** node:http with the path given verbatim (not rawHttp's URL, which would normalise the fuzzed paths). */
 function send(method: string, path: string, headers: Record<string, string>, body: Buffer): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port: server!.httpPort, method, path, headers: { ...headers, 'Content-Length': String(body.length) } }, (res) => {
